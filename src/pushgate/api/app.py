@@ -1,0 +1,121 @@
+"""The ASGI application: a route table, error mapping and the service's lifespan.
+
+Handlers are plain async functions of a `Request`; each endpoint family maps
+its own errors to its documented shape, and anything unexpected becomes a
+JSON 500 (never a stack trace or HTML).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from pushgate.api.http import BodyTooLarge, Handler, Request, Response, json_response, read_body
+from pushgate.api.types import Receive, Scope, Send
+
+log = logging.getLogger("pushgate.api")
+
+Route = tuple[str, str]  # (method, path)
+BodyLimitAnswer = Callable[[], Response]
+
+
+def request_too_large() -> Response:
+    return json_response(
+        413,
+        {"error": "request_too_large", "message": "the request body must be at most 5000000 bytes"},
+    )
+
+
+@dataclass
+class Endpoint:
+    handler: Handler
+    too_large: BodyLimitAnswer = request_too_large
+
+
+@dataclass
+class App:
+    routes: dict[Route, Endpoint] = field(default_factory=dict)
+    on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    ready: bool = False
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        too_large: BodyLimitAnswer = request_too_large,
+    ) -> None:
+        self.routes[(method, path)] = Endpoint(handler, too_large)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method, path = scope["method"], scope["path"]
+        endpoint = self.routes.get((method, path))
+        if endpoint is None:
+            if method == "HEAD" and (e := self.routes.get(("GET", path))):
+                endpoint = e
+            elif any(p == path for _, p in self.routes):
+                await json_response(
+                    405,
+                    {
+                        "error": "method_not_allowed",
+                        "message": f"{method} is not allowed on {path}",
+                    },
+                )(send)
+                return
+            else:
+                await json_response(
+                    404, {"error": "not_found", "message": f"no endpoint at {path}"}
+                )(send)
+                return
+        try:
+            body = await read_body(scope, receive)
+        except BodyTooLarge:
+            await endpoint.too_large()(send)
+            return
+        try:
+            response = await endpoint.handler(Request(scope, body))
+        except Exception:
+            log.exception("unhandled error on %s %s", method, path)
+            response = json_response(
+                500,
+                {"error": "internal_error", "message": "the server failed to process the request"},
+            )
+        await response(send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    for hook in self.on_startup:
+                        await hook()
+                    self._tasks = [asyncio.create_task(job()) for job in self.background]
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                self.ready = True
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.ready = False
+                for task in self._tasks:
+                    task.cancel()
+                for task in self._tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                for hook in self.on_shutdown:
+                    await hook()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -1,0 +1,192 @@
+"""The OpenAPI document (/openapi.json) and a self-contained page that renders it (/docs).
+
+Request schemas come from the same msgspec types that decode the requests, so
+the description cannot drift from the code. No CDN: the page is plain HTML.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import msgspec
+
+from pushgate import __version__
+from pushgate.targeting.schema import TargetedPushRequest
+
+ERROR = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+}
+PLAIN_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+ANY_OBJECT = {"type": "object", "additionalProperties": True}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(schema: dict[str, Any], *statuses: tuple[str, str]) -> dict[str, Any]:
+    return {code: _json(schema, text) for code, text in statuses}
+
+
+def document() -> dict[str, Any]:
+    (push_ref,), components = msgspec.json.schema_components(
+        [TargetedPushRequest], ref_template="#/components/schemas/{name}"
+    )
+    user_headers = [
+        {"name": "X-PARTNER-NAME", "in": "header", "required": True, "schema": {"type": "string"}},
+        {"name": "X-REQUEST-TOKEN", "in": "header", "required": True, "schema": {"type": "string"}},
+    ]
+    user_errors = _errors(
+        PLAIN_ERROR,
+        ("400", "Malformed request"),
+        ("403", "Bad partner name or token"),
+        ("413", "Body over 5,000,000 bytes"),
+        ("429", "Too many requests"),
+    )
+    paths: dict[str, Any] = {
+        "/api/v2/notification/user": {
+            "post": {
+                "summary": "Send targeted app pushes (Insider Targeted Push API)",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": push_ref}},
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "successes": {"type": "array", "items": ANY_OBJECT},
+                                "errors": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "array", "items": ANY_OBJECT},
+                                },
+                                "optin_delivery_count": {"type": "integer"},
+                            },
+                        },
+                        "Per-user results; every listed success is durably queued",
+                    ),
+                    "202": _json(
+                        {"type": "object", "properties": {"message": {"type": "string"}}},
+                        "Async request accepted",
+                    ),
+                    **_errors(
+                        ERROR,
+                        ("400", "Invalid request"),
+                        ("401", "Bad API key"),
+                        ("403", "Address not allowed for this key"),
+                        ("413", "Body over 5,000,000 bytes"),
+                        ("429", "Rate limit exceeded (see Retry-After)"),
+                    ),
+                },
+            }
+        },
+        "/api/sdk/v1/session": {
+            "post": {
+                "summary": "Register or refresh a device (mobile SDK)",
+                "parameters": [
+                    {
+                        "name": "X-SDK-KEY",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": ANY_OBJECT}},
+                },
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "properties": {"insider_id": {"type": "string"}}},
+                        "Profile id",
+                    ),
+                    **_errors(ERROR, ("400", "Invalid session"), ("401", "Bad SDK key")),
+                },
+            }
+        },
+        "/api/user/v1/upsert": {
+            "post": {
+                "summary": "Create or update user profiles (at most 1,000 per request)",
+                "parameters": user_headers,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": ANY_OBJECT}},
+                },
+                "responses": {
+                    "200": _json(ANY_OBJECT, "Counts of successful and failed users"),
+                    **user_errors,
+                },
+            }
+        },
+        "/api/user/v1/profile": {
+            "post": {
+                "summary": "Read a profile by its identifiers",
+                "parameters": user_headers,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": ANY_OBJECT}},
+                },
+                "responses": {
+                    "200": _json(ANY_OBJECT, "The profile"),
+                    "404": _json(PLAIN_ERROR, "No such user"),
+                    **user_errors,
+                },
+            }
+        },
+        "/api/user/v1/delete": {
+            "post": {
+                "summary": "Erase a profile with its devices",
+                "parameters": user_headers,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": ANY_OBJECT}},
+                },
+                "responses": {"200": _json(ANY_OBJECT, "Erased"), **user_errors},
+            }
+        },
+        "/healthz": {
+            "get": {"summary": "Liveness", "responses": {"200": _json(ANY_OBJECT, "Serving")}}
+        },
+        "/openapi.json": {
+            "get": {"summary": "This document", "responses": {"200": _json(ANY_OBJECT, "OpenAPI")}}
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "pushgate", "version": __version__},
+        "paths": paths,
+        "components": {"schemas": components},
+    }
+
+
+def docs_page(doc: dict[str, Any]) -> str:
+    """A readable listing of every endpoint, rendered on the server."""
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>pushgate API</title>",
+        "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+        "code,pre{background:#f4f4f4;padding:.1em .3em}pre{padding:1em;overflow:auto}"
+        "h2{border-top:1px solid #ddd;padding-top:1em}.m{font-weight:bold;color:#0a5}</style></head><body>",
+        f"<h1>pushgate API {html.escape(doc['info']['version'])}</h1>",
+        "<p>Machine-readable: <a href=/openapi.json>/openapi.json</a></p>",
+    ]
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            parts.append(
+                f"<h2><span class=m>{method.upper()}</span> <code>{html.escape(path)}</code></h2>"
+                f"<p>{html.escape(op.get('summary', ''))}</p><ul>"
+            )
+            for param in op.get("parameters", []):
+                parts.append(f"<li>header <code>{html.escape(param['name'])}</code></li>")
+            for status, response in op.get("responses", {}).items():
+                parts.append(f"<li><b>{status}</b> {html.escape(response['description'])}</li>")
+            parts.append("</ul>")
+    parts.append("<h2>Schemas</h2>")
+    for name, schema in doc["components"]["schemas"].items():
+        body = html.escape(msgspec.json.format(msgspec.json.encode(schema)).decode())
+        parts.append(f"<h3 id={html.escape(name)}>{html.escape(name)}</h3><pre>{body}</pre>")
+    parts.append("</body></html>")
+    return "".join(parts)

@@ -1,0 +1,25 @@
+"""POST /api/v2/notification/user: the Targeted Push API."""
+
+from __future__ import annotations
+
+from pushgate.api.http import Request, Response, json_response
+from pushgate.push_service import PushService
+from pushgate.targeting.errors import ApiError
+
+
+def error_response(error: ApiError) -> Response:
+    headers = (
+        [] if error.retry_after is None else [(b"retry-after", str(error.retry_after).encode())]
+    )
+    return json_response(error.status, error.body(), headers)
+
+
+def targeted_push(service: PushService):  # type: ignore[no-untyped-def]
+    async def handler(request: Request) -> Response:
+        try:
+            answer = await service.targeted_push(request.body, request.client_ip)
+        except ApiError as error:
+            return error_response(error)
+        return json_response(answer.status, answer.body)
+
+    return handler

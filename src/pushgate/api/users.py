@@ -1,0 +1,100 @@
+"""User data: /api/user/v1/upsert, /profile and /delete (insider-ecosystem.md §4).
+
+This family has its own error shape, `{"error": "<text>"}`, and reports invalid
+users inside a 200 answer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from pushgate.api.http import Handler, Request, Response, json_response
+from pushgate.auth import PartnerCache
+from pushgate.limits.rate import GcraLimiter
+from pushgate.store.models import Partner
+from pushgate.store.sqlite import SqliteStore
+from pushgate.targeting.users import UserDataError, parse_identifiers, validate_users
+
+FORBIDDEN = UserDataError(403, "invalid partner name or request token: forbidden")
+TOO_MANY_REQUESTS = UserDataError(429, "rejected: too many requests")
+BAD_JSON = UserDataError(400, "request body is not valid JSON: bad request")
+NO_IDENTIFIERS = UserDataError(400, "identifiers must be defined: bad request")
+NO_SUCH_USER = UserDataError(404, "no such user for these identifiers: no data")
+
+
+def too_large() -> Response:
+    return json_response(
+        413, {"error": "request body can't exceed 5000000 bytes: request entity too large"}
+    )
+
+
+def _error(error: UserDataError) -> Response:
+    headers = [(b"retry-after", b"1")] if error.status == 429 else []
+    return json_response(error.status, {"error": error.error}, headers)
+
+
+class UserRoutes:
+    def __init__(self, store: SqliteStore, partners: PartnerCache, rate: GcraLimiter) -> None:
+        self.store = store
+        self.partners = partners
+        self.rate = rate
+
+    async def _partner(self, request: Request) -> Partner:
+        name = request.header(b"x-partner-name")
+        partner = await self.partners.get("request_token", request.header(b"x-request-token"))
+        if partner is None or name is None or name.lower() != partner.name.lower():
+            raise FORBIDDEN
+        if self.rate.hit(f"user:{partner.id}", partner.rate_limit, time.monotonic()):
+            raise TOO_MANY_REQUESTS
+        return partner
+
+    @staticmethod
+    def _json(request: Request) -> Any:
+        try:
+            return msgspec.json.decode(request.body)
+        except msgspec.DecodeError:
+            raise BAD_JSON from None
+
+    def handler(self, action: Any) -> Handler:
+        async def handle(request: Request) -> Response:
+            try:
+                partner = await self._partner(request)
+                return await action(partner, self._json(request))  # type: ignore[no-any-return]
+            except UserDataError as error:
+                return _error(error)
+
+        return handle
+
+    async def upsert(self, partner: Partner, body: Any) -> Response:
+        users, problems, failed = validate_users(body)
+        if users:
+            await self.store.upsert_users(partner.id, users, time.time())
+        fail: dict[str, Any] = {"count": failed, "errors": problems} if failed else {}
+        return json_response(200, {"data": {"successful": {"count": len(users)}, "fail": fail}})
+
+    def _who(self, body: Any) -> tuple[Any, str | None]:
+        if not isinstance(body, dict):
+            raise NO_IDENTIFIERS
+        problems: dict[str, list[str]] = {}
+        ids = parse_identifiers(body.get("identifiers"), "identifiers", problems)
+        insider_id = (
+            body.get("insider_id") if isinstance(body.get("insider_id"), str) else ids.insider_id
+        )
+        if problems or (not ids.identifiers and not insider_id):
+            raise NO_IDENTIFIERS
+        return ids.identifiers, insider_id
+
+    async def profile(self, partner: Partner, body: Any) -> Response:
+        identifiers, insider_id = self._who(body)
+        profile = await self.store.read_profile(partner.id, identifiers, insider_id)
+        if profile is None:
+            raise NO_SUCH_USER
+        return json_response(200, profile)
+
+    async def delete(self, partner: Partner, body: Any) -> Response:
+        identifiers, insider_id = self._who(body)
+        await self.store.delete_profile(partner.id, identifiers, insider_id)
+        return json_response(200, {})

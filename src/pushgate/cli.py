@@ -1,0 +1,206 @@
+"""The `pushgate` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from pushgate.config import Settings, env
+from pushgate.store import partners as partner_ops
+from pushgate.store.sqlite import EMULATE_META_KEY, open_sync
+
+_DURATION = re.compile(r"^(\d+)\s*([smhdw]?)$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> int:
+    match = _DURATION.match(text.strip().lower())
+    if not match or int(match.group(1)) <= 0:
+        raise click.BadParameter(f"{text!r} is not a duration like 1d, 12h, 30m or 3600")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def data_dir_option(f):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="Where the embedded database lives (default ./pushgate-data, or PUSHGATE_DATA_DIR).",
+    )(f)
+
+
+def _data_dir(value: Path | None) -> Path:
+    return value or Settings.load().data_dir
+
+
+@click.group()
+def main() -> None:
+    """pushgate: self-hosted targeted push notifications."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default 8080).")
+@data_dir_option
+@click.option("--emulate", is_flag=True, default=None, help="Use built-in APNs/FCM/HMS emulators.")
+@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False), default=None)
+def serve(
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    emulate: bool | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> None:
+    """Run the HTTP API (and, later, the delivery workers) in one process."""
+    import uvicorn
+
+    from pushgate.server import create_app
+
+    settings = Settings.load(
+        host=host, port=port, data_dir=data_dir, emulate=emulate, tls_cert=tls_cert, tls_key=tls_key
+    )
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=settings.log_level,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+    )
+
+
+@main.group()
+def partners() -> None:
+    """Create and configure partners (tenants)."""
+
+
+@partners.command("create")
+@click.argument("name")
+@data_dir_option
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the secrets as JSON (the default output)."
+)
+@click.option(
+    "--emulator-credentials",
+    is_flag=True,
+    help="Install validated emulator credentials even if the data dir was not served with --emulate.",
+)
+def partners_create(
+    name: str, data_dir: Path | None, as_json: bool, emulator_credentials: bool
+) -> None:
+    """Create a partner and print its secrets once."""
+    conn = open_sync(_data_dir(data_dir))
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            secrets = partner_ops.create_partner(conn, name)
+        except partner_ops.PartnerExists:
+            conn.execute("ROLLBACK")
+            raise click.ClickException(f"a partner named {name!r} already exists") from None
+        emulated = partner_ops.get_meta(conn, EMULATE_META_KEY) == "1"
+        if emulator_credentials or emulated or (env("EMULATE") or "").lower() in ("1", "true"):
+            partner = partner_ops.partner_by_name(conn, name)
+            assert partner is not None
+            partner_ops.install_emulator_credentials(conn, partner.id)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    click.echo(
+        json.dumps(
+            {
+                "partner": secrets.partner,
+                "api_key": secrets.api_key,
+                "request_token": secrets.request_token,
+                "sdk_key": secrets.sdk_key,
+            }
+        )
+    )
+
+
+@partners.command("update")
+@click.argument("name")
+@data_dir_option
+@click.option(
+    "--gfc-limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Pushes per user per window; 0 turns the cap off.",
+)
+@click.option("--gfc-window", default=None, help="Cap window: 1d (default), 12h, 30m, or seconds.")
+@click.option("--rate-limit", type=click.IntRange(min=1), default=None, help="Requests per minute.")
+@click.option(
+    "--advanced-rate-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Requests per minute with advanced pushes.",
+)
+@click.option(
+    "--allow-ip", "allow_ips", multiple=True, help="CIDR the API key is accepted from (repeatable)."
+)
+@click.option("--allow-any-ip", is_flag=True, help="Accept the API key from any address again.")
+def partners_update(
+    name: str,
+    data_dir: Path | None,
+    gfc_limit: int | None,
+    gfc_window: str | None,
+    rate_limit: int | None,
+    advanced_rate_limit: int | None,
+    allow_ips: tuple[str, ...],
+    allow_any_ip: bool,
+) -> None:
+    """Change a partner's frequency cap, rate limits and allowed addresses."""
+    import ipaddress
+
+    for cidr in allow_ips:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise click.BadParameter(
+                f"{cidr!r} is not an address or CIDR", param_hint="--allow-ip"
+            ) from None
+    conn = open_sync(_data_dir(data_dir))
+    try:
+        partner = partner_ops.update_partner(
+            conn,
+            name,
+            gfc_limit=gfc_limit,
+            gfc_window=parse_duration(gfc_window) if gfc_window else None,
+            rate_limit=rate_limit,
+            advanced_rate_limit=advanced_rate_limit,
+            allow_ips=[] if allow_any_ip else (list(allow_ips) if allow_ips else None),
+        )
+    except partner_ops.NoSuchPartner:
+        raise click.ClickException(f"no partner named {name!r}") from None
+    finally:
+        conn.close()
+    click.echo(
+        json.dumps(
+            {
+                "partner": partner.name,
+                "gfc_limit": partner.gfc_limit,
+                "gfc_window": partner.gfc_window,
+                "rate_limit": partner.rate_limit,
+                "advanced_rate_limit": partner.advanced_rate_limit,
+                "allow_ips": list(partner.allow_ips),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

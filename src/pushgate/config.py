@@ -1,0 +1,43 @@
+"""Settings: flags first, then PUSHGATE_* environment variables, then defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_PREFIX = "PUSHGATE_"
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(ENV_PREFIX + name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("./pushgate-data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    emulate: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # FULL survives power loss; NORMAL (WAL) survives a killed process, which is
+    # the promise the service makes by default (see docs/durability.md).
+    sqlite_synchronous: str = "NORMAL"
+    log_level: str = "info"
+
+    @classmethod
+    def load(cls, **flags: object) -> Settings:
+        """Flags given as non-None override the environment, which overrides defaults."""
+        values: dict[str, object] = {
+            "data_dir": Path(env("DATA_DIR") or cls.data_dir),
+            "host": env("HOST") or cls.host,
+            "port": int(env("PORT") or cls.port),
+            "emulate": (env("EMULATE") or "").lower() in ("1", "true", "yes"),
+            "tls_cert": Path(p) if (p := env("TLS_CERT")) else None,
+            "tls_key": Path(p) if (p := env("TLS_KEY")) else None,
+            "sqlite_synchronous": (env("SQLITE_SYNCHRONOUS") or cls.sqlite_synchronous).upper(),
+            "log_level": env("LOG_LEVEL") or cls.log_level,
+        }
+        values.update({k: v for k, v in flags.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,33 @@
+"""Per-key request rate limits with GCRA (the generic cell rate algorithm), in memory.
+
+One float per key: the theoretical arrival time. A key may burst up to its whole
+per-minute allowance, then is held to the steady rate. The embedded default
+runs one API process, so process memory is the right place; a Redis-backed
+limiter with the same interface serves several processes.
+"""
+
+from __future__ import annotations
+
+PERIOD = 60.0
+
+
+class GcraLimiter:
+    def __init__(self) -> None:
+        self._tat: dict[str, float] = {}
+
+    def hit(self, key: str, per_minute: int, now: float) -> float:
+        """Count one request; returns 0 when allowed, else seconds until one would be."""
+        if per_minute <= 0:
+            return PERIOD
+        interval = PERIOD / per_minute
+        tat = max(self._tat.get(key, now), now)
+        new_tat = tat + interval
+        wait = new_tat - now - PERIOD
+        if wait > 0:
+            return wait
+        self._tat[key] = new_tat
+        return 0.0
+
+    def forget_idle(self, now: float) -> None:
+        """Drop keys whose allowance is full again (bounded memory)."""
+        self._tat = {k: t for k, t in self._tat.items() if t > now}

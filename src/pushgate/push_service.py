@@ -1,0 +1,141 @@
+"""The Targeted Push API end to end: decode, authorise, validate, resolve, queue, answer.
+
+Rules live in `targeting/` and `payloads/` (pure); this module only sequences
+them around the store, so the HTTP layer stays a thin adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pushgate.auth import PartnerCache, ip_allowed
+from pushgate.limits.rate import GcraLimiter
+from pushgate.payloads.build import MAX_PAYLOAD_BYTES, BuiltPayloads, build_all, oversized
+from pushgate.store.models import Partner
+from pushgate.store.sqlite import SqliteStore
+from pushgate.targeting import decide, errors, validate
+from pushgate.targeting.errors import ApiError
+from pushgate.targeting.push import Push
+from pushgate.targeting.schema import TargetedPushRequest
+
+log = logging.getLogger("pushgate.push")
+
+IP_NOT_ALLOWED = ApiError(
+    403, "ip_not_allowed", "requests with this API key are not accepted from this address"
+)
+ASYNC_ACCEPTED = {"message": "Async request accepted"}
+
+
+def too_many_requests(wait: float) -> ApiError:
+    seconds = max(1, int(wait + 0.999))
+    return ApiError(
+        429,
+        "too_many_requests",
+        f"rate limit exceeded; retry after {seconds} seconds",
+        retry_after=seconds,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+class PushService:
+    def __init__(self, store: SqliteStore, partners: PartnerCache) -> None:
+        self.store = store
+        self.partners = partners
+        self.rate = GcraLimiter()
+        self._async_wakeup = asyncio.Event()
+
+    async def targeted_push(self, body: bytes, client_ip: str | None) -> Answer:
+        decoded = validate.decode(body)
+        partner = await self.partners.get("api_key", decoded.api_key)
+        if partner is None:
+            raise errors.BAD_API_KEY
+        if not ip_allowed(partner, client_ip):
+            raise IP_NOT_ALLOWED
+        request = decoded.request
+        self._check_rate(partner, request)
+        if decoded.error is not None:
+            raise decoded.error
+        assert request is not None
+        pushes = validate.validate(request)
+        built = [build_all(p) for p in pushes]
+        for payloads in built:
+            if (too_big := oversized(payloads)) is not None:
+                raise errors.payload_too_large(too_big[0], too_big[1], MAX_PAYLOAD_BYTES)
+        if not partner.validated_platforms:
+            raise errors.INVALID_CERTIFICATE
+        if request.is_async:
+            await self.store.save_async_request(partner.id, body, time.time())
+            self._async_wakeup.set()
+            return Answer(202, ASYNC_ACCEPTED)
+        return Answer(200, await self._send(partner, request, pushes, built))
+
+    def _check_rate(self, partner: Partner, request: TargetedPushRequest | None) -> None:
+        now = time.monotonic()
+        wait = self.rate.hit(f"push:{partner.id}", partner.rate_limit, now)
+        if (
+            not wait
+            and request is not None
+            and request.notifications
+            and any(n.advanced_push_payload is not None for n in request.notifications)
+        ):
+            wait = self.rate.hit(f"advanced:{partner.id}", partner.advanced_rate_limit, now)
+        if wait:
+            raise too_many_requests(wait)
+
+    async def _send(
+        self,
+        partner: Partner,
+        request: TargetedPushRequest,
+        pushes: list[Push],
+        built: list[BuiltPayloads],
+        async_request_id: int | None = None,
+    ) -> dict[str, Any]:
+        identifiers = [ident for p in pushes for ident in p.identifiers]
+        matches, profiles = await self.store.resolve(partner.id, identifiers)
+        outcomes = decide.plan(pushes, matches, profiles, partner.validated_platforms)
+        final = await self.store.commit_push(
+            partner, pushes, built, outcomes, time.time(), async_request_id
+        )
+        return decide.answer(final or [], request.report_attributes)
+
+    async def run_async_requests(self, poll_seconds: float = 1.0) -> None:
+        """Work through accepted async requests, oldest first, until cancelled.
+
+        Each stored body is deleted in the transaction that queues its sends, so a
+        crash at any point leaves it either pending or fully queued.
+        """
+        while True:
+            pending = await self.store.pending_async_requests(50)
+            for request_id, partner_id, body in pending:
+                try:
+                    await self._send_stored(request_id, partner_id, body)
+                except Exception:
+                    log.exception("async request %d failed; it stays pending", request_id)
+            if not pending:
+                self._async_wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._async_wakeup.wait(), poll_seconds)
+
+    async def _send_stored(self, request_id: int, partner_id: int, body: bytes) -> None:
+        partner = await self.store.partner_by_id(partner_id)
+        try:
+            request = validate.decode(body).request
+            pushes = validate.validate(request) if request is not None else []
+        except ApiError:
+            request = None
+        if partner is None or request is None:
+            # Accepted bodies passed validation; only a deleted partner gets here.
+            await self.store.discard_async_request(request_id)
+            return
+        built = [build_all(p) for p in pushes]
+        await self._send(partner, request, pushes, built, request_id)

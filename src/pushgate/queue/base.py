@@ -1,0 +1,63 @@
+"""The delivery queue's interface, shared by the SQLite job table and broker-backed queues.
+
+A job is one push to one device. Enqueueing happens inside the store's
+transaction (answered means queued); workers claim jobs with a lease, and a
+job whose lease runs out (its worker died mid-send) is claimed again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+QUEUED = "queued"
+LEASED = "leased"
+DONE = "done"
+FAILED = "failed"  # permanent provider failure: a fail record
+DEAD = "dead"  # gave up after too many attempts
+EXPIRED = "expired"  # its TTL ran out before a provider accepted it
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    partner_id: int
+    camp_id: int
+    profile_id: int
+    device_id: int
+    platform: str
+    token: str
+    environment: str
+    payload: bytes
+    push_type: str
+    priority: int
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    partner_id: int
+    camp_id: int
+    profile_id: int
+    device_id: int
+    platform: str
+    token: str
+    environment: str
+    payload: bytes
+    push_type: str
+    priority: int
+    created_at: float
+    expires_at: float
+    attempts: int
+
+
+class JobQueue(Protocol):
+    async def claim(self, worker: str, limit: int, lease_seconds: float) -> list[Job]: ...
+
+    async def ack(self, job_id: int, worker: str) -> bool: ...
+
+    async def retry(self, job_id: int, worker: str, at: float, error: str) -> bool: ...
+
+    async def finish(self, job_id: int, worker: str, state: str, error: str | None) -> bool: ...
+
+    async def depth(self) -> int: ...

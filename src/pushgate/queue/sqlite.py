@@ -1,0 +1,105 @@
+"""The embedded delivery queue: a lease-based job table in the service's SQLite database."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+
+from pushgate.queue.base import DONE, LEASED, QUEUED, Job, NewJob
+from pushgate.store.executor import SqliteExecutor
+
+_JOB_COLUMNS = (
+    "id, partner_id, camp_id, profile_id, device_id, platform, token, environment, payload,"
+    " push_type, priority, created_at, expires_at, attempts"
+)
+
+
+def enqueue(conn: sqlite3.Connection, jobs: Sequence[NewJob], now: float) -> None:
+    """Insert jobs inside the caller's transaction."""
+    conn.executemany(
+        "INSERT INTO jobs (partner_id, camp_id, profile_id, device_id, platform, token,"
+        " environment, payload, push_type, priority, created_at, expires_at, due_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                j.partner_id,
+                j.camp_id,
+                j.profile_id,
+                j.device_id,
+                j.platform,
+                j.token,
+                j.environment,
+                j.payload,
+                j.push_type,
+                j.priority,
+                now,
+                j.expires_at,
+                now,
+            )
+            for j in jobs
+        ],
+    )
+
+
+def claim(
+    conn: sqlite3.Connection, worker: str, limit: int, lease_seconds: float, now: float
+) -> list[Job]:
+    """Lease up to `limit` due jobs: queued ones whose time has come, and leased ones
+    whose worker let the lease run out."""
+    rows = conn.execute(
+        f"UPDATE jobs SET state = '{LEASED}', lease_owner = ?, due_at = ?, attempts = attempts + 1"
+        " WHERE id IN (SELECT id FROM jobs WHERE state IN ('queued', 'leased') AND due_at <= ?"
+        " ORDER BY due_at LIMIT ?)"
+        f" RETURNING {_JOB_COLUMNS}",
+        (worker, now + lease_seconds, now, limit),
+    ).fetchall()
+    return sorted((Job(*row) for row in rows), key=lambda j: j.id)
+
+
+def settle(
+    conn: sqlite3.Connection,
+    job_id: int,
+    worker: str,
+    state: str,
+    error: str | None,
+    due_at: float | None,
+    now: float,
+) -> bool:
+    """Move a leased job on, if this worker still holds its lease."""
+    cursor = conn.execute(
+        "UPDATE jobs SET state = ?, last_error = ?, due_at = COALESCE(?, due_at), lease_owner = NULL,"
+        " finished_at = CASE WHEN ? IN ('queued') THEN NULL ELSE ? END"
+        " WHERE id = ? AND state = 'leased' AND lease_owner = ?",
+        (state, error, due_at, state, now, job_id, worker),
+    )
+    return cursor.rowcount == 1
+
+
+def depth(conn: sqlite3.Connection) -> int:
+    return int(
+        conn.execute("SELECT count(*) FROM jobs WHERE state IN ('queued', 'leased')").fetchone()[0]
+    )
+
+
+class SqliteJobQueue:
+    def __init__(self, executor: SqliteExecutor) -> None:
+        self._db = executor
+
+    async def claim(self, worker: str, limit: int, lease_seconds: float) -> list[Job]:
+        now = time.time()
+        return await self._db.run(lambda c: claim(c, worker, limit, lease_seconds, now))
+
+    async def ack(self, job_id: int, worker: str) -> bool:
+        return await self.finish(job_id, worker, DONE, None)
+
+    async def retry(self, job_id: int, worker: str, at: float, error: str) -> bool:
+        now = time.time()
+        return await self._db.run(lambda c: settle(c, job_id, worker, QUEUED, error, at, now))
+
+    async def finish(self, job_id: int, worker: str, state: str, error: str | None) -> bool:
+        now = time.time()
+        return await self._db.run(lambda c: settle(c, job_id, worker, state, error, None, now))
+
+    async def depth(self) -> int:
+        return await self._db.run(depth)

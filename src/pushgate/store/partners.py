@@ -1,0 +1,189 @@
+"""Partners (tenants) and their provider credentials: synchronous operations on a connection.
+
+They run inside the store's writer thread, and directly from the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Literal
+
+from pushgate import keys
+from pushgate.store.models import (
+    DEFAULT_ADVANCED_RATE_LIMIT,
+    DEFAULT_GFC_LIMIT,
+    DEFAULT_GFC_WINDOW,
+    DEFAULT_RATE_LIMIT,
+    PLATFORMS,
+    Partner,
+    PartnerSecrets,
+)
+
+KeyKind = Literal["api_key", "request_token", "sdk_key"]
+_HASH_COLUMN: dict[KeyKind, str] = {
+    "api_key": "api_key_hash",
+    "request_token": "request_token_hash",
+    "sdk_key": "sdk_key_hash",
+}
+_PARTNER_COLUMNS = "id, name, rate_limit, advanced_rate_limit, gfc_limit, gfc_window, allow_ips"
+
+
+class PartnerExists(Exception):
+    pass
+
+
+class NoSuchPartner(Exception):
+    pass
+
+
+def create_partner(conn: sqlite3.Connection, name: str) -> PartnerSecrets:
+    secrets = PartnerSecrets(
+        partner=name,
+        api_key=keys.new_secret(keys.API_KEY_PREFIX),
+        request_token=keys.new_secret(keys.REQUEST_TOKEN_PREFIX),
+        sdk_key=keys.new_secret(keys.SDK_KEY_PREFIX),
+    )
+    now = time.time()
+    try:
+        conn.execute(
+            "INSERT INTO partners (name, api_key_hash, request_token_hash, sdk_key_hash,"
+            " rate_limit, advanced_rate_limit, gfc_limit, gfc_window, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                name,
+                keys.hash_secret(secrets.api_key),
+                keys.hash_secret(secrets.request_token),
+                keys.hash_secret(secrets.sdk_key),
+                DEFAULT_RATE_LIMIT,
+                DEFAULT_ADVANCED_RATE_LIMIT,
+                DEFAULT_GFC_LIMIT,
+                DEFAULT_GFC_WINDOW,
+                now,
+                now,
+            ),
+        )
+    except sqlite3.IntegrityError:
+        raise PartnerExists(name) from None
+    return secrets
+
+
+def update_partner(
+    conn: sqlite3.Connection,
+    name: str,
+    *,
+    gfc_limit: int | None = None,
+    gfc_window: int | None = None,
+    rate_limit: int | None = None,
+    advanced_rate_limit: int | None = None,
+    allow_ips: list[str] | None = None,
+) -> Partner:
+    changes: dict[str, object] = {
+        "gfc_limit": gfc_limit,
+        "gfc_window": gfc_window,
+        "rate_limit": rate_limit,
+        "advanced_rate_limit": advanced_rate_limit,
+        "allow_ips": None if allow_ips is None else json.dumps(allow_ips),
+    }
+    sets = {k: v for k, v in changes.items() if v is not None}
+    sets["updated_at"] = time.time()
+    assignments = ", ".join(f"{column} = ?" for column in sets)
+    cursor = conn.execute(
+        f"UPDATE partners SET {assignments} WHERE name = ?", (*sets.values(), name)
+    )
+    if cursor.rowcount == 0:
+        raise NoSuchPartner(name)
+    partner = partner_by_name(conn, name)
+    assert partner is not None
+    return partner
+
+
+def _partner(conn: sqlite3.Connection, row: tuple[object, ...] | None) -> Partner | None:
+    if row is None:
+        return None
+    pid, name, rate, adv_rate, gfc_limit, gfc_window, allow_ips = row
+    platforms = frozenset(
+        p
+        for (p,) in conn.execute(
+            "SELECT platform FROM credentials WHERE partner_id = ? AND validated = 1", (pid,)
+        )
+    )
+    return Partner(
+        id=int(pid),  # type: ignore[call-overload]
+        name=str(name),
+        rate_limit=int(rate),  # type: ignore[call-overload]
+        advanced_rate_limit=int(adv_rate),  # type: ignore[call-overload]
+        gfc_limit=int(gfc_limit),  # type: ignore[call-overload]
+        gfc_window=int(gfc_window),  # type: ignore[call-overload]
+        allow_ips=tuple(json.loads(str(allow_ips))),
+        validated_platforms=platforms,
+    )
+
+
+def partner_by_name(conn: sqlite3.Connection, name: str) -> Partner | None:
+    row = conn.execute(
+        f"SELECT {_PARTNER_COLUMNS} FROM partners WHERE name = ?", (name,)
+    ).fetchone()
+    return _partner(conn, row)
+
+
+def partner_by_secret(conn: sqlite3.Connection, kind: KeyKind, secret: str) -> Partner | None:
+    digest = keys.hash_secret(secret)
+    column = _HASH_COLUMN[kind]
+    row = conn.execute(
+        f"SELECT {_PARTNER_COLUMNS}, {column} FROM partners WHERE {column} = ?", (digest,)
+    ).fetchone()
+    if row is None or not keys.same_hash(bytes(row[-1]), digest):
+        return None
+    return _partner(conn, row[:-1])
+
+
+def list_partners(conn: sqlite3.Connection) -> list[Partner]:
+    rows = conn.execute(f"SELECT {_PARTNER_COLUMNS} FROM partners ORDER BY id").fetchall()
+    return [p for row in rows if (p := _partner(conn, row)) is not None]
+
+
+def set_credential(
+    conn: sqlite3.Connection,
+    partner_id: int,
+    platform: str,
+    kind: str,
+    data: bytes,
+    validated: bool,
+    detail: str | None = None,
+) -> None:
+    conn.execute(
+        "INSERT INTO credentials (partner_id, platform, kind, data, validated, detail, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (partner_id, platform) DO UPDATE SET kind = excluded.kind,"
+        " data = excluded.data, validated = excluded.validated, detail = excluded.detail,"
+        " updated_at = excluded.updated_at",
+        (partner_id, platform, kind, data, int(validated), detail, time.time()),
+    )
+
+
+def install_emulator_credentials(conn: sqlite3.Connection, partner_id: int) -> None:
+    """Validated emulator credentials for every platform the partner has none for."""
+    have = {
+        p
+        for (p,) in conn.execute(
+            "SELECT platform FROM credentials WHERE partner_id = ?", (partner_id,)
+        )
+    }
+    for platform in PLATFORMS:
+        if platform not in have:
+            set_credential(conn, partner_id, platform, "emulator", b"{}", True)
+
+
+def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )

@@ -1,0 +1,349 @@
+"""Profiles, their identifiers and devices: synchronous operations on a connection."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from pushgate import attributes as attrs
+from pushgate.targeting.decide import DeviceView, ProfileView
+from pushgate.targeting.push import Identifier
+from pushgate.targeting.users import UserData
+
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
+_CHUNK = 400  # bound variables per statement stay far below SQLite's limit
+
+
+def new_insider_id() -> str:
+    return secrets.token_hex(16).upper()
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def lookup(
+    conn: sqlite3.Connection, partner_id: int, identifiers: Iterable[Identifier]
+) -> dict[Identifier, list[int]]:
+    """Profile ids per identifier, in one statement per few hundred identifiers."""
+    wanted = list(dict.fromkeys(identifiers))
+    found: dict[Identifier, list[int]] = {}
+    for chunk in _chunks(wanted, _CHUNK):
+        values = ",".join("(?,?)" for _ in chunk)
+        params: list[Any] = [partner_id]
+        for ident in chunk:
+            params += (ident.kind, ident.value)
+        rows = conn.execute(
+            "SELECT kind, value, profile_id FROM identifiers"
+            f" WHERE partner_id = ? AND (kind, value) IN (VALUES {values})",
+            params,
+        )
+        for kind, value, profile_id in rows:
+            found.setdefault(Identifier(kind, value), []).append(profile_id)
+    return found
+
+
+def load_profiles(conn: sqlite3.Connection, profile_ids: Iterable[int]) -> dict[int, ProfileView]:
+    ids = list(dict.fromkeys(profile_ids))
+    devices: dict[int, list[DeviceView]] = {}
+    profiles: dict[int, ProfileView] = {}
+    for chunk in _chunks(ids, _CHUNK):
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            "SELECT id, profile_id, platform, token, environment, push_optin, status,"
+            f" last_active_at, attributes FROM devices WHERE profile_id IN ({marks})",
+            chunk,
+        ):
+            devices.setdefault(row[1], []).append(
+                DeviceView(
+                    id=row[0],
+                    platform=row[2],
+                    token=row[3],
+                    environment=row[4],
+                    push_optin=bool(row[5]),
+                    live=row[6] == "active",
+                    last_active_at=row[7],
+                    attributes=_decode(row[8]),
+                )
+            )
+        for pid, insider_id, attributes, last_active in conn.execute(
+            f"SELECT id, insider_id, attributes, last_active_at FROM profiles WHERE id IN ({marks})",
+            chunk,
+        ):
+            profiles[pid] = ProfileView(
+                id=pid,
+                insider_id=insider_id,
+                last_active_at=last_active,
+                attributes=_decode(attributes),
+                devices=devices.get(pid, []),
+            )
+    return profiles
+
+
+def resolve(
+    conn: sqlite3.Connection, partner_id: int, identifiers: Iterable[Identifier]
+) -> tuple[dict[Identifier, list[int]], dict[int, ProfileView]]:
+    matches = lookup(conn, partner_id, identifiers)
+    return matches, load_profiles(conn, (pid for pids in matches.values() for pid in pids))
+
+
+def find_profile(
+    conn: sqlite3.Connection, partner_id: int, identifiers: Sequence[Identifier]
+) -> int | None:
+    """The most recently active profile any of the identifiers points to."""
+    ids = {pid for pids in lookup(conn, partner_id, identifiers).values() for pid in pids}
+    if not ids:
+        return None
+    marks = ",".join("?" * len(ids))
+    row = conn.execute(
+        f"SELECT id FROM profiles WHERE id IN ({marks}) ORDER BY last_active_at DESC, id DESC",
+        list(ids),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def profile_by_insider_id(conn: sqlite3.Connection, partner_id: int, insider_id: str) -> int | None:
+    row = conn.execute(
+        "SELECT id FROM profiles WHERE partner_id = ? AND insider_id = ?", (partner_id, insider_id)
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def create_profile(conn: sqlite3.Connection, partner_id: int, now: float) -> int:
+    cursor = conn.execute(
+        "INSERT INTO profiles (partner_id, insider_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
+        (partner_id, new_insider_id(), now, now),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def attach_identifiers(
+    conn: sqlite3.Connection, partner_id: int, profile_id: int, identifiers: Iterable[Identifier]
+) -> None:
+    """Give the profile every identifier that no other profile holds yet."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO identifiers (partner_id, kind, value, profile_id) VALUES (?, ?, ?, ?)",
+        [(partner_id, i.kind, i.value, profile_id) for i in identifiers],
+    )
+
+
+def update_profile(
+    conn: sqlite3.Connection,
+    profile_id: int,
+    incoming: Mapping[str, Any],
+    now: float,
+    *,
+    append_arrays: bool = True,
+    active: bool = False,
+) -> None:
+    (current,) = conn.execute(
+        "SELECT attributes FROM profiles WHERE id = ?", (profile_id,)
+    ).fetchone()
+    merged = attrs.merge(_decode(current), incoming, append_arrays)
+    if active:
+        conn.execute(
+            "UPDATE profiles SET attributes = ?, updated_at = ?, last_active_at = ? WHERE id = ?",
+            (_encode(merged).decode(), now, now, profile_id),
+        )
+    else:
+        conn.execute(
+            "UPDATE profiles SET attributes = ?, updated_at = ? WHERE id = ?",
+            (_encode(merged).decode(), now, profile_id),
+        )
+
+
+def _device_row(
+    conn: sqlite3.Connection, partner_id: int, device: Mapping[str, Any]
+) -> tuple[Any, ...] | None:
+    """The stored device a session speaks for: by udid, else by platform and token."""
+    columns = "id, token, platform, attributes, profile_id"
+    udid = device.get("udid")
+    if udid:
+        row = conn.execute(
+            f"SELECT {columns} FROM devices WHERE partner_id = ? AND udid = ?", (partner_id, udid)
+        ).fetchone()
+        if row is not None:
+            return tuple(row)
+    row = conn.execute(
+        f"SELECT {columns} FROM devices WHERE partner_id = ? AND platform = ? AND token = ?"
+        " ORDER BY last_active_at DESC",
+        (partner_id, str(device["platform"]).lower(), str(device["device_token"])),
+    ).fetchone()
+    return None if row is None else tuple(row)
+
+
+def profile_of_device(
+    conn: sqlite3.Connection, partner_id: int, device: Mapping[str, Any]
+) -> int | None:
+    row = _device_row(conn, partner_id, device)
+    return None if row is None else int(row[4])
+
+
+def upsert_device(
+    conn: sqlite3.Connection,
+    partner_id: int,
+    profile_id: int,
+    device: Mapping[str, Any],
+    now: float,
+) -> int:
+    """Create or update the device (matched by udid, else by token) and make it the
+    profile's most recently active one. A new token revives a dead device."""
+    platform = str(device["platform"]).lower()
+    token = str(device["device_token"])
+    udid = device.get("udid")
+    environment = str(device.get("environment") or "production")
+    optin = bool(device.get("push_optin", True))
+    attributes = attrs.device_attributes(device)
+    row = _device_row(conn, partner_id, device)
+    if row is None:
+        cursor = conn.execute(
+            "INSERT INTO devices (partner_id, profile_id, platform, token, udid, environment,"
+            " push_optin, token_registered_at, last_active_at, attributes)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                partner_id,
+                profile_id,
+                platform,
+                token,
+                udid,
+                environment,
+                int(optin),
+                now,
+                now,
+                _encode(attributes).decode(),
+            ),
+        )
+        device_id = cursor.lastrowid
+        assert device_id is not None
+    else:
+        device_id, old_token, old_platform, old_attributes, _ = row
+        merged = attrs.merge(_decode(old_attributes), attributes, append_arrays=False)
+        new_token = token != old_token or platform != old_platform
+        conn.execute(
+            "UPDATE devices SET profile_id = ?, platform = ?, token = ?, udid = COALESCE(?, udid),"
+            " environment = ?, push_optin = ?, last_active_at = ?, attributes = ?"
+            + (
+                ", status = 'active', status_reason = NULL, token_registered_at = ?"
+                if new_token
+                else ""
+            )
+            + " WHERE id = ?",
+            (
+                profile_id,
+                platform,
+                token,
+                udid,
+                environment,
+                int(optin),
+                now,
+                _encode(merged).decode(),
+                *((now,) if new_token else ()),
+                device_id,
+            ),
+        )
+    # A token belongs to one installation: older records carrying it are stale.
+    conn.execute(
+        "DELETE FROM devices WHERE partner_id = ? AND platform = ? AND token = ? AND id != ?",
+        (partner_id, platform, token, device_id),
+    )
+    return int(device_id)
+
+
+def insider_id_of(conn: sqlite3.Connection, profile_id: int) -> str:
+    (insider_id,) = conn.execute(
+        "SELECT insider_id FROM profiles WHERE id = ?", (profile_id,)
+    ).fetchone()
+    return str(insider_id)
+
+
+def add_events(
+    conn: sqlite3.Connection, profile_id: int, events: Sequence[Mapping[str, Any]]
+) -> None:
+    conn.executemany(
+        "INSERT INTO events (profile_id, event_name, timestamp, params) VALUES (?, ?, ?, ?)",
+        [
+            (
+                profile_id,
+                e["event_name"],
+                e.get("timestamp"),
+                _encode(e.get("event_params") or {}).decode(),
+            )
+            for e in events
+        ],
+    )
+
+
+def read_profile(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any]:
+    profile = load_profiles(conn, [profile_id])[profile_id]
+    identifiers: dict[str, Any] = {}
+    custom: dict[str, str] = {}
+    for kind, value in conn.execute(
+        "SELECT kind, value FROM identifiers WHERE profile_id = ? ORDER BY kind", (profile_id,)
+    ):
+        if kind in attrs.IDENTIFIER_ATTRIBUTES:
+            identifiers[kind] = profile.attributes.get(attrs.PREFIX + kind, value)
+        else:
+            custom[kind] = value
+    if custom:
+        identifiers["custom"] = custom
+    event_count = conn.execute(
+        "SELECT count(*) FROM events WHERE profile_id = ?", (profile_id,)
+    ).fetchone()[0]
+    return {
+        "insider_id": profile.insider_id,
+        "identifiers": identifiers,
+        "attributes": dict(profile.attributes),
+        "devices": [
+            {
+                **d.attributes,
+                "INSIDER.platform": d.platform,
+                "INSIDER.device_token": d.token,
+                "registered": d.live,
+            }
+            for d in sorted(profile.devices, key=lambda d: -d.last_active_at)
+        ],
+        "event_count": event_count,
+    }
+
+
+def delete_profile(conn: sqlite3.Connection, profile_id: int) -> None:
+    """Erase the profile; identifiers, devices and events go with it (ON DELETE CASCADE)."""
+    conn.execute("DELETE FROM profiles WHERE id = ?", (profile_id,))
+
+
+def locate(
+    conn: sqlite3.Connection,
+    partner_id: int,
+    identifiers: Sequence[Identifier],
+    insider_id: str | None,
+) -> int | None:
+    if insider_id:
+        found = profile_by_insider_id(conn, partner_id, insider_id)
+        if found is not None:
+            return found
+    return find_profile(conn, partner_id, identifiers) if identifiers else None
+
+
+def upsert_user(conn: sqlite3.Connection, partner_id: int, user: UserData, now: float) -> int:
+    ids = user.identifiers
+    profile_id = locate(conn, partner_id, ids.identifiers, ids.insider_id)
+    if profile_id is None:
+        profile_id = create_profile(conn, partner_id, now)
+    attach_identifiers(conn, partner_id, profile_id, ids.identifiers)
+    update_profile(
+        conn,
+        profile_id,
+        {**ids.attributes, **user.attributes},
+        now,
+        append_arrays=user.append_arrays,
+    )
+    if user.events:
+        add_events(conn, profile_id, user.events)
+    return profile_id

@@ -1,0 +1,179 @@
+"""The embedded store: SQLite in the data dir, every operation one unit on the writer thread."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pushgate.payloads.build import BuiltPayloads
+from pushgate.queue.sqlite import SqliteJobQueue
+from pushgate.store import partners, profiles, sends
+from pushgate.store.executor import SqliteExecutor, connect
+from pushgate.store.models import Partner
+from pushgate.store.partners import KeyKind
+from pushgate.store.sqlite_schema import create_schema
+from pushgate.targeting import decide
+from pushgate.targeting.decide import Outcome, ProfileView
+from pushgate.targeting.push import Identifier, Push
+from pushgate.targeting.users import Session, UserData
+
+DB_FILENAME = "pushgate.sqlite3"
+EMULATE_META_KEY = "emulate"
+
+
+def database_path(data_dir: Path) -> Path:
+    return data_dir / DB_FILENAME
+
+
+def open_sync(data_dir: Path) -> sqlite3.Connection:
+    """A direct connection for the CLI, with the schema in place."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    conn = connect(database_path(data_dir))
+    create_schema(conn)
+    return conn
+
+
+class SqliteStore:
+    def __init__(self, data_dir: Path, synchronous: str = "NORMAL") -> None:
+        open_sync(data_dir).close()
+        self.data_dir = data_dir
+        self.db = SqliteExecutor(database_path(data_dir), synchronous)
+        self.queue = SqliteJobQueue(self.db)
+
+    def start(self) -> None:
+        self.db.start()
+
+    def close(self) -> None:
+        self.db.close()
+
+    async def partner_by_secret(self, kind: KeyKind, secret: str) -> Partner | None:
+        return await self.db.run(lambda c: partners.partner_by_secret(c, kind, secret))
+
+    async def partner_by_name(self, name: str) -> Partner | None:
+        return await self.db.run(lambda c: partners.partner_by_name(c, name))
+
+    async def mark_emulated(self) -> None:
+        """Remember that this data dir is served with emulators, and give every partner
+        emulator credentials for the platforms it has none for."""
+
+        def unit(conn: sqlite3.Connection) -> None:
+            partners.set_meta(conn, EMULATE_META_KEY, "1")
+            for partner in partners.list_partners(conn):
+                partners.install_emulator_credentials(conn, partner.id)
+
+        await self.db.run(unit)
+
+    async def resolve(
+        self, partner_id: int, identifiers: Iterable[Identifier]
+    ) -> tuple[dict[Identifier, list[int]], dict[int, ProfileView]]:
+        wanted = list(identifiers)
+        return await self.db.run(lambda c: profiles.resolve(c, partner_id, wanted))
+
+    async def commit_push(
+        self,
+        partner: Partner,
+        pushes: Sequence[Push],
+        built: Sequence[BuiltPayloads],
+        outcomes: Sequence[Outcome],
+        now: float,
+        async_request_id: int | None = None,
+    ) -> list[Outcome] | None:
+        """Queue the sends and return the final outcomes (with frequency-cap exclusions).
+
+        For an async request, its stored body is deleted in the same transaction;
+        None means another process already handled it.
+        """
+
+        def unit(conn: sqlite3.Connection) -> list[Outcome] | None:
+            if async_request_id is not None:
+                gone = conn.execute("DELETE FROM async_requests WHERE id = ?", (async_request_id,))
+                if gone.rowcount == 0:
+                    return None
+            capped = sends.commit_sends(conn, partner, pushes, built, outcomes, now)
+            final = decide.apply_cap(outcomes, capped)
+            sends.count_outcomes(conn, partner.id, final)
+            return final
+
+        return await self.db.run(unit)
+
+    async def save_async_request(self, partner_id: int, body: bytes, now: float) -> int:
+        def unit(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "INSERT INTO async_requests (partner_id, body, received_at) VALUES (?, ?, ?)",
+                (partner_id, body, now),
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+        return await self.db.run(unit)
+
+    async def pending_async_requests(self, limit: int) -> list[tuple[int, int, bytes]]:
+        return await self.db.run(
+            lambda c: [
+                (int(i), int(p), bytes(b))
+                for i, p, b in c.execute(
+                    "SELECT id, partner_id, body FROM async_requests ORDER BY id LIMIT ?", (limit,)
+                )
+            ]
+        )
+
+    async def discard_async_request(self, request_id: int) -> None:
+        await self.db.run(
+            lambda c: c.execute("DELETE FROM async_requests WHERE id = ?", (request_id,))
+        )
+
+    async def partner_by_id(self, partner_id: int) -> Partner | None:
+        def unit(conn: sqlite3.Connection) -> Partner | None:
+            row = conn.execute("SELECT name FROM partners WHERE id = ?", (partner_id,)).fetchone()
+            return None if row is None else partners.partner_by_name(conn, row[0])
+
+        return await self.db.run(unit)
+
+    async def sdk_session(self, partner_id: int, session: Session, now: float) -> str:
+        ids = session.identifiers
+
+        def unit(conn: sqlite3.Connection) -> str:
+            profile_id = profiles.locate(conn, partner_id, ids.identifiers, ids.insider_id)
+            if profile_id is None and not ids.identifiers:
+                # An anonymous session stays with the profile its device already has.
+                profile_id = profiles.profile_of_device(conn, partner_id, session.device)
+            if profile_id is None:
+                profile_id = profiles.create_profile(conn, partner_id, now)
+            profiles.attach_identifiers(conn, partner_id, profile_id, ids.identifiers)
+            profiles.update_profile(
+                conn, profile_id, {**ids.attributes, **session.attributes}, now, active=True
+            )
+            profiles.upsert_device(conn, partner_id, profile_id, session.device, now)
+            return profiles.insider_id_of(conn, profile_id)
+
+        return await self.db.run(unit)
+
+    async def upsert_users(self, partner_id: int, users: Sequence[UserData], now: float) -> None:
+        def unit(conn: sqlite3.Connection) -> None:
+            for user in users:
+                profiles.upsert_user(conn, partner_id, user, now)
+
+        await self.db.run(unit)
+
+    async def read_profile(
+        self, partner_id: int, identifiers: Sequence[Identifier], insider_id: str | None
+    ) -> dict[str, Any] | None:
+        def unit(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            profile_id = profiles.locate(conn, partner_id, identifiers, insider_id)
+            return None if profile_id is None else profiles.read_profile(conn, profile_id)
+
+        return await self.db.run(unit)
+
+    async def delete_profile(
+        self, partner_id: int, identifiers: Sequence[Identifier], insider_id: str | None
+    ) -> bool:
+        def unit(conn: sqlite3.Connection) -> bool:
+            profile_id = profiles.locate(conn, partner_id, identifiers, insider_id)
+            if profile_id is None:
+                return False
+            profiles.delete_profile(conn, profile_id)
+            return True
+
+        return await self.db.run(unit)

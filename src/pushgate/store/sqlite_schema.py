@@ -1,0 +1,139 @@
+"""The embedded schema. Created on first start; `user_version` tracks migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS partners (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    api_key_hash BLOB NOT NULL UNIQUE,
+    request_token_hash BLOB NOT NULL UNIQUE,
+    sdk_key_hash BLOB NOT NULL UNIQUE,
+    rate_limit INTEGER NOT NULL,
+    advanced_rate_limit INTEGER NOT NULL,
+    gfc_limit INTEGER NOT NULL,
+    gfc_window INTEGER NOT NULL,
+    allow_ips TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS credentials (
+    partner_id INTEGER NOT NULL REFERENCES partners(id) ON DELETE CASCADE,
+    platform TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    data BLOB NOT NULL,
+    validated INTEGER NOT NULL,
+    detail TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (partner_id, platform)
+);
+CREATE TABLE IF NOT EXISTS profiles (
+    id INTEGER PRIMARY KEY,
+    partner_id INTEGER NOT NULL REFERENCES partners(id) ON DELETE CASCADE,
+    insider_id TEXT NOT NULL UNIQUE,
+    attributes TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    last_active_at REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS identifiers (
+    partner_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+    PRIMARY KEY (partner_id, kind, value)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS identifiers_profile ON identifiers(profile_id);
+CREATE TABLE IF NOT EXISTS devices (
+    id INTEGER PRIMARY KEY,
+    partner_id INTEGER NOT NULL,
+    profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+    platform TEXT NOT NULL,
+    token TEXT NOT NULL,
+    udid TEXT,
+    environment TEXT NOT NULL,
+    push_optin INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active',
+    status_reason TEXT,
+    token_registered_at REAL NOT NULL,
+    last_active_at REAL NOT NULL,
+    attributes TEXT NOT NULL DEFAULT '{}'
+);
+CREATE UNIQUE INDEX IF NOT EXISTS devices_udid ON devices(partner_id, udid) WHERE udid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS devices_token ON devices(partner_id, platform, token);
+CREATE INDEX IF NOT EXISTS devices_profile ON devices(profile_id);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+    event_name TEXT NOT NULL,
+    timestamp TEXT,
+    params TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS events_profile ON events(profile_id);
+CREATE TABLE IF NOT EXISTS campaigns (
+    partner_id INTEGER NOT NULL REFERENCES partners(id) ON DELETE CASCADE,
+    camp_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    title TEXT NOT NULL,
+    message TEXT NOT NULL,
+    image_url TEXT NOT NULL,
+    deep_links TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    requested_count INTEGER NOT NULL DEFAULT 0,
+    queued_count INTEGER NOT NULL DEFAULT 0,
+    excluded TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (partner_id, camp_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS gfc_counters (
+    partner_id INTEGER NOT NULL,
+    profile_id INTEGER NOT NULL,
+    window_start INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (partner_id, profile_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    partner_id INTEGER NOT NULL,
+    camp_id INTEGER NOT NULL,
+    profile_id INTEGER NOT NULL,
+    device_id INTEGER NOT NULL,
+    platform TEXT NOT NULL,
+    token TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    push_type TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_at REAL NOT NULL,
+    lease_owner TEXT,
+    last_error TEXT,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs(due_at) WHERE state IN ('queued', 'leased');
+CREATE INDEX IF NOT EXISTS jobs_campaign ON jobs(partner_id, camp_id);
+CREATE TABLE IF NOT EXISTS async_requests (
+    id INTEGER PRIMARY KEY,
+    partner_id INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    received_at REAL NOT NULL
+);
+"""
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version >= SCHEMA_VERSION:
+        return
+    conn.executescript(SCHEMA)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
