@@ -6,7 +6,9 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -25,7 +27,10 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-def data_dir_option(f):  # type: ignore[no-untyped-def]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def data_dir_option(f: F) -> F:
     return click.option(
         "--data-dir",
         type=click.Path(path_type=Path, file_okay=False),

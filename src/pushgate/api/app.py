@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 from dataclasses import dataclass, field
 
 from pushgate.api.http import BodyTooLarge, Handler, Request, Response, json_response, read_body
@@ -40,7 +41,7 @@ class App:
     routes: dict[Route, Endpoint] = field(default_factory=dict)
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     ready: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
