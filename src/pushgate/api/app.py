@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 from pushgate.api.http import BodyTooLarge, Handler, Request, Response, json_response, read_body
 from pushgate.api.types import Receive, Scope, Send
