@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from prometheus_client import CONTENT_TYPE_LATEST
+
 from pushgate.api import openapi
 from pushgate.api.app import App
 from pushgate.api.http import Request, Response, json_response, text_response
@@ -11,6 +13,7 @@ from pushgate.api.users import UserRoutes
 from pushgate.api.users import too_large as user_too_large
 from pushgate.auth import PartnerCache
 from pushgate.config import Settings
+from pushgate.metrics import exposition
 from pushgate.push_service import PushService
 from pushgate.store.sqlite import SqliteStore
 
@@ -38,6 +41,23 @@ def create_app(settings: Settings) -> App:
             return json_response(503, {"status": "starting"})
         return json_response(200, {"status": "ok"})
 
+    async def metrics(request: Request) -> Response:
+        gauges = {
+            "pushgate_queue_depth": (
+                "Delivery jobs queued or leased",
+                float(await store.queue.depth()),
+            ),
+            "pushgate_sqlite_commits": (
+                "Group commits of the SQLite writer",
+                float(store.db.batches),
+            ),
+            "pushgate_sqlite_units": (
+                "Units of work the SQLite writer committed",
+                float(store.db.units),
+            ),
+        }
+        return Response(200, exposition(app.metrics, gauges), CONTENT_TYPE_LATEST.encode())
+
     async def openapi_json(request: Request) -> Response:
         return json_response(200, doc)
 
@@ -55,4 +75,5 @@ def create_app(settings: Settings) -> App:
     app.route("GET", "/healthz", healthz)
     app.route("GET", "/openapi.json", openapi_json)
     app.route("GET", "/docs", docs)
+    app.route("GET", "/metrics", metrics)
     return app

@@ -16,6 +16,7 @@ from typing import Any
 
 from pushgate.api.http import BodyTooLarge, Handler, Request, Response, json_response, read_body
 from pushgate.api.types import Receive, Scope, Send
+from pushgate.metrics import RequestMetrics
 
 log = logging.getLogger("pushgate.api")
 
@@ -43,6 +44,7 @@ class App:
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     ready: bool = False
+    metrics: RequestMetrics = field(default_factory=RequestMetrics)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def route(
@@ -80,20 +82,25 @@ class App:
                     404, {"error": "not_found", "message": f"no endpoint at {path}"}
                 )(send)
                 return
+        started = time.perf_counter()
         try:
             body = await read_body(scope, receive)
         except BodyTooLarge:
-            await endpoint.too_large()(send)
-            return
-        try:
-            response = await endpoint.handler(Request(scope, body))
-        except Exception:
-            log.exception("unhandled error on %s %s", method, path)
-            response = json_response(
-                500,
-                {"error": "internal_error", "message": "the server failed to process the request"},
-            )
+            response = endpoint.too_large()
+        else:
+            try:
+                response = await endpoint.handler(Request(scope, body))
+            except Exception:
+                log.exception("unhandled error on %s %s", method, path)
+                response = json_response(
+                    500,
+                    {
+                        "error": "internal_error",
+                        "message": "the server failed to process the request",
+                    },
+                )
         await response(send)
+        self.metrics.observe(path, response.status, time.perf_counter() - started)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
