@@ -9,6 +9,7 @@ limiter with the same interface serves several processes.
 from __future__ import annotations
 
 PERIOD = 60.0
+_EPSILON = 1e-9  # float sums of intervals must not cost the last request of a burst
 
 
 class GcraLimiter:
@@ -23,11 +24,7 @@ class GcraLimiter:
         tat = max(self._tat.get(key, now), now)
         new_tat = tat + interval
         wait = new_tat - now - PERIOD
-        if wait > 0:
+        if wait > _EPSILON:
             return wait
         self._tat[key] = new_tat
         return 0.0
-
-    def forget_idle(self, now: float) -> None:
-        """Drop keys whose allowance is full again (bounded memory)."""
-        self._tat = {k: t for k, t in self._tat.items() if t > now}

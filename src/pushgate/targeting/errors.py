@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True, slots=True)
 class ApiError(Exception):
-    """An answer of the form {"error": code, "message": message} with an HTTP status."""
+    """An answer of the form {"error": code, "message": message} with an HTTP status.
 
-    status: int
-    code: str
-    message: str
-    retry_after: int | None = None
+    A plain exception class: a frozen dataclass would refuse the `__traceback__`
+    that the interpreter and contextlib assign to exceptions.
+    """
+
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None):
+        super().__init__(status, code, message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
 
     def body(self) -> dict[str, str]:
         return {"error": self.code, "message": self.message}

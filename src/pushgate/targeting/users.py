@@ -20,9 +20,10 @@ MAX_USERS = 1000
 EMAIL_RULE = r"^.+@.+\..+$"
 PHONE_RULE = r"^\+[1-9]\d{6,14}$"
 EVENT_NAME_RULE = r"^[a-z0-9][a-zA-Z0-9._-]*$"
-_EMAIL = re.compile(EMAIL_RULE)
-_PHONE = re.compile(PHONE_RULE)
-_EVENT_NAME = re.compile(EVENT_NAME_RULE)
+# fullmatch + ASCII: `$` must not accept a trailing newline, nor \d other scripts' digits.
+_EMAIL = re.compile(EMAIL_RULE, re.ASCII)
+_PHONE = re.compile(PHONE_RULE, re.ASCII)
+_EVENT_NAME = re.compile(EVENT_NAME_RULE, re.ASCII)
 PLATFORMS = frozenset({"ios", "android", "huawei"})
 
 
@@ -83,12 +84,12 @@ def parse_identifiers(raw: Any, where: str, problems: dict[str, list[str]]) -> P
                 f"{kind} must be a string: {value}"
             )
             continue
-        if kind == "email" and not _EMAIL.match(value):
+        if kind == "email" and not _EMAIL.fullmatch(value):
             problems.setdefault(f"{where}.email.regexp({EMAIL_RULE})", []).append(
                 f"not a valid email address: {value}"
             )
             continue
-        if kind == "phone_number" and not _PHONE.match(value):
+        if kind == "phone_number" and not _PHONE.fullmatch(value):
             problems.setdefault(f"{where}.phone_number.regexp({PHONE_RULE})", []).append(
                 f"not a valid phone number: {value}"
             )
@@ -124,8 +125,11 @@ def _user(raw: Any, where: str, problems: dict[str, list[str]]) -> UserData | No
     if not isinstance(raw, Mapping):
         problems.setdefault(f"{where}.type(object)", []).append("a user must be an object")
         return None
+    known = len(problems)
     ids = parse_identifiers(raw.get("identifiers"), f"{where}.identifiers", problems)
     insider_id = raw.get("insider_id") if isinstance(raw.get("insider_id"), str) else ids.insider_id
+    if len(problems) > known:
+        return None  # the identifier's own rule says what is wrong
     if not ids.identifiers and not insider_id:
         problems.setdefault(f"{where}.identifiers.required", []).append(
             "a user needs at least one identifier or an insider_id"
@@ -146,7 +150,7 @@ def _user(raw: Any, where: str, problems: dict[str, list[str]]) -> UserData | No
     good_events: list[dict[str, Any]] = []
     for j, event in enumerate(events if isinstance(events, list) else []):
         name = event.get("event_name") if isinstance(event, Mapping) else None
-        if not isinstance(name, str) or not _EVENT_NAME.match(name):
+        if not isinstance(name, str) or not _EVENT_NAME.fullmatch(name):
             problems.setdefault(
                 f"{where}.events.{j}.event_name.regexp({EVENT_NAME_RULE})", []
             ).append(f"not a valid event name: {name}")

@@ -39,7 +39,7 @@ STANDARD_IDENTIFIERS = frozenset({"email", "phone_number", "uuid"})
 ADVANCED_PUSH_TYPES = frozenset({"carousel", "slider"})
 # Keys a provider reserves in the data it carries: APNs' `aps`, and FCM's.
 RESERVED_DEEPLINK_KEYS = frozenset({"aps", "from", "notification", "message_type"})
-RESERVED_DEEPLINK_PREFIXES = ("google.", "gcm.")
+RESERVED_DEEPLINK_PREFIXES = ("google", "gcm")
 HTTPS_DEEPLINK_KEYS = frozenset({"ins_dl_internal", "ins_dl_external"})
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
@@ -67,16 +67,29 @@ def decode(body: bytes) -> Decoded:
             raise errors.invalid_type("the request body must be a JSON object", "") from None
         api_key = raw.get("api_key")
         return Decoded(api_key if isinstance(api_key, str) else None, None, schema_error(str(exc)))
-    except msgspec.DecodeError as exc:
-        raise errors.invalid_json(str(exc)) from None
+    except _UNDECODABLE as exc:
+        raise _invalid_json(exc) from None
     return Decoded(request.api_key, request, None)
+
+
+# msgspec reports bad UTF-8 inside strings as UnicodeDecodeError, and very deep
+# nesting as RecursionError: both are malformed input, not server faults.
+_UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+def _invalid_json(exc: BaseException) -> ApiError:
+    if isinstance(exc, RecursionError):
+        return errors.invalid_json("nesting is too deep")
+    if isinstance(exc, UnicodeDecodeError):
+        return errors.invalid_json("strings must be valid UTF-8")
+    return errors.invalid_json(str(exc))
 
 
 def _decode_raw(body: bytes) -> Any:
     try:
         return _RAW_DECODER.decode(body)
-    except msgspec.DecodeError as exc:  # pragma: no cover - the typed decode saw valid JSON
-        raise errors.invalid_json(str(exc)) from None
+    except _UNDECODABLE as exc:
+        raise _invalid_json(exc) from None
 
 
 def schema_error(text: str) -> ApiError:
@@ -248,8 +261,8 @@ def _deep_link_value(key: str, value: Any, where: str) -> str:
             return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
         if isinstance(value, str):
             try:
-                parsed = json.loads(value)
-            except ValueError:
+                parsed = _RAW_DECODER.decode(value)  # strict JSON: no NaN or Infinity
+            except _UNDECODABLE:
                 parsed = None
             if isinstance(parsed, dict):
                 return value
