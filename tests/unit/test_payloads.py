@@ -255,8 +255,9 @@ def test_hms_message_shape() -> None:
     android = message["android"]
     assert android["urgency"] == "HIGH"
     assert android["ttl"] == "90s"
-    assert android["notification"]["title"] == "Title"
-    assert android["notification"]["body"] == "Message"
+    # Title, body and image are carried once, in message.notification.
+    assert "title" not in android["notification"]
+    assert "body" not in android["notification"]
     assert android["notification"]["channel_id"] == "4"
     assert android["notification"]["sound"] == "s"
     assert android["notification"]["click_action"]["type"] in (1, 2, 3)
@@ -346,3 +347,8 @@ def test_fcm_limit_applies_to_the_message_not_the_envelope() -> None:
 
 def test_hms_limit_applies_to_the_message_not_the_envelope() -> None:
     assert build.oversized(_built(10, 10, 4097)) == ("huawei", 4097)
+
+
+def test_hms_long_message_fits_as_long_as_the_fcm_one_does() -> None:
+    built = build.build_all(make_push(message="x" * 3000))
+    assert build.oversized(built) is None

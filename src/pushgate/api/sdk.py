@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import time
 
-import msgspec
-
 from pushgate.api.http import Request, Response, json_response
 from pushgate.api.push import error_response
 from pushgate.auth import PartnerCache
 from pushgate.store.sqlite import SqliteStore
-from pushgate.targeting import errors
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.users import validate_session
+from pushgate.targeting.validate import parse_json
 
 BAD_SDK_KEY = ApiError(401, "bad_sdk_key", "'X-SDK-KEY' is either empty or wrong")
 
@@ -27,11 +25,7 @@ class SdkRoutes:
             partner = await self.partners.get("sdk_key", request.header(b"x-sdk-key"))
             if partner is None:
                 raise BAD_SDK_KEY
-            try:
-                body = msgspec.json.decode(request.body)
-            except msgspec.DecodeError as exc:
-                raise errors.invalid_json(str(exc)) from None
-            session = validate_session(body)
+            session = validate_session(parse_json(request.body))
             insider_id = await self.store.sdk_session(partner.id, session, time.time())
         except ApiError as error:
             return error_response(error)

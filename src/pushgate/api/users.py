@@ -9,14 +9,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import msgspec
-
 from pushgate.api.http import Handler, Request, Response, json_response
 from pushgate.auth import PartnerCache
 from pushgate.limits.rate import GcraLimiter
 from pushgate.store.models import Partner
 from pushgate.store.sqlite import SqliteStore
+from pushgate.targeting.errors import ApiError
 from pushgate.targeting.users import UserDataError, parse_identifiers, validate_users
+from pushgate.targeting.validate import parse_json
 
 FORBIDDEN = UserDataError(403, "invalid partner name or request token: forbidden")
 TOO_MANY_REQUESTS = UserDataError(429, "rejected: too many requests")
@@ -54,8 +54,8 @@ class UserRoutes:
     @staticmethod
     def _json(request: Request) -> Any:
         try:
-            return msgspec.json.decode(request.body)
-        except msgspec.DecodeError:
+            return parse_json(request.body)
+        except ApiError:
             raise BAD_JSON from None
 
     def handler(self, action: Any) -> Handler:

@@ -127,13 +127,9 @@ def hms(push: Push) -> dict[str, Any]:
         if push.image_url:
             notification["image"] = push.image_url
         message["notification"] = notification
-        android_notification: dict[str, Any] = {
-            "title": push.title,
-            "body": push.message,
-            "click_action": {"type": 3},  # open the app; deep links travel in data
-        }
-        if push.image_url:
-            android_notification["image"] = push.image_url
+        # Title, body and image come from message.notification (HMS uses it when the
+        # Android section leaves them out), so a long message is carried once.
+        android_notification: dict[str, Any] = {"click_action": {"type": 3}}  # open the app
         if android.channel_id is not None:
             android_notification["channel_id"] = android.channel_id
         if android.sound:

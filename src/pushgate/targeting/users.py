@@ -155,6 +155,19 @@ def _user(raw: Any, where: str, problems: dict[str, list[str]]) -> UserData | No
                 f"{where}.events.{j}.event_name.regexp({EVENT_NAME_RULE})", []
             ).append(f"not a valid event name: {name}")
             continue
+        assert isinstance(event, Mapping)
+        timestamp = event.get("timestamp")
+        if timestamp is not None and not isinstance(timestamp, str):
+            problems.setdefault(f"{where}.events.{j}.timestamp.type(string)", []).append(
+                f"timestamp must be an RFC 3339 string: {timestamp}"
+            )
+            continue
+        params = event.get("event_params")
+        if params is not None and not isinstance(params, Mapping):
+            problems.setdefault(f"{where}.events.{j}.event_params.type(object)", []).append(
+                "event_params must be an object"
+            )
+            continue
         good_events.append(dict(event))
     if events is not None and not isinstance(events, list):
         problems.setdefault(f"{where}.events.type(array)", []).append("events must be an array")
@@ -191,6 +204,9 @@ def validate_session(body: Any) -> Session:
     token = device.get("device_token")
     if not isinstance(token, str) or not token.strip():
         raise invalid_session("'device.device_token' is required and must be a non-empty string")
+    for name in ("udid", "environment"):
+        if device.get(name) is not None and not isinstance(device[name], str):
+            raise invalid_session(f"'device.{name}' must be a string")
     for flag in ("push_optin", "location_optin"):
         if flag in device and not isinstance(device[flag], bool):
             raise invalid_session(f"'device.{flag}' must be a boolean")

@@ -62,7 +62,7 @@ def decode(body: bytes) -> Decoded:
     try:
         request = _DECODER.decode(body)
     except msgspec.ValidationError as exc:
-        raw = _decode_raw(body)
+        raw = parse_json(body)
         if not isinstance(raw, dict):
             raise errors.invalid_type("the request body must be a JSON object", "") from None
         api_key = raw.get("api_key")
@@ -85,7 +85,8 @@ def _invalid_json(exc: BaseException) -> ApiError:
     return errors.invalid_json(str(exc))
 
 
-def _decode_raw(body: bytes) -> Any:
+def parse_json(body: bytes | str) -> Any:
+    """Untyped JSON, with every way input can be malformed reported as `invalid_json`."""
     try:
         return _RAW_DECODER.decode(body)
     except _UNDECODABLE as exc:
