@@ -1,0 +1,213 @@
+"""The HMS Push Kit emulator: the OAuth token endpoint and `messages:send` (v1).
+
+- `POST /oauth2/v3/token`, form `grant_type=client_credentials&client_id=..&client_secret=..`
+  -> `{"access_token", "expires_in": 3600, "token_type": "Bearer"}`.
+- `POST /v1/{app_id}/messages:send` with `Authorization: Bearer <access token>`, body
+  `{"validate_only": bool, "message": {"token": [...], ...}}` (1-1000 tokens) ->
+  `{"code": "80000000", "msg": "Success", "requestId": "..."}`; 80100000 partial success (`msg` a
+  JSON string with the success and failure counts and the illegal tokens), 80300007 all tokens
+  invalid, 80200001 bad access token, 80200003 expired access token, 80300002 token of another
+  app, 80100001/80100003 bad parameters or structure, 80300008 message too large, 80300010 too many
+  tokens; HTTP 503 (and 500, 429) for injected faults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from pushgate.emulators.outcomes import HMS_INVALID
+from pushgate.emulators.server import Request, Response
+from pushgate.emulators.state import EmulatorState
+
+PLATFORM: Final = "huawei"
+TOKEN_PATH: Final = "/oauth2/v3/token"
+ACCESS_TOKEN_TTL: Final = 3600
+MAX_TOKENS: Final = 1000
+MAX_MESSAGE_BYTES: Final = 4096
+_SEND = re.compile(r"^/v1/([^/]+)/messages:send$")
+_JSON: Final = ("content-type", "application/json;charset=UTF-8")
+
+SUCCESS: Final = "80000000"
+PARTIAL_SUCCESS: Final = "80100000"
+PARAMETER_ERROR: Final = "80100001"
+BAD_STRUCTURE: Final = "80100003"
+AUTH_ERROR: Final = "80200001"
+TOKEN_EXPIRED: Final = "80200003"
+NO_PERMISSION: Final = "80300002"
+ALL_TOKENS_INVALID: Final = "80300007"
+BODY_TOO_LARGE: Final = "80300008"
+TOO_MANY_TOKENS: Final = "80300010"
+INTERNAL_ERROR: Final = "81000001"
+
+_HTTP_STATUS: Final[dict[str, int]] = {
+    SUCCESS: 200,
+    PARTIAL_SUCCESS: 200,
+    PARAMETER_ERROR: 400,
+    BAD_STRUCTURE: 400,
+    AUTH_ERROR: 401,
+    TOKEN_EXPIRED: 401,
+    NO_PERMISSION: 403,
+    ALL_TOKENS_INVALID: 400,
+    BODY_TOO_LARGE: 413,
+    TOO_MANY_TOKENS: 400,
+    INTERNAL_ERROR: 500,
+}
+_MESSAGES: Final[dict[str, str]] = {
+    SUCCESS: "Success",
+    PARAMETER_ERROR: "Some request parameters are incorrect",
+    BAD_STRUCTURE: "Incorrect message structure",
+    AUTH_ERROR: "Oauth authentication error",
+    TOKEN_EXPIRED: "Oauth Token expired",
+    NO_PERMISSION: "The current app does not have the permission to send messages",
+    ALL_TOKENS_INVALID: "All the tokens are invalid",
+    BODY_TOO_LARGE: "The message body size exceeds the default value",
+    TOO_MANY_TOKENS: "The number of tokens in the message body exceeds the default value",
+    INTERNAL_ERROR: "System internal error",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HmsGrant:
+    app_id: str
+    client_id: str
+    expires_at: float
+
+
+class HmsEmulator:
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+        self._grants: dict[str, HmsGrant] = {}
+
+    async def handle(self, request: Request) -> Response:
+        if request.path == TOKEN_PATH and request.method == "POST":
+            return self._token(request)
+        match = _SEND.match(request.path)
+        if match is None or request.method != "POST":
+            return Response(404, b'{"error": "not found"}', [_JSON])
+        return await self._send(request, match.group(1))
+
+    def issue(self, app_id: str, client_id: str) -> tuple[str, int]:
+        token = "CV" + secrets.token_urlsafe(48)
+        now = self.state.now()
+        self._grants[token] = HmsGrant(app_id, client_id, now + ACCESS_TOKEN_TTL)
+        if len(self._grants) > 10_000:
+            self._grants = {k: g for k, g in self._grants.items() if g.expires_at > now}
+        return token, ACCESS_TOKEN_TTL
+
+    def _token(self, request: Request) -> Response:
+        form = dict(parse_qsl(request.body.decode("utf-8", "replace")))
+        if form.get("grant_type") != "client_credentials":
+            return _oauth_error(1102, 20001, "unsupported grant_type")
+        app = self.state.credentials.hms_app(form.get("client_id", ""))
+        if app is None:
+            return _oauth_error(1101, 20152, "invalid client_id")
+        if not secrets.compare_digest(
+            app.client_secret.encode(), form.get("client_secret", "").encode()
+        ):
+            return _oauth_error(1101, 20155, "invalid client_secret")
+        token, ttl = self.issue(app.app_id, app.client_id)
+        body = {"access_token": token, "expires_in": ttl, "token_type": "Bearer"}
+        return Response(200, json.dumps(body).encode(), [_JSON])
+
+    async def _send(self, request: Request, app_id: str) -> Response:
+        fault = self.state.draw_fault(PLATFORM)
+        if fault is not None:
+            if fault.latency > 0:
+                await asyncio.sleep(fault.latency)
+            if fault.status is not None:
+                extra = (
+                    [] if fault.retry_after is None else [("retry-after", str(fault.retry_after))]
+                )
+                text = "System internal error" if fault.status == 500 else "Flow control"
+                return _answer(INTERNAL_ERROR, text, status=fault.status, extra=extra)
+        scheme, _, access_token = (request.header("authorization") or "").partition(" ")
+        grant = self._grants.get(access_token.strip()) if scheme.lower() == "bearer" else None
+        if grant is None:
+            return _answer(AUTH_ERROR)
+        if grant.expires_at <= self.state.now():
+            return _answer(TOKEN_EXPIRED)
+        if grant.app_id != app_id:
+            return _answer(NO_PERMISSION)
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            return _answer(BAD_STRUCTURE)
+        if not isinstance(body, dict) or not isinstance(body.get("message"), dict):
+            return _answer(BAD_STRUCTURE)
+        message: dict[str, Any] = body["message"]
+        validate_only = body.get("validate_only", False)
+        if not isinstance(validate_only, bool):
+            return _answer(PARAMETER_ERROR)
+        targets = [t for t in ("token", "topic", "condition") if message.get(t) is not None]
+        if len(targets) != 1:
+            return _answer(PARAMETER_ERROR)
+        tokens: list[str] = []
+        if targets[0] == "token":
+            raw = message["token"]
+            if (
+                not isinstance(raw, list)
+                or not raw
+                or not all(isinstance(t, str) and t for t in raw)
+            ):
+                return _answer(PARAMETER_ERROR)
+            if len(raw) > MAX_TOKENS:
+                return _answer(TOO_MANY_TOKENS)
+            tokens = list(raw)
+        elif not isinstance(message[targets[0]], str):
+            return _answer(PARAMETER_ERROR)
+        data = message.get("data")
+        if data is not None and not isinstance(data, str):
+            return _answer(PARAMETER_ERROR)
+        content = {k: v for k, v in message.items() if k != "token"}
+        if len(json.dumps(content, separators=(",", ":")).encode()) > MAX_MESSAGE_BYTES:
+            return _answer(BODY_TOO_LARGE)
+        illegal = [
+            t
+            for t in tokens
+            if (o := self.state.token_outcome(PLATFORM, t)) and o.outcome == HMS_INVALID
+        ]
+        if tokens and len(illegal) == len(tokens):
+            return _answer(ALL_TOKENS_INVALID)
+        if not validate_only:
+            rejected = set(illegal)
+            for token in tokens:
+                if token not in rejected:
+                    self.state.record_delivery(PLATFORM, token, request.headers, body)
+            if not tokens:
+                self.state.record_delivery(PLATFORM, None, request.headers, body)
+        if illegal:
+            summary = {
+                "success": len(tokens) - len(illegal),
+                "failure": len(illegal),
+                "illegal_tokens": illegal,
+            }
+            return _answer(PARTIAL_SUCCESS, json.dumps(summary, separators=(",", ":")))
+        return _answer(SUCCESS)
+
+
+def _request_id() -> str:
+    return f"{secrets.randbelow(10**18):018d}{secrets.randbelow(10**6):06d}"
+
+
+def _answer(
+    code: str,
+    message: str | None = None,
+    *,
+    status: int | None = None,
+    extra: list[tuple[str, str]] | None = None,
+) -> Response:
+    body = {"code": code, "msg": message or _MESSAGES[code], "requestId": _request_id()}
+    return Response(
+        status or _HTTP_STATUS[code], json.dumps(body).encode(), [_JSON, *(extra or [])]
+    )
+
+
+def _oauth_error(error: int, sub_error: int, description: str) -> Response:
+    body = {"error": error, "sub_error": sub_error, "error_description": description}
+    return Response(400, json.dumps(body).encode(), [_JSON])

@@ -1,0 +1,241 @@
+"""State shared by the three emulators and their control routes.
+
+- deliveries: every push accepted, one entry per device token, oldest first;
+- token outcomes: tokens that are answered with a given provider failure from now on;
+- faults: a share of a platform's requests answered with a transient failure (with `Retry-After`),
+  and extra latency on every request;
+- the `CredentialDirectory` the emulators verify credentials with.
+
+All methods are synchronous and thread-safe.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pushgate.emulators.credentials import (
+    ApnsCredential,
+    ApnsKey,
+    CombinedCredentials,
+    CredentialDirectory,
+    FcmAccount,
+    HmsApp,
+    HmsCredential,
+    InMemoryCredentials,
+)
+from pushgate.emulators.outcomes import OK, PLATFORMS, Platform
+
+__all__ = [
+    "PLATFORMS",
+    "ApnsCredential",
+    "ApnsKey",
+    "CombinedCredentials",
+    "CredentialDirectory",
+    "Delivery",
+    "EmulatorState",
+    "Fault",
+    "FaultDecision",
+    "FcmAccount",
+    "HmsApp",
+    "HmsCredential",
+    "InMemoryCredentials",
+    "Platform",
+    "TokenOutcome",
+]
+
+DEFAULT_MAX_DELIVERIES = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    platform: str
+    token: str | None
+    headers: dict[str, str]
+    payload: Any
+    received_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "platform": self.platform,
+            "token": self.token,
+            "headers": self.headers,
+            "payload": self.payload,
+            "received_at": self.received_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TokenOutcome:
+    outcome: str
+    """The canonical provider reason (see `outcomes.normalize_outcome`)."""
+    set_at_ms: int
+    """When it was set, milliseconds since the epoch (APNs' 410 `timestamp`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    platform: str
+    status: int | None
+    """The transient failure's HTTP status (429, 500 or 503); None: latency only."""
+    rate: float
+    """The share of requests answered with `status`, 0..1."""
+    retry_after: float | None = None
+    """Seconds for the `Retry-After` header; None: no header."""
+    latency_ms: float = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "platform": self.platform,
+            "status": self.status,
+            "rate": self.rate,
+            "retry_after": self.retry_after,
+            "latency_ms": self.latency_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FaultDecision:
+    """What a fault means for one request."""
+
+    latency: float
+    """Seconds to wait before answering."""
+    status: int | None
+    """Answer with this transient failure, or None to go on normally."""
+    retry_after: int | None
+
+
+class EmulatorState:
+    def __init__(
+        self,
+        credentials: CredentialDirectory | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+    ) -> None:
+        self.generated = InMemoryCredentials()
+        """Where the emulator credentials generated for this state are registered."""
+        self.credentials: CredentialDirectory = (
+            self.generated
+            if credentials is None
+            else CombinedCredentials([self.generated, credentials])
+        )
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._deliveries: deque[Delivery] = deque(maxlen=max_deliveries)
+        self._outcomes: dict[tuple[str, str], TokenOutcome] = {}
+        self._faults: dict[str, Fault] = {}
+        self._fault_credit: dict[str, float] = {}
+
+    def now(self) -> float:
+        return self.clock()
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # deliveries
+
+    def record_delivery(
+        self,
+        platform: str,
+        token: str | None,
+        headers: Iterable[tuple[str, str]] | Mapping[str, str],
+        payload: Any,
+    ) -> Delivery:
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        merged: dict[str, str] = {}
+        for name, value in pairs:
+            key = name.lower()
+            if key.startswith(":"):
+                continue
+            merged[key] = f"{merged[key]}, {value}" if key in merged else value
+        stamp = datetime.datetime.fromtimestamp(self.clock(), datetime.UTC)
+        delivery = Delivery(
+            platform=platform,
+            token=token,
+            headers=merged,
+            payload=payload,
+            received_at=stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        )
+        with self._lock:
+            self._deliveries.append(delivery)
+        return delivery
+
+    def deliveries(self, platform: str | None = None, token: str | None = None) -> list[Delivery]:
+        with self._lock:
+            found = list(self._deliveries)
+        return [
+            d
+            for d in found
+            if (platform is None or d.platform == platform) and (token is None or d.token == token)
+        ]
+
+    def clear_deliveries(self) -> int:
+        with self._lock:
+            count = len(self._deliveries)
+            self._deliveries.clear()
+        return count
+
+    # token outcomes
+
+    def set_token_outcome(self, platform: str, token: str, outcome: str) -> None:
+        """From now on answer `token` with `outcome` (a canonical provider reason); `ok` clears."""
+        with self._lock:
+            if outcome == OK:
+                self._outcomes.pop((platform, token), None)
+            else:
+                self._outcomes[(platform, token)] = TokenOutcome(outcome, self.now_ms())
+
+    def token_outcome(self, platform: str, token: str) -> TokenOutcome | None:
+        with self._lock:
+            return self._outcomes.get((platform, token))
+
+    # faults
+
+    def set_fault(self, fault: Fault) -> None:
+        """Install (or replace) the platform's fault; rate 0 and no latency clears it."""
+        with self._lock:
+            self._fault_credit.pop(fault.platform, None)
+            if fault.rate <= 0 and fault.latency_ms <= 0:
+                self._faults.pop(fault.platform, None)
+            else:
+                self._faults[fault.platform] = fault
+
+    def fault(self, platform: str) -> Fault | None:
+        with self._lock:
+            return self._faults.get(platform)
+
+    def draw_fault(self, platform: str) -> FaultDecision | None:
+        """The fault's effect on the next request: exactly `rate` of requests fail, spread evenly."""
+        with self._lock:
+            fault = self._faults.get(platform)
+            if fault is None:
+                return None
+            fail = False
+            if fault.status is not None and fault.rate > 0:
+                credit = self._fault_credit.get(platform, 0.0) + fault.rate
+                if credit >= 1 - 1e-9:
+                    credit -= 1
+                    fail = True
+                self._fault_credit[platform] = credit
+        retry_after = None
+        if fail and fault.retry_after is not None:
+            retry_after = max(0, int(-(-fault.retry_after // 1)))
+        return FaultDecision(
+            latency=fault.latency_ms / 1000,
+            status=fault.status if fail else None,
+            retry_after=retry_after,
+        )
+
+    def reset(self) -> None:
+        """Forget deliveries, token outcomes and faults (credentials stay)."""
+        with self._lock:
+            self._deliveries.clear()
+            self._outcomes.clear()
+            self._faults.clear()
+            self._fault_credit.clear()

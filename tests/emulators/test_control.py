@@ -1,0 +1,176 @@
+"""The control routes (ASGI) driven through httpx.ASGITransport, with the emulators running."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from pushgate.emulators import Emulators
+
+BASE = "http://control/emulator/v1"
+
+
+@pytest.fixture
+async def control(emulators: Emulators) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=emulators.control_app())
+    async with httpx.AsyncClient(transport=transport) as client:
+        yield client
+
+
+async def hms_push(emulators: Emulators, *tokens: str) -> httpx.Response:
+    app = emulators.generate_hms_credential()
+    async with httpx.AsyncClient(verify=emulators.ca.client_context()) as client:
+        token = await client.post(
+            emulators.hms_token_url,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": app.client_id,
+                "client_secret": app.client_secret,
+            },
+        )
+        return await client.post(
+            f"{emulators.hms_url}/v1/{app.app_id}/messages:send",
+            headers={"authorization": f"Bearer {token.json()['access_token']}"},
+            json={"message": {"token": list(tokens), "data": "x"}},
+        )
+
+
+async def test_info_names_every_emulator_and_the_ca(
+    emulators: Emulators, control: httpx.AsyncClient
+) -> None:
+    response = await control.get(f"{BASE}/info")
+
+    info = response.json()
+    assert response.status_code == 200
+    assert info["apns"]["url"] == f"https://127.0.0.1:{emulators.apns_server.port}"
+    assert info["apns"]["ca_pem"] == info["ca_pem"] == emulators.ca.ca_pem
+    assert info["fcm"]["token_url"] == f"https://127.0.0.1:{emulators.fcm_server.port}/token"
+    assert info["hms"]["url"] == f"https://127.0.0.1:{emulators.hms_server.port}"
+    assert info["hms"]["token_url"].endswith("/oauth2/v3/token")
+
+
+async def test_the_routes_can_live_under_a_prefix(emulators: Emulators) -> None:
+    transport = httpx.ASGITransport(app=emulators.control_app("/admin"))
+    async with httpx.AsyncClient(transport=transport) as client:
+        prefixed = await client.get("http://control/admin/emulator/v1/info")
+        bare = await client.get(f"{BASE}/info")
+
+    assert prefixed.status_code == 200
+    assert bare.status_code == 404
+
+
+async def test_deliveries_are_listed_oldest_first_and_filtered(
+    emulators: Emulators, control: httpx.AsyncClient
+) -> None:
+    await hms_push(emulators, "first", "second")
+    emulators.state.record_delivery("ios", "a" * 64, {"apns-topic": "x"}, {"aps": {}})
+
+    everything = (await control.get(f"{BASE}/deliveries")).json()
+    huawei = (await control.get(f"{BASE}/deliveries", params={"platform": "huawei"})).json()
+    second = (await control.get(f"{BASE}/deliveries", params={"token": "second"})).json()
+
+    assert [d["token"] for d in everything] == ["first", "second", "a" * 64]
+    assert [d["token"] for d in huawei] == ["first", "second"]
+    [entry] = second
+    assert set(entry) == {"platform", "token", "headers", "payload", "received_at"}
+    assert entry["payload"] == {"message": {"token": ["first", "second"], "data": "x"}}
+    assert entry["headers"]["content-type"] == "application/json"
+    assert entry["received_at"].endswith("Z")
+
+
+async def test_deleting_deliveries_forgets_them(
+    emulators: Emulators, control: httpx.AsyncClient
+) -> None:
+    await hms_push(emulators, "one")
+
+    deleted = await control.delete(f"{BASE}/deliveries")
+    remaining = await control.get(f"{BASE}/deliveries")
+
+    assert deleted.json() == {"deleted": 1}
+    assert remaining.json() == []
+
+
+async def test_a_token_outcome_applies_until_set_back_to_ok(
+    emulators: Emulators, control: httpx.AsyncClient
+) -> None:
+    set_dead = await control.post(
+        f"{BASE}/tokens", json={"platform": "huawei", "token": "t", "outcome": "invalid"}
+    )
+    dead = await hms_push(emulators, "t")
+    await control.post(f"{BASE}/tokens", json={"platform": "huawei", "token": "t", "outcome": "ok"})
+    alive = await hms_push(emulators, "t")
+
+    assert set_dead.status_code == 200
+    assert dead.json()["code"] == "80300007"
+    assert alive.json()["code"] == "80000000"
+
+
+async def test_outcome_names_are_matched_without_regard_to_case(
+    emulators: Emulators, control: httpx.AsyncClient
+) -> None:
+    response = await control.post(
+        f"{BASE}/tokens", json={"platform": "ios", "token": "a" * 64, "outcome": "unregistered"}
+    )
+
+    assert response.json()["outcome"] == "Unregistered"
+    outcome = emulators.state.token_outcome("ios", "a" * 64)
+    assert outcome is not None and outcome.outcome == "Unregistered"
+
+
+async def test_a_fault_is_installed_and_cleared_with_rate_zero(
+    emulators: Emulators, control: httpx.AsyncClient
+) -> None:
+    fault = {"platform": "huawei", "status": 503, "rate": 1, "retry_after": 2, "latency_ms": 0}
+
+    installed = await control.post(f"{BASE}/faults", json=fault)
+    failing = await hms_push(emulators, "t")
+    cleared = await control.post(f"{BASE}/faults", json={**fault, "rate": 0})
+    working = await hms_push(emulators, "t")
+
+    assert installed.status_code == 200
+    assert (failing.status_code, failing.headers["retry-after"]) == (503, "2")
+    assert cleared.status_code == 200
+    assert working.status_code == 200
+    assert (await control.get(f"{BASE}/faults")).json() == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/tokens", {"platform": "windows", "token": "t", "outcome": "ok"}),
+        ("/tokens", {"platform": "ios", "token": "", "outcome": "ok"}),
+        ("/tokens", {"platform": "ios", "token": "t", "outcome": "UNREGISTERED_ISH"}),
+        ("/tokens", {"platform": "android", "token": "t", "outcome": "Unregistered!"}),
+        ("/faults", {"platform": "ios", "status": 503, "rate": 1.5}),
+        ("/faults", {"platform": "ios", "status": 404, "rate": 0.5}),
+        ("/faults", {"platform": "ios", "rate": 0.5}),
+        ("/faults", {"platform": "ios", "status": 503, "rate": "half"}),
+        ("/faults", {"platform": "ios", "status": 503, "rate": 0.5, "latency_ms": -1}),
+        ("/faults", [1, 2]),
+    ],
+)
+async def test_bad_input_is_a_400_with_error_and_message(
+    control: httpx.AsyncClient, path: str, body: Any
+) -> None:
+    response = await control.post(f"{BASE}{path}", content=json.dumps(body).encode())
+
+    assert response.status_code == 400
+    assert set(response.json()) == {"error", "message"}
+
+
+async def test_a_bad_platform_filter_is_a_400(control: httpx.AsyncClient) -> None:
+    response = await control.get(f"{BASE}/deliveries", params={"platform": "web"})
+
+    assert response.status_code == 400
+
+
+async def test_an_unknown_route_is_404_and_a_wrong_method_405(control: httpx.AsyncClient) -> None:
+    missing = await control.get(f"{BASE}/nothing")
+    wrong = await control.put(f"{BASE}/tokens")
+
+    assert missing.status_code == 404
+    assert wrong.status_code == 405
