@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import click
 
 from pushgate.config import Settings, env
+from pushgate.crypto import box_for
+from pushgate.emulation import install_emulator_credentials
 from pushgate.store import partners as partner_ops
 from pushgate.store.sqlite import EMULATE_META_KEY, open_sync
 
@@ -109,7 +111,8 @@ def partners_create(
     name: str, data_dir: Path | None, as_json: bool, emulator_credentials: bool
 ) -> None:
     """Create a partner and print its secrets once."""
-    conn = open_sync(_data_dir(data_dir))
+    directory = _data_dir(data_dir)
+    conn = open_sync(directory)
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -121,7 +124,7 @@ def partners_create(
         if emulator_credentials or emulated or (env("EMULATE") or "").lower() in ("1", "true"):
             partner = partner_ops.partner_by_name(conn, name)
             assert partner is not None
-            partner_ops.install_emulator_credentials(conn, partner.id)
+            install_emulator_credentials(conn, box_for(directory), partner.id)
         conn.execute("COMMIT")
     finally:
         conn.close()

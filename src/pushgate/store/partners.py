@@ -16,7 +16,6 @@ from pushgate.store.models import (
     DEFAULT_GFC_LIMIT,
     DEFAULT_GFC_WINDOW,
     DEFAULT_RATE_LIMIT,
-    PLATFORMS,
     Partner,
     PartnerSecrets,
 )
@@ -142,38 +141,6 @@ def partner_by_secret(conn: sqlite3.Connection, kind: KeyKind, secret: str) -> P
 def list_partners(conn: sqlite3.Connection) -> list[Partner]:
     rows = conn.execute(f"SELECT {_PARTNER_COLUMNS} FROM partners ORDER BY id").fetchall()
     return [p for row in rows if (p := _partner(conn, row)) is not None]
-
-
-def set_credential(
-    conn: sqlite3.Connection,
-    partner_id: int,
-    platform: str,
-    kind: str,
-    data: bytes,
-    validated: bool,
-    detail: str | None = None,
-) -> None:
-    conn.execute(
-        "INSERT INTO credentials (partner_id, platform, kind, data, validated, detail, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (partner_id, platform) DO UPDATE SET kind = excluded.kind,"
-        " data = excluded.data, validated = excluded.validated, detail = excluded.detail,"
-        " updated_at = excluded.updated_at",
-        (partner_id, platform, kind, data, int(validated), detail, time.time()),
-    )
-
-
-def install_emulator_credentials(conn: sqlite3.Connection, partner_id: int) -> None:
-    """Validated emulator credentials for every platform the partner has none for."""
-    have = {
-        p
-        for (p,) in conn.execute(
-            "SELECT platform FROM credentials WHERE partner_id = ?", (partner_id,)
-        )
-    }
-    for platform in PLATFORMS:
-        if platform not in have:
-            set_credential(conn, partner_id, platform, "emulator", b"{}", True)
 
 
 def get_meta(conn: sqlite3.Connection, key: str) -> str | None:

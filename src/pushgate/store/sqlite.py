@@ -7,6 +7,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pushgate.crypto import box_for
+from pushgate.emulation import install_emulator_credentials
 from pushgate.payloads.build import BuiltPayloads
 from pushgate.queue.sqlite import SqliteJobQueue
 from pushgate.store import partners, profiles, sends
@@ -39,6 +41,7 @@ class SqliteStore:
     def __init__(self, data_dir: Path, synchronous: str = "NORMAL") -> None:
         open_sync(data_dir).close()
         self.data_dir = data_dir
+        self.box = box_for(data_dir)
         self.db = SqliteExecutor(database_path(data_dir), synchronous)
         self.queue = SqliteJobQueue(self.db)
 
@@ -61,7 +64,7 @@ class SqliteStore:
         def unit(conn: sqlite3.Connection) -> None:
             partners.set_meta(conn, EMULATE_META_KEY, "1")
             for partner in partners.list_partners(conn):
-                partners.install_emulator_credentials(conn, partner.id)
+                install_emulator_credentials(conn, self.box, partner.id)
 
         await self.db.run(unit)
 

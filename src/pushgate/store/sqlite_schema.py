@@ -32,9 +32,11 @@ CREATE TABLE IF NOT EXISTS credentials (
     data BLOB NOT NULL,
     validated INTEGER NOT NULL,
     detail TEXT,
+    ref TEXT,
     updated_at REAL NOT NULL,
     PRIMARY KEY (partner_id, platform)
 );
+CREATE INDEX IF NOT EXISTS credentials_ref ON credentials(ref);
 CREATE TABLE IF NOT EXISTS profiles (
     id INTEGER PRIMARY KEY,
     partner_id INTEGER NOT NULL REFERENCES partners(id) ON DELETE CASCADE,
@@ -122,6 +124,20 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs(due_at) WHERE state IN ('queued', 'leased');
 CREATE INDEX IF NOT EXISTS jobs_campaign ON jobs(partner_id, camp_id);
+CREATE TABLE IF NOT EXISTS fail_records (
+    id INTEGER PRIMARY KEY,
+    partner_id INTEGER NOT NULL,
+    camp_id INTEGER NOT NULL,
+    job_id INTEGER NOT NULL,
+    profile_id INTEGER NOT NULL,
+    device_id INTEGER NOT NULL,
+    platform TEXT NOT NULL,
+    token TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fail_records_campaign ON fail_records(partner_id, camp_id);
 CREATE TABLE IF NOT EXISTS async_requests (
     id INTEGER PRIMARY KEY,
     partner_id INTEGER NOT NULL,
@@ -132,8 +148,6 @@ CREATE TABLE IF NOT EXISTS async_requests (
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version >= SCHEMA_VERSION:
-        return
+    """Create what is missing; every statement is idempotent, so this runs on each start."""
     conn.executescript(SCHEMA)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

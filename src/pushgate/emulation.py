@@ -1,0 +1,146 @@
+"""Glue between the service and its built-in provider emulators (`--emulate`).
+
+Emulator credentials are real keys (an ES256 .p8 key, an RSA service account,
+an HMS app secret) stored like uploaded ones; the emulators check signatures
+against whatever the database holds, so uploaded credentials work too.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pushgate.crypto import SecretBox
+from pushgate.emulators.credentials import (
+    ApnsKey,
+    FcmAccount,
+    HmsApp,
+    InMemoryCredentials,
+    fcm_account_from_service_account,
+    generate_apns_credential,
+    generate_fcm_service_account,
+    generate_hms_credential,
+    public_key_pem,
+    rsa_private_key_pem,
+)
+from pushgate.store import credentials as creds
+from pushgate.store import partners as partner_ops
+from pushgate.store.executor import connect
+from pushgate.store.models import PLATFORMS
+
+EMULATED_BUNDLE_ID = "com.pushgate.emulated"
+# Emulator service accounts point here; the sender substitutes the running
+# emulator's token URL, whose port changes from run to run.
+EMULATOR_TOKEN_URI = "emulator:fcm-token"
+_RSA_META_KEY = "emulator_rsa_key"
+
+
+def _shared_rsa_key(conn: sqlite3.Connection, box: SecretBox) -> str:
+    """One RSA key per data dir for emulator service accounts: generating one per
+    partner costs a few hundred milliseconds, and these keys guard nothing real."""
+    sealed = partner_ops.get_meta(conn, _RSA_META_KEY)
+    if sealed is not None:
+        return box.open(bytes.fromhex(sealed), b"emulator-rsa").decode()
+    pem = rsa_private_key_pem()
+    partner_ops.set_meta(conn, _RSA_META_KEY, box.seal(pem.encode(), b"emulator-rsa").hex())
+    return pem
+
+
+def emulator_records(
+    conn: sqlite3.Connection, box: SecretBox
+) -> dict[str, tuple[dict[str, Any], str]]:
+    """Fresh emulator credentials per platform, with their refs."""
+    scratch = InMemoryCredentials()
+    apns = generate_apns_credential(scratch, bundle_id=EMULATED_BUNDLE_ID)
+    account = generate_fcm_service_account(
+        scratch, token_uri=EMULATOR_TOKEN_URI, private_key_pem=_shared_rsa_key(conn, box)
+    )
+    hms = generate_hms_credential(scratch)
+    return {
+        "ios": (
+            {
+                "type": "apns_token",
+                "key_id": apns.key_id,
+                "team_id": apns.team_id,
+                "bundle_id": apns.bundle_id,
+                "private_key": apns.private_key_pem,
+            },
+            creds.apns_ref(apns.key_id, apns.team_id),
+        ),
+        "android": ({**account}, creds.fcm_ref(account["client_email"], account["private_key_id"])),
+        "huawei": (
+            {
+                "type": "huawei",
+                "app_id": hms.app_id,
+                "client_id": hms.client_id,
+                "client_secret": hms.client_secret,
+            },
+            creds.hms_ref(hms.client_id),
+        ),
+    }
+
+
+def install_emulator_credentials(conn: sqlite3.Connection, box: SecretBox, partner_id: int) -> None:
+    """Validated emulator credentials for every platform the partner has none for."""
+    have = {
+        p
+        for (p,) in conn.execute(
+            "SELECT platform FROM credentials WHERE partner_id = ?", (partner_id,)
+        )
+    }
+    missing = [p for p in PLATFORMS if p not in have]
+    if not missing:
+        return
+    records = emulator_records(conn, box)
+    for platform in missing:
+        record, ref = records[platform]
+        creds.put(conn, box, partner_id, platform, creds.EMULATOR, record, ref=ref, validated=True)
+
+
+class StoredCredentials:
+    """The emulators' view of the credentials in the database (a CredentialDirectory).
+
+    Looked up synchronously on the emulator's event loop with a connection of its
+    own (WAL readers never wait for the writer); answers are cached briefly.
+    """
+
+    def __init__(self, database: Path, box: SecretBox, ttl: float = 5.0) -> None:
+        self._conn = connect(database)
+        self._box = box
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, list[creds.Credential]]] = {}
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _find(self, ref: str) -> list[creds.Credential]:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(ref)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+            found = creds.by_ref(self._conn, self._box, ref)
+            self._cache[ref] = (now + self._ttl, found)
+            return found
+
+    def apns_key(self, key_id: str, team_id: str) -> ApnsKey | None:
+        for c in self._find(creds.apns_ref(key_id, team_id)):
+            bundles = () if c.kind == creds.EMULATOR else (str(c.record["bundle_id"]),)
+            return ApnsKey(key_id, team_id, public_key_pem(str(c.record["private_key"])), bundles)
+        return None
+
+    def fcm_account(self, client_email: str, key_id: str) -> FcmAccount | None:
+        for c in self._find(creds.fcm_ref(client_email, key_id)):
+            return fcm_account_from_service_account(c.record)
+        return None
+
+    def hms_app(self, client_id: str) -> HmsApp | None:
+        for c in self._find(creds.hms_ref(client_id)):
+            return HmsApp(
+                str(c.record["client_id"]), str(c.record["client_secret"]), str(c.record["app_id"])
+            )
+        return None

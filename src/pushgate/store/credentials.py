@@ -1,0 +1,104 @@
+"""Provider credentials per partner and platform, sealed at rest.
+
+`record` is the credential as a JSON object (a .p8 key with its ids, a
+service account, an HMS app); it is stored encrypted, bound to its partner and
+platform. `ref` is the public name a provider knows it by (APNs key id and
+team, service-account email and key id, HMS client id), kept in clear so the
+emulators can find the key that signed a token.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from pushgate.crypto import SecretBox
+
+EMULATOR = "emulator"
+UPLOADED = "uploaded"
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    partner_id: int
+    platform: str
+    kind: str  # EMULATOR or UPLOADED
+    record: dict[str, Any]
+    validated: bool
+    detail: str | None
+
+
+def apns_ref(key_id: str, team_id: str) -> str:
+    return f"apns:{key_id}:{team_id}"
+
+
+def fcm_ref(client_email: str, key_id: str) -> str:
+    return f"fcm:{client_email}:{key_id}"
+
+
+def hms_ref(client_id: str) -> str:
+    return f"hms:{client_id}"
+
+
+def _context(partner_id: int, platform: str) -> bytes:
+    return f"credential:{partner_id}:{platform}".encode()
+
+
+def put(
+    conn: sqlite3.Connection,
+    box: SecretBox,
+    partner_id: int,
+    platform: str,
+    kind: str,
+    record: dict[str, Any],
+    *,
+    ref: str | None,
+    validated: bool,
+    detail: str | None = None,
+) -> None:
+    sealed = box.seal(msgspec.json.encode(record), _context(partner_id, platform))
+    conn.execute(
+        "INSERT INTO credentials (partner_id, platform, kind, data, validated, detail, ref, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (partner_id, platform) DO UPDATE SET kind = excluded.kind,"
+        " data = excluded.data, validated = excluded.validated, detail = excluded.detail,"
+        " ref = excluded.ref, updated_at = excluded.updated_at",
+        (partner_id, platform, kind, sealed, int(validated), detail, ref, time.time()),
+    )
+
+
+def _credential(box: SecretBox, row: tuple[Any, ...]) -> Credential:
+    partner_id, platform, kind, data, validated, detail = row
+    record = msgspec.json.decode(box.open(bytes(data), _context(partner_id, platform)))
+    return Credential(partner_id, platform, kind, record, bool(validated), detail)
+
+
+_COLUMNS = "partner_id, platform, kind, data, validated, detail"
+
+
+def get(
+    conn: sqlite3.Connection, box: SecretBox, partner_id: int, platform: str
+) -> Credential | None:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM credentials WHERE partner_id = ? AND platform = ?",
+        (partner_id, platform),
+    ).fetchone()
+    return None if row is None else _credential(box, tuple(row))
+
+
+def by_ref(conn: sqlite3.Connection, box: SecretBox, ref: str) -> list[Credential]:
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM credentials WHERE ref = ?", (ref,)).fetchall()
+    return [_credential(box, tuple(row)) for row in rows]
+
+
+def mark_invalid(
+    conn: sqlite3.Connection, partner_id: int, platform: str, detail: str | None
+) -> None:
+    conn.execute(
+        "UPDATE credentials SET validated = 0, detail = ? WHERE partner_id = ? AND platform = ?",
+        (detail, partner_id, platform),
+    )

@@ -1,0 +1,63 @@
+"""Recording a delivery attempt: job state, fail record, token and credential hygiene, at once."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from pushgate.delivery.outcome import DeliveryOutcome
+from pushgate.queue import sqlite as job_table
+from pushgate.queue.base import Job
+
+
+def record(
+    conn: sqlite3.Connection, job: Job, worker: str, outcome: DeliveryOutcome, now: float
+) -> bool:
+    """Apply the outcome if this worker still holds the job's lease; False if it lost it
+    (another worker has the job now, and will record its own outcome)."""
+    settled = job_table.settle(
+        conn,
+        job.id,
+        worker,
+        outcome.state,
+        outcome.reason or outcome.detail,
+        outcome.retry_at,
+        now,
+    )
+    if not settled:
+        return False
+    if outcome.reason is not None:
+        conn.execute(
+            "INSERT INTO fail_records (partner_id, camp_id, job_id, profile_id, device_id, platform,"
+            " token, reason, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job.partner_id,
+                job.camp_id,
+                job.id,
+                job.profile_id,
+                job.device_id,
+                job.platform,
+                job.token,
+                outcome.reason,
+                outcome.detail,
+                now,
+            ),
+        )
+    if outcome.device_action == "unregister":
+        # APNs: only a 410 newer than the token's last registration proves it dead.
+        since = outcome.token_dead_since_ms
+        conn.execute(
+            "UPDATE devices SET status = 'unregistered', status_reason = ?"
+            " WHERE id = ? AND token = ? AND (? IS NULL OR token_registered_at * 1000 <= ?)",
+            (outcome.reason, job.device_id, job.token, since, since),
+        )
+    elif outcome.device_action == "invalidate":
+        conn.execute(
+            "UPDATE devices SET status = 'invalid', status_reason = ? WHERE id = ? AND token = ?",
+            (outcome.reason, job.device_id, job.token),
+        )
+    if outcome.credential_invalid:
+        conn.execute(
+            "UPDATE credentials SET validated = 0, detail = ? WHERE partner_id = ? AND platform = ?",
+            (outcome.detail, job.partner_id, job.platform),
+        )
+    return True
