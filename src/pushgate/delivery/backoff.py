@@ -1,0 +1,29 @@
+"""When to try a failed send again (pure).
+
+Exponential backoff with full jitter per job, never sooner than the provider's
+Retry-After, and never past the notification's expiry: a job that cannot be
+retried before it expires is expired now rather than sent late.
+"""
+
+from __future__ import annotations
+
+import random
+
+BASE_SECONDS = 1.0
+CAP_SECONDS = 300.0
+
+
+def next_attempt(
+    attempts: int,
+    now: float,
+    expires_at: float,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> float | None:
+    """The time of the next try after `attempts` tries, or None if it would be too late."""
+    ceiling = min(CAP_SECONDS, BASE_SECONDS * 2 ** max(0, attempts - 1))
+    delay = (rng or random).uniform(ceiling / 2, ceiling)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    at = now + delay
+    return at if at < expires_at else None
