@@ -1,0 +1,160 @@
+"""OAuth2 access tokens for FCM and HMS, fetched over HTTP (httpx) and cached.
+
+One `TokenSource` per credential: it keeps the current token until shortly before it
+expires (`AccessTokenCache`), and a lock makes concurrent sends share one fetch.
+
+- `FcmTokenSource`: the service account's JWT bearer grant, POSTed to its `token_uri`.
+- `HmsTokenSource`: the client-credentials grant, POSTed to the HMS token URL.
+
+A refused credential (HTTP 400/401/403 from the token endpoint) raises `TokenFetchError`
+with `permanent=True`; an unreachable or failing endpoint (connection error, timeout,
+429, 5xx, an unreadable answer) raises it with `permanent=False`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import msgspec
+
+from pushgate.providers import fcm, hms
+from pushgate.providers.access_token import (
+    SAFETY_MARGIN_S,
+    AccessTokenCache,
+    TokenResponseError,
+    parse_token_response,
+)
+
+_FORM = {"content-type": "application/x-www-form-urlencoded", "accept": "application/json"}
+
+
+class TokenFetchError(Exception):
+    def __init__(self, message: str, *, permanent: bool, status: int = 0) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.status = status
+
+
+def token_http_client(
+    verify: ssl.SSLContext | bool = True, timeout: float = 10.0
+) -> httpx.AsyncClient:
+    """An httpx client for token endpoints (`verify`: an SSLContext with a custom CA)."""
+    return httpx.AsyncClient(verify=verify, timeout=timeout, follow_redirects=False)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        data: Any = msgspec.json.decode(response.content)
+    except msgspec.DecodeError:
+        return response.text[:200]
+    if isinstance(data, dict):
+        parts = [str(data[k]) for k in ("error", "sub_error", "error_description") if k in data]
+        if parts:
+            return " ".join(parts)
+    return response.text[:200]
+
+
+class TokenSource:
+    """Fetches and caches one credential's access token."""
+
+    def __init__(
+        self,
+        token_url: str,
+        http: httpx.AsyncClient,
+        *,
+        margin: float = SAFETY_MARGIN_S,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 10.0,
+    ) -> None:
+        self.token_url = token_url
+        self.http = http
+        self.timeout = timeout
+        self.clock = clock
+        self.fetches = 0  # token requests made (successful or not)
+        self._cache = AccessTokenCache(margin)
+        self._lock = asyncio.Lock()
+
+    def _request_body(self, now: float) -> bytes:
+        raise NotImplementedError
+
+    async def get(self) -> str:
+        """A usable access token: the cached one, or a new one (one fetch for all waiters)."""
+        token = self._cache.get(self.clock())
+        if token is not None:
+            return token
+        async with self._lock:
+            token = self._cache.get(self.clock())
+            if token is not None:
+                return token
+            return await self._fetch()
+
+    def invalidate(self, token: str | None = None) -> None:
+        """Forget `token` (after the provider refused it) so the next `get` fetches anew."""
+        self._cache.invalidate(token)
+
+    async def _fetch(self) -> str:
+        started = self.clock()
+        self.fetches += 1
+        try:
+            response = await self.http.post(
+                self.token_url,
+                content=self._request_body(started),
+                headers=_FORM,
+                timeout=self.timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise TokenFetchError(
+                f"token endpoint {self.token_url} failed: {exc!r}", permanent=False
+            ) from exc
+        status = response.status_code
+        if status in (400, 401, 403):
+            raise TokenFetchError(
+                f"token endpoint refused the credential ({status}): {_error_text(response)}",
+                permanent=True,
+                status=status,
+            )
+        if status != 200:
+            raise TokenFetchError(
+                f"token endpoint answered {status}: {_error_text(response)}",
+                permanent=False,
+                status=status,
+            )
+        try:
+            token = parse_token_response(response.content)
+        except TokenResponseError as exc:
+            raise TokenFetchError(str(exc), permanent=False, status=status) from exc
+        return self._cache.store(token, started)
+
+
+class FcmTokenSource(TokenSource):
+    def __init__(
+        self, account: fcm.ServiceAccount, http: httpx.AsyncClient, **options: Any
+    ) -> None:
+        super().__init__(account.token_uri, http, **options)
+        self.account = account
+
+    def _request_body(self, now: float) -> bytes:
+        return fcm.token_request_body(self.account, now)
+
+
+class HmsTokenSource(TokenSource):
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        http: httpx.AsyncClient,
+        *,
+        token_url: str = hms.HMS_TOKEN_URL,
+        **options: Any,
+    ) -> None:
+        super().__init__(token_url, http, **options)
+        self.client_id = client_id
+        self._client_secret = client_secret
+
+    def _request_body(self, now: float) -> bytes:
+        return hms.token_request_body(self.client_id, self._client_secret)

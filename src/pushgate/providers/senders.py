@@ -1,0 +1,404 @@
+"""One sender per provider credential: `await send(token, payload) -> Verdict`.
+
+Each sender owns its connections (an `H2Client` per host) and, for FCM and HMS, its
+access-token source, and closes them in `aclose()`. It never raises for a provider or
+network problem: connection errors and timeouts become `Verdict(kind="retry")`, requests
+the provider would refuse and that are caught locally become the verdict the provider
+would have given (with `status` 0).
+
+Payloads are the bodies built by `pushgate.payloads.build` (without the device token):
+the APNs JSON payload; the FCM body `{"message": ..., "validate_only": false}`; the HMS
+body `{"validate_only": false, "message": ...}`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import msgspec
+
+from pushgate.config import env
+from pushgate.providers import apns, fcm, hms
+from pushgate.providers.errors import InvalidRequest
+from pushgate.providers.h2client import H2Client, RequestError, Response, copy_trust
+from pushgate.providers.oauth import (
+    FcmTokenSource,
+    HmsTokenSource,
+    TokenFetchError,
+    TokenSource,
+    token_http_client,
+)
+from pushgate.providers.verdict import Verdict
+
+DEFAULT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Provider base URLs (scheme, host, port): the real hosts unless overridden."""
+
+    apns_url: str = apns.APNS_PRODUCTION
+    apns_sandbox_url: str = apns.APNS_SANDBOX
+    fcm_url: str = fcm.FCM_URL
+    hms_url: str = hms.HMS_URL
+    hms_token_url: str = hms.HMS_TOKEN_URL
+
+    @classmethod
+    def from_env(cls) -> Endpoints:
+        """`PUSHGATE_APNS_URL`, `PUSHGATE_APNS_SANDBOX_URL`, `PUSHGATE_FCM_URL`,
+        `PUSHGATE_HMS_URL`, `PUSHGATE_HMS_TOKEN_URL` override the defaults."""
+        return cls(
+            apns_url=env("APNS_URL") or apns.APNS_PRODUCTION,
+            apns_sandbox_url=env("APNS_SANDBOX_URL") or apns.APNS_SANDBOX,
+            fcm_url=env("FCM_URL") or fcm.FCM_URL,
+            hms_url=env("HMS_URL") or hms.HMS_URL,
+            hms_token_url=env("HMS_TOKEN_URL") or hms.HMS_TOKEN_URL,
+        )
+
+
+def _token_verify(ssl_context: ssl.SSLContext | None) -> ssl.SSLContext | bool:
+    """The token endpoint's TLS trust: the same CAs, in a context of its own (httpx
+    rewrites the ALPN of the context it is given, which must not reach H2Client's)."""
+    return copy_trust(ssl_context) if ssl_context is not None else True
+
+
+def _transport_verdict(error: RequestError) -> Verdict:
+    return Verdict(
+        kind="retry" if error.retryable else "rejected",
+        reason=type(error).__name__,
+        detail=str(error),
+    )
+
+
+def _token_verdict(error: TokenFetchError) -> Verdict:
+    if error.permanent:
+        return Verdict(
+            kind="credential", reason="AccessTokenRefused", status=error.status, detail=str(error)
+        )
+    return Verdict(
+        kind="retry", reason="AccessTokenUnavailable", status=error.status, detail=str(error)
+    )
+
+
+def _decode_object(payload: bytes) -> dict[str, Any] | None:
+    try:
+        data: Any = msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _with_ttl(message: Mapping[str, Any], ttl: int | None) -> dict[str, Any]:
+    result = dict(message)
+    if ttl is not None:
+        android = dict(result.get("android") or {})
+        android["ttl"] = f"{max(0, int(ttl))}s"
+        result["android"] = android
+    return result
+
+
+class ApnsSender:
+    """APNs pushes for one credential (token auth with `signer`; with certificate auth
+    pass `signer=None` and an `ssl_context` holding the client certificate).
+
+    The device's environment picks the host: `send(..., sandbox=True)` uses the sandbox.
+    """
+
+    def __init__(
+        self,
+        signer: apns.ApnsTokenSigner | None,
+        topic: str,
+        *,
+        production_url: str = apns.APNS_PRODUCTION,
+        sandbox_url: str = apns.APNS_SANDBOX,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 1,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.signer = signer
+        self.topic = topic
+        self.urls = {False: production_url, True: sandbox_url}
+        self.ssl_context = ssl_context
+        self.max_connections = max_connections
+        self.timeout = timeout
+        self.clock = clock
+        self._clients: dict[bool, H2Client] = {}
+
+    @classmethod
+    def from_credential(
+        cls,
+        credential: Mapping[str, Any],
+        *,
+        endpoints: Endpoints | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        **options: Any,
+    ) -> ApnsSender:
+        """From the uploaded `{"key_id", "team_id", "bundle_id", "private_key"}`.
+
+        Raises `CredentialError` for an unusable key, `KeyError` for a missing field.
+        """
+        endpoints = endpoints or Endpoints()
+        signer = apns.ApnsTokenSigner(
+            credential["private_key"], credential["key_id"], credential["team_id"]
+        )
+        return cls(
+            signer,
+            credential["bundle_id"],
+            production_url=endpoints.apns_url,
+            sandbox_url=endpoints.apns_sandbox_url,
+            ssl_context=ssl_context,
+            **options,
+        )
+
+    def _client(self, sandbox: bool) -> H2Client:
+        client = self._clients.get(sandbox)
+        if client is None:
+            client = H2Client(self.urls[sandbox], self.ssl_context, self.max_connections)
+            self._clients[sandbox] = client
+        return client
+
+    async def send(
+        self,
+        token: str,
+        payload: bytes,
+        *,
+        sandbox: bool = False,
+        push_type: str = "alert",
+        priority: int = 10,
+        expiration: int = 0,
+        collapse_id: str | None = None,
+        apns_id: str | None = None,
+    ) -> Verdict:
+        now = self.clock()
+        try:
+            path, headers = apns.build_request(
+                token,
+                payload,
+                topic=self.topic,
+                push_type=push_type,
+                priority=priority,
+                expiration=expiration,
+                apns_id=apns_id or str(uuid.uuid4()),
+                bearer=self.signer.token(now) if self.signer is not None else None,
+                collapse_id=collapse_id,
+            )
+        except InvalidRequest as error:
+            return apns.local_verdict(error)
+        try:
+            response = await self._client(sandbox).request(
+                "POST", path, headers, payload, timeout=self.timeout
+            )
+        except RequestError as error:
+            return _transport_verdict(error)
+        verdict = apns.classify(response.status, response.headers, response.body)
+        if verdict.refresh_auth and self.signer is not None:
+            if self.signer.refresh(self.clock()):
+                note = "provider token renewed"
+            else:
+                note = "provider token kept: issued under 20 minutes ago (check the clock)"
+            verdict = dataclasses.replace(verdict, detail=f"{verdict.detail} [{note}]")
+        return verdict
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+
+class _OAuthSender:
+    """Sends with a bearer access token; renews it once when the provider refuses it."""
+
+    def __init__(
+        self,
+        url: str,
+        ssl_context: ssl.SSLContext | None,
+        max_connections: int,
+        timeout: float,
+        tokens: TokenSource,
+        own_http: httpx.AsyncClient | None,
+    ) -> None:
+        self.timeout = timeout
+        self.tokens = tokens
+        self._client = H2Client(url, ssl_context, max_connections)
+        self._own_http = own_http
+
+    async def _post(
+        self, path: str, body: bytes, classify: Callable[[Response], Verdict]
+    ) -> Verdict:
+        verdict = Verdict(kind="retry")
+        for _attempt in range(2):
+            try:
+                access_token = await self.tokens.get()
+            except TokenFetchError as error:
+                return _token_verdict(error)
+            headers = [
+                ("authorization", f"Bearer {access_token}"),
+                ("content-type", "application/json; charset=UTF-8"),
+            ]
+            try:
+                response = await self._client.request(
+                    "POST", path, headers, body, timeout=self.timeout
+                )
+            except RequestError as error:
+                return _transport_verdict(error)
+            verdict = classify(response)
+            if not verdict.refresh_auth:
+                return verdict
+            self.tokens.invalidate(access_token)  # and try once more with a new one
+        return verdict
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        if self._own_http is not None:
+            await self._own_http.aclose()
+
+
+class FcmSender(_OAuthSender):
+    """FCM v1 sends for one service account.
+
+    `ssl_context` (None: the system trust store) is used for FCM and, copied, for the
+    service account's `token_uri`; `token_source` replaces the built-in token fetcher.
+    """
+
+    def __init__(
+        self,
+        account: fcm.ServiceAccount,
+        *,
+        url: str = fcm.FCM_URL,
+        ssl_context: ssl.SSLContext | None = None,
+        token_source: TokenSource | None = None,
+        max_connections: int = 1,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        own_http = None
+        if token_source is None:
+            own_http = token_http_client(_token_verify(ssl_context), timeout)
+            token_source = FcmTokenSource(account, own_http, timeout=timeout)
+        super().__init__(url, ssl_context, max_connections, timeout, token_source, own_http)
+        self.account = account
+
+    @classmethod
+    def from_credential(
+        cls,
+        service_account: bytes | str | Mapping[str, Any],
+        *,
+        endpoints: Endpoints | None = None,
+        **options: Any,
+    ) -> FcmSender:
+        """From the service-account JSON as uploaded. Raises `CredentialError`."""
+        endpoints = endpoints or Endpoints()
+        return cls(fcm.ServiceAccount.parse(service_account), url=endpoints.fcm_url, **options)
+
+    async def send(self, token: str, payload: bytes, *, ttl: int | None = None) -> Verdict:
+        """`payload`: `{"message": {...}, "validate_only": false}` (or the bare message);
+        `ttl` (seconds) replaces `message.android.ttl`."""
+        if not token:
+            return Verdict(
+                kind="bad_token",
+                reason="InvalidRegistration",
+                detail="empty token (checked locally)",
+            )
+        body = _decode_object(payload)
+        if body is None:
+            return Verdict(
+                kind="rejected", reason="InvalidParameters", detail="payload is not a JSON object"
+            )
+        envelope = "message" in body
+        message = body["message"] if envelope else body
+        if not isinstance(message, dict):
+            return Verdict(
+                kind="rejected", reason="InvalidParameters", detail="message is not an object"
+            )
+        try:
+            path, data = fcm.build_send(
+                self.account.project_id,
+                _with_ttl(message, ttl),
+                token,
+                validate_only=bool(body.get("validate_only", False)) if envelope else False,
+            )
+        except ValueError as error:
+            return Verdict(kind="rejected", reason="InvalidParameters", detail=str(error))
+        return await self._post(path, data, lambda r: fcm.classify(r.status, r.headers, r.body))
+
+
+class HmsSender(_OAuthSender):
+    """HMS Push Kit sends for one app.
+
+    `ssl_context` (None: the system trust store) is used for the push host and, copied,
+    for `token_url`; `token_source` replaces the built-in token fetcher.
+    """
+
+    def __init__(
+        self,
+        credential: hms.HmsCredential,
+        *,
+        url: str = hms.HMS_URL,
+        token_url: str = hms.HMS_TOKEN_URL,
+        ssl_context: ssl.SSLContext | None = None,
+        token_source: TokenSource | None = None,
+        max_connections: int = 1,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        own_http = None
+        if token_source is None:
+            own_http = token_http_client(_token_verify(ssl_context), timeout)
+            token_source = HmsTokenSource(
+                credential.client_id,
+                credential.client_secret,
+                own_http,
+                token_url=token_url,
+                timeout=timeout,
+            )
+        super().__init__(url, ssl_context, max_connections, timeout, token_source, own_http)
+        self.credential = credential
+
+    @classmethod
+    def from_credential(
+        cls,
+        credential: Mapping[str, Any],
+        *,
+        endpoints: Endpoints | None = None,
+        **options: Any,
+    ) -> HmsSender:
+        """From the uploaded `{"app_id", "client_id", "client_secret"}`. Raises
+        `CredentialError`."""
+        endpoints = endpoints or Endpoints()
+        return cls(
+            hms.HmsCredential.parse(credential),
+            url=endpoints.hms_url,
+            token_url=endpoints.hms_token_url,
+            **options,
+        )
+
+    async def send(self, token: str, payload: bytes, *, ttl: int | None = None) -> Verdict:
+        """`payload`: `{"validate_only": false, "message": {...}}`; `ttl` (seconds)
+        replaces `message.android.ttl`."""
+        if not token:
+            return Verdict(
+                kind="bad_token",
+                reason="InvalidRegistration",
+                detail="empty token (checked locally)",
+            )
+        body = _decode_object(payload)
+        message = body.get("message") if body is not None else None
+        if body is None or not isinstance(message, dict):
+            return Verdict(
+                kind="rejected", reason="80100003", detail="payload has no message object"
+            )
+        try:
+            path, data = hms.build_send(
+                self.credential.app_id, {**body, "message": _with_ttl(message, ttl)}, token
+            )
+        except ValueError as error:
+            return Verdict(kind="rejected", reason="80100001", detail=str(error))
+        return await self._post(
+            path, data, lambda r: hms.classify(r.status, r.headers, r.body, token=token)
+        )

@@ -1,0 +1,98 @@
+"""What one provider answer means for the notification and for the device token.
+
+Every provider client turns its answer (or its failure to get one) into a `Verdict`, so
+that delivery decides retries, token invalidation and fail records the same way for
+APNs, FCM and HMS.
+
+kind
+    ``ok``          accepted by the provider.
+    ``retry``       transient: 429, 5xx, connection loss, timeouts, an expired access token.
+                    Retry with backoff (honouring `retry_after`) until the notification's TTL.
+    ``dead_token``  the token is proven dead (APNs 410, FCM UNREGISTERED, HMS illegal token):
+                    mark the device unregistered (APNs: only when `timestamp_ms` is later than
+                    the token's last registration).
+    ``bad_token``   permanent for this token but no proof of uninstall (APNs BadDeviceToken,
+                    DeviceTokenNotForTopic; FCM INVALID_ARGUMENT on the token,
+                    SENDER_ID_MISMATCH): record it and stop using the token.
+    ``credential``  the partner's credential does not work (APNs 403 auth reasons, FCM 401 /
+                    THIRD_PARTY_AUTH_ERROR, HMS 80200001): record it, stop sending with the
+                    credential, report `InvalidCertificate`.
+    ``rejected``    any other permanent refusal of this request (payload too large, bad
+                    header...): record it; retrying the same request cannot succeed.
+
+reason
+    The name used in fail records: APNs reasons as-is (`Unregistered`, `BadDeviceToken`...),
+    FCM error codes mapped to their legacy names (`NotRegistered`, `InvalidRegistration`,
+    `MismatchSenderId`...), HMS illegal tokens as `NotRegistered`, otherwise the provider's
+    code. Empty when the provider accepted the push.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+VerdictKind = Literal["ok", "retry", "dead_token", "bad_token", "credential", "rejected"]
+VERDICT_KINDS: tuple[str, ...] = get_args(VerdictKind)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    kind: VerdictKind
+    reason: str = ""
+    status: int = 0  # HTTP status of the answer; 0 when there was no answer
+    detail: str = ""
+    retry_after: float | None = None  # seconds, from Retry-After (delta or HTTP date)
+    timestamp_ms: int | None = None  # APNs 410: when the token stopped being valid
+    # The access token (FCM/HMS) or provider token (APNs) must be renewed before the retry.
+    refresh_auth: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "ok"
+
+    @property
+    def permanent(self) -> bool:
+        """True when retrying the same request cannot succeed."""
+        return self.kind not in ("ok", "retry")
+
+
+def retry_verdict(detail: str, *, reason: str = "", status: int = 0) -> Verdict:
+    """A transient failure without a provider answer (connection loss, timeout)."""
+    return Verdict(kind="retry", reason=reason, status=status, detail=detail)
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header value by lower-case name, tolerating mixed-case keys."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    for key, candidate in headers.items():
+        if key.lower() == name:
+            return candidate
+    return None
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After value: delta-seconds or an HTTP date.
+
+    Returns None when absent or unparseable; never negative.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is always GMT
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
