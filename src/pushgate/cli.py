@@ -57,6 +57,12 @@ def main() -> None:
 @click.option("--emulate", is_flag=True, default=None, help="Use built-in APNs/FCM/HMS emulators.")
 @click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False), default=None)
 @click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option(
+    "--role",
+    type=click.Choice(["all", "api", "worker"]),
+    default=None,
+    help="Serve the HTTP API, run delivery workers, or both (default).",
+)
 def serve(
     host: str | None,
     port: int | None,
@@ -64,14 +70,21 @@ def serve(
     emulate: bool | None,
     tls_cert: Path | None,
     tls_key: Path | None,
+    role: str | None,
 ) -> None:
-    """Run the HTTP API (and, later, the delivery workers) in one process."""
+    """Run the HTTP API and the delivery workers in one process."""
     import uvicorn
 
     from pushgate.server import create_app
 
     settings = Settings.load(
-        host=host, port=port, data_dir=data_dir, emulate=emulate, tls_cert=tls_cert, tls_key=tls_key
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        emulate=emulate,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        role=role,
     )
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"

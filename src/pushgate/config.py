@@ -25,6 +25,7 @@ class Settings:
     # the promise the service makes by default (see docs/durability.md).
     sqlite_synchronous: str = "NORMAL"
     log_level: str = "info"
+    role: str = "all"  # api | worker | all
 
     @classmethod
     def load(cls, **flags: object) -> Settings:
@@ -38,6 +39,7 @@ class Settings:
             "tls_key": Path(p) if (p := env("TLS_KEY")) else None,
             "sqlite_synchronous": (env("SQLITE_SYNCHRONOUS") or cls.sqlite_synchronous).upper(),
             "log_level": env("LOG_LEVEL") or cls.log_level,
+            "role": env("ROLE") or cls.role,
         }
         values.update({k: v for k, v in flags.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

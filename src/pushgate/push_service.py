@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,8 @@ class PushService:
     def __init__(self, store: SqliteStore, partners: PartnerCache) -> None:
         self.store = store
         self.partners = partners
+        # Called after sends were queued, so an in-process worker claims them at once.
+        self.on_queued: Callable[[], None] = lambda: None
         self.rate = GcraLimiter()
         self._async_wakeup = asyncio.Event()
 
@@ -106,6 +109,7 @@ class PushService:
         final = await self.store.commit_push(
             partner, pushes, built, outcomes, time.time(), async_request_id
         )
+        self.on_queued()
         return decide.answer(final or [], request.report_attributes)
 
     async def run_async_requests(self, poll_seconds: float = 1.0) -> None:

@@ -1,6 +1,11 @@
-"""Assembles the service: store, services, routes, background tasks."""
+"""Assembles the service: store, services, routes, delivery worker, emulators."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -12,10 +17,30 @@ from pushgate.api.sdk import SdkRoutes
 from pushgate.api.users import UserRoutes
 from pushgate.api.users import too_large as user_too_large
 from pushgate.auth import PartnerCache
-from pushgate.config import Settings
+from pushgate.config import Settings, env
+from pushgate.delivery.senders import ProviderDirectory
+from pushgate.delivery.worker import DeliveryWorker
+from pushgate.emulation import StoredCredentials
+from pushgate.emulators.runner import Emulators
 from pushgate.metrics import exposition
+from pushgate.providers.h2client import make_ssl_context
+from pushgate.providers.senders import Endpoints
 from pushgate.push_service import PushService
-from pushgate.store.sqlite import SqliteStore
+from pushgate.store.sqlite import SqliteStore, database_path
+
+log = logging.getLogger("pushgate.server")
+
+
+@dataclass
+class Delivery:
+    """The in-process delivery side: provider endpoints, senders, the worker task."""
+
+    worker: DeliveryWorker | None = None
+    directory: ProviderDirectory | None = None
+    task: asyncio.Task[None] | None = None
+    emulators: Emulators | None = None
+    stored: StoredCredentials | None = None
+    counters: dict[str, int] = field(default_factory=dict)
 
 
 def create_app(settings: Settings) -> App:
@@ -25,15 +50,63 @@ def create_app(settings: Settings) -> App:
     users = UserRoutes(store, partners, push.rate)
     sdk = SdkRoutes(store, partners)
     app = App()
+    delivery = Delivery()
     doc = openapi.document()
     docs_html = openapi.docs_page(doc)
 
+    async def start_emulators() -> tuple[Endpoints, str | None, str | None]:
+        await store.mark_emulated()
+        delivery.stored = StoredCredentials(database_path(settings.data_dir), store.box)
+        emulators = Emulators(delivery.stored, ca_dir=settings.data_dir / "emulator-ca")
+        await emulators.start("127.0.0.1")
+        delivery.emulators = emulators
+        control = emulators.control_app()
+        app.mounts.append((control.handles, control))
+        log.info(
+            "provider emulators: %s", {k: v for k, v in emulators.info().items() if k != "ca_pem"}
+        )
+        endpoints = Endpoints(
+            apns_url=emulators.apns_url,
+            apns_sandbox_url=emulators.apns_url,
+            fcm_url=emulators.fcm_url,
+            hms_url=emulators.hms_url,
+            hms_token_url=emulators.hms_token_url,
+        )
+        return endpoints, emulators.ca.ca_pem, emulators.fcm_token_url
+
     async def start() -> None:
         store.start()
+        ca_pem: str | None = None
+        emulator_token_url: str | None = None
         if settings.emulate:
-            await store.mark_emulated()
+            endpoints, ca_pem, emulator_token_url = await start_emulators()
+        else:
+            endpoints = Endpoints.from_env()
+            if ca_file := env("PROVIDER_CA_FILE"):
+                with open(ca_file) as f:
+                    ca_pem = f.read()
+        if settings.role in ("all", "worker"):
+            delivery.directory = ProviderDirectory(
+                store.credential,
+                endpoints,
+                lambda: make_ssl_context(ca_pem),
+                emulator_token_url,
+            )
+            delivery.worker = DeliveryWorker(store.queue, store.record_delivery, delivery.directory)
+            push.on_queued = delivery.worker.wake
+            delivery.task = asyncio.create_task(delivery.worker.run())
 
     async def stop() -> None:
+        if delivery.task is not None:
+            delivery.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await delivery.task
+        if delivery.directory is not None:
+            await delivery.directory.aclose()
+        if delivery.emulators is not None:
+            await delivery.emulators.stop()
+        if delivery.stored is not None:
+            delivery.stored.close()
         store.close()
 
     async def healthz(request: Request) -> Response:
@@ -56,6 +129,10 @@ def create_app(settings: Settings) -> App:
                 float(store.db.units),
             ),
         }
+        if delivery.worker is not None:
+            for name, count in delivery.worker.counters.items():
+                metric = "pushgate_delivery_" + "".join(ch if ch.isalnum() else "_" for ch in name)
+                gauges[metric] = (f"Delivery worker counter {name}", float(count))
         return Response(200, exposition(app.metrics, gauges), CONTENT_TYPE_LATEST.encode())
 
     async def openapi_json(request: Request) -> Response:
@@ -66,14 +143,15 @@ def create_app(settings: Settings) -> App:
 
     app.on_startup.append(start)
     app.on_shutdown.append(stop)
-    app.background.append(push.run_async_requests)
+    if settings.role in ("all", "api"):
+        app.background.append(push.run_async_requests)
     app.route("POST", "/api/v2/notification/user", targeted_push(push))
     app.route("POST", "/api/sdk/v1/session", sdk.session)
     app.route("POST", "/api/user/v1/upsert", users.handler(users.upsert), user_too_large)
     app.route("POST", "/api/user/v1/profile", users.handler(users.profile), user_too_large)
     app.route("POST", "/api/user/v1/delete", users.handler(users.delete), user_too_large)
     app.route("GET", "/healthz", healthz)
+    app.route("GET", "/metrics", metrics)
     app.route("GET", "/openapi.json", openapi_json)
     app.route("GET", "/docs", docs)
-    app.route("GET", "/metrics", metrics)
     return app

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pushgate.api.http import BodyTooLarge, Handler, Request, Response, json_response, read_body
-from pushgate.api.types import Receive, Scope, Send
+from pushgate.api.types import ASGIApp, Receive, Scope, Send
 from pushgate.metrics import RequestMetrics
 
 log = logging.getLogger("pushgate.api")
@@ -46,6 +46,8 @@ class App:
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     ready: bool = False
     metrics: RequestMetrics = field(default_factory=RequestMetrics)
+    # Sub-apps that own every path their predicate accepts (the emulators' control routes).
+    mounts: list[tuple[Callable[[str], bool], ASGIApp]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def route(
@@ -65,6 +67,10 @@ class App:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method, path = scope["method"], scope["path"]
+        for owns, sub_app in self.mounts:
+            if owns(path):
+                await sub_app(scope, receive, send)
+                return
         endpoint = self.routes.get((method, path))
         if endpoint is None:
             if method == "HEAD" and (e := self.routes.get(("GET", path))):

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pushgate.crypto import box_for
+from pushgate.delivery.outcome import DeliveryOutcome
 from pushgate.emulation import install_emulator_credentials
 from pushgate.payloads.build import BuiltPayloads
+from pushgate.queue.base import Job
 from pushgate.queue.sqlite import SqliteJobQueue
-from pushgate.store import partners, profiles, sends
+from pushgate.store import credentials as creds
+from pushgate.store import deliveries, partners, profiles, sends
 from pushgate.store.executor import SqliteExecutor, connect
 from pushgate.store.models import Partner
 from pushgate.store.partners import KeyKind
@@ -121,6 +125,13 @@ class SqliteStore:
                 )
             ]
         )
+
+    async def credential(self, partner_id: int, platform: str) -> creds.Credential | None:
+        return await self.db.run(lambda c: creds.get(c, self.box, partner_id, platform))
+
+    async def record_delivery(self, job: Job, worker: str, outcome: DeliveryOutcome) -> bool:
+        now = time.time()
+        return await self.db.run(lambda c: deliveries.record(c, job, worker, outcome, now))
 
     async def discard_async_request(self, request_id: int) -> None:
         await self.db.run(
