@@ -14,9 +14,9 @@ import click
 
 from pushgate.config import Settings, env
 from pushgate.crypto import box_for
-from pushgate.emulation import install_emulator_credentials
+from pushgate.emulation import install_emulator_credentials, is_emulated
 from pushgate.store import partners as partner_ops
-from pushgate.store.sqlite import EMULATE_META_KEY, open_sync
+from pushgate.store.sqlite import open_sync
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -104,6 +104,36 @@ def serve(
     )
 
 
+@main.command()
+@click.option(
+    "--host", default="127.0.0.1", help="Address of the control routes and the emulators."
+)
+@click.option(
+    "--port", type=int, default=8081, help="Port of the control routes (/emulator/v1/...)."
+)
+@data_dir_option
+@click.option("--apns-port", type=int, default=0, help="APNs emulator port (default: a free one).")
+@click.option("--fcm-port", type=int, default=0, help="FCM emulator port (default: a free one).")
+@click.option("--hms-port", type=int, default=0, help="HMS emulator port (default: a free one).")
+def emulate(
+    host: str, port: int, data_dir: Path | None, apns_port: int, fcm_port: int, hms_port: int
+) -> None:
+    """Run the APNs, FCM and HMS emulators on their own, with their control routes.
+
+    With --data-dir, credentials stored there are accepted; point `pushgate serve` at the
+    emulators with PUSHGATE_APNS_URL, PUSHGATE_FCM_URL, PUSHGATE_HMS_URL,
+    PUSHGATE_HMS_TOKEN_URL, PUSHGATE_FCM_TOKEN_URL and PUSHGATE_PROVIDER_CA_FILE (see
+    GET /emulator/v1/info; the CA is written to DATA_DIR/emulator-ca/).
+    """
+    import uvicorn
+
+    from pushgate.emulation import StandaloneEmulators
+
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = StandaloneEmulators(data_dir, host, (apns_port, fcm_port, hms_port))
+    uvicorn.run(app, host=host, port=port, lifespan="on", access_log=False, log_level="info")
+
+
 @main.group()
 def partners() -> None:
     """Create and configure partners (tenants)."""
@@ -133,8 +163,11 @@ def partners_create(
         except partner_ops.PartnerExists:
             conn.execute("ROLLBACK")
             raise click.ClickException(f"a partner named {name!r} already exists") from None
-        emulated = partner_ops.get_meta(conn, EMULATE_META_KEY) == "1"
-        if emulator_credentials or emulated or (env("EMULATE") or "").lower() in ("1", "true"):
+        if (
+            emulator_credentials
+            or is_emulated(conn)
+            or (env("EMULATE") or "").lower() in ("1", "true")
+        ):
             partner = partner_ops.partner_by_name(conn, name)
             assert partner is not None
             install_emulator_credentials(conn, box_for(directory), partner.id)

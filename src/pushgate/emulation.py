@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pushgate.crypto import SecretBox
+from pushgate.api.types import Receive, Scope, Send
+from pushgate.crypto import SecretBox, box_for
+from pushgate.emulators.control import ControlApp
 from pushgate.emulators.credentials import (
     ApnsKey,
     FcmAccount,
@@ -26,10 +28,12 @@ from pushgate.emulators.credentials import (
     public_key_pem,
     rsa_private_key_pem,
 )
+from pushgate.emulators.runner import Emulators
 from pushgate.store import credentials as creds
 from pushgate.store import partners as partner_ops
 from pushgate.store.executor import connect
 from pushgate.store.models import PLATFORMS
+from pushgate.store.sqlite import database_path, open_sync
 
 EMULATED_BUNDLE_ID = "com.pushgate.emulated"
 # Emulator service accounts point here; the sender substitutes the running
@@ -100,6 +104,22 @@ def install_emulator_credentials(conn: sqlite3.Connection, box: SecretBox, partn
         creds.put(conn, box, partner_id, platform, creds.EMULATOR, record, ref=ref, validated=True)
 
 
+EMULATE_META_KEY = "emulate"
+
+
+def mark_emulated(conn: sqlite3.Connection, box: SecretBox) -> None:
+    """Remember that this data dir is served with emulators (later `partners create` then
+    installs emulator credentials), and give every partner emulator credentials for the
+    platforms it has none for."""
+    partner_ops.set_meta(conn, EMULATE_META_KEY, "1")
+    for partner in partner_ops.list_partners(conn):
+        install_emulator_credentials(conn, box, partner.id)
+
+
+def is_emulated(conn: sqlite3.Connection) -> bool:
+    return partner_ops.get_meta(conn, EMULATE_META_KEY) == "1"
+
+
 class StoredCredentials:
     """The emulators' view of the credentials in the database (a CredentialDirectory).
 
@@ -144,3 +164,58 @@ class StoredCredentials:
                 str(c.record["client_id"]), str(c.record["client_secret"]), str(c.record["app_id"])
             )
         return None
+
+
+class StandaloneEmulators:
+    """`pushgate emulate`: the three emulators, with their control routes as an ASGI app.
+
+    With a data dir, credentials stored there (uploaded or generated for partners) are
+    accepted, so a `pushgate serve` pointed at these emulators can deliver to them.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | None,
+        host: str = "127.0.0.1",
+        ports: tuple[int, int, int] = (0, 0, 0),
+    ):
+        self.data_dir = data_dir
+        self.host = host
+        self.ports = ports
+        self.stored: StoredCredentials | None = None
+        self.emulators: Emulators | None = None
+        self.control: ControlApp | None = None
+
+    async def start(self) -> Emulators:
+        ca_dir = None
+        if self.data_dir is not None:
+            open_sync(self.data_dir).close()
+            self.stored = StoredCredentials(database_path(self.data_dir), box_for(self.data_dir))
+            ca_dir = self.data_dir / "emulator-ca"
+        self.emulators = Emulators(self.stored, ca_dir=ca_dir)
+        apns_port, fcm_port, hms_port = self.ports
+        await self.emulators.start(
+            self.host, apns_port=apns_port, fcm_port=fcm_port, hms_port=hms_port
+        )
+        self.control = self.emulators.control_app()
+        return self.emulators
+
+    async def stop(self) -> None:
+        if self.emulators is not None:
+            await self.emulators.stop()
+        if self.stored is not None:
+            self.stored.close()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await self.start()
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await self.stop()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        elif self.control is not None:
+            await self.control(scope, receive, send)

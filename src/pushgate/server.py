@@ -20,7 +20,7 @@ from pushgate.auth import PartnerCache
 from pushgate.config import Settings, env
 from pushgate.delivery.senders import ProviderDirectory
 from pushgate.delivery.worker import DeliveryWorker
-from pushgate.emulation import StoredCredentials
+from pushgate.emulation import StoredCredentials, mark_emulated
 from pushgate.emulators.runner import Emulators
 from pushgate.metrics import exposition
 from pushgate.providers.h2client import make_ssl_context
@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> App:
     docs_html = openapi.docs_page(doc)
 
     async def start_emulators() -> tuple[Endpoints, str | None, str | None]:
-        await store.mark_emulated()
+        await store.db.run(lambda conn: mark_emulated(conn, store.box))
         delivery.stored = StoredCredentials(database_path(settings.data_dir), store.box)
         emulators = Emulators(delivery.stored, ca_dir=settings.data_dir / "emulator-ca")
         await emulators.start("127.0.0.1")
@@ -82,6 +82,7 @@ def create_app(settings: Settings) -> App:
             endpoints, ca_pem, emulator_token_url = await start_emulators()
         else:
             endpoints = Endpoints.from_env()
+            emulator_token_url = env("FCM_TOKEN_URL")
             if ca_file := env("PROVIDER_CA_FILE"):
                 with open(ca_file) as f:
                     ca_pem = f.read()

@@ -10,7 +10,6 @@ from typing import Any
 
 from pushgate.crypto import box_for
 from pushgate.delivery.outcome import DeliveryOutcome
-from pushgate.emulation import install_emulator_credentials
 from pushgate.payloads.build import BuiltPayloads
 from pushgate.queue.base import Job
 from pushgate.queue.sqlite import SqliteJobQueue
@@ -26,7 +25,6 @@ from pushgate.targeting.push import Identifier, Push
 from pushgate.targeting.users import Session, UserData
 
 DB_FILENAME = "pushgate.sqlite3"
-EMULATE_META_KEY = "emulate"
 
 
 def database_path(data_dir: Path) -> Path:
@@ -60,17 +58,6 @@ class SqliteStore:
 
     async def partner_by_name(self, name: str) -> Partner | None:
         return await self.db.run(lambda c: partners.partner_by_name(c, name))
-
-    async def mark_emulated(self) -> None:
-        """Remember that this data dir is served with emulators, and give every partner
-        emulator credentials for the platforms it has none for."""
-
-        def unit(conn: sqlite3.Connection) -> None:
-            partners.set_meta(conn, EMULATE_META_KEY, "1")
-            for partner in partners.list_partners(conn):
-                install_emulator_credentials(conn, self.box, partner.id)
-
-        await self.db.run(unit)
 
     async def resolve(
         self, partner_id: int, identifiers: Iterable[Identifier]
