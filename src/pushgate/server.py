@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from dataclasses import dataclass, field
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pushgate.api import openapi
 from pushgate.api.app import App
+from pushgate.api.certificates import CertificateRoutes
 from pushgate.api.http import Request, Response, json_response, text_response
 from pushgate.api.push import targeted_push
 from pushgate.api.sdk import SdkRoutes
@@ -40,7 +42,11 @@ class Delivery:
     task: asyncio.Task[None] | None = None
     emulators: Emulators | None = None
     stored: StoredCredentials | None = None
-    counters: dict[str, int] = field(default_factory=dict)
+    endpoints: Endpoints = field(default_factory=Endpoints.from_env)
+    ca_pem: str | None = None  # extra CA to trust for providers (the emulators')
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        return make_ssl_context(self.ca_pem) if self.ca_pem else None
 
 
 def create_app(settings: Settings) -> App:
@@ -76,22 +82,17 @@ def create_app(settings: Settings) -> App:
 
     async def start() -> None:
         store.start()
-        ca_pem: str | None = None
         emulator_token_url: str | None = None
         if settings.emulate:
-            endpoints, ca_pem, emulator_token_url = await start_emulators()
+            delivery.endpoints, delivery.ca_pem, emulator_token_url = await start_emulators()
         else:
-            endpoints = Endpoints.from_env()
             emulator_token_url = env("FCM_TOKEN_URL")
             if ca_file := env("PROVIDER_CA_FILE"):
                 with open(ca_file) as f:
-                    ca_pem = f.read()
+                    delivery.ca_pem = f.read()
         if settings.role in ("all", "worker"):
             delivery.directory = ProviderDirectory(
-                store.credential,
-                endpoints,
-                lambda: make_ssl_context(ca_pem),
-                emulator_token_url,
+                store.credential, delivery.endpoints, delivery.ssl_context, emulator_token_url
             )
             delivery.worker = DeliveryWorker(store.queue, store.record_delivery, delivery.directory)
             push.on_queued = delivery.worker.wake
@@ -151,6 +152,11 @@ def create_app(settings: Settings) -> App:
     app.route("POST", "/api/user/v1/upsert", users.handler(users.upsert), user_too_large)
     app.route("POST", "/api/user/v1/profile", users.handler(users.profile), user_too_large)
     app.route("POST", "/api/user/v1/delete", users.handler(users.delete), user_too_large)
+    certificates = CertificateRoutes(
+        store, partners, lambda: delivery.endpoints.hms_token_url, delivery.ssl_context
+    )
+    for provider in ("firebase", "apns", "huawei"):
+        app.route("POST", f"/v1/settings/certificate/{provider}", certificates.handler(provider))
     app.route("GET", "/healthz", healthz)
     app.route("GET", "/metrics", metrics)
     app.route("GET", "/openapi.json", openapi_json)

@@ -148,6 +148,49 @@ def document() -> dict[str, Any]:
                 "responses": {"200": _json(ANY_OBJECT, "Erased"), **user_errors},
             }
         },
+        **{
+            f"/v1/settings/certificate/{provider}": {
+                "post": {
+                    "summary": summary,
+                    "parameters": [
+                        {
+                            "name": "X-API-KEY",
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": ANY_OBJECT}},
+                    },
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "platform": {"type": "string"},
+                                    "validated": {"type": "boolean"},
+                                },
+                            },
+                            "Validated and in use",
+                        ),
+                        **_errors(
+                            PLAIN_ERROR, ("400", "No api key provided"), ("403", "Invalid api key")
+                        ),
+                        "406": _json(ERROR, "Not usable: kept, but not used"),
+                    },
+                }
+            }
+            for provider, summary in (
+                ("firebase", "Upload the Firebase service-account JSON (Android, FCM v1)"),
+                (
+                    "apns",
+                    "Upload an APNs .p8 token key (key_id, team_id, bundle_id) or a .p12 certificate",
+                ),
+                ("huawei", "Upload the HMS app id, client id and client secret"),
+            )
+        },
         "/healthz": {
             "get": {"summary": "Liveness", "responses": {"200": _json(ANY_OBJECT, "Serving")}}
         },

@@ -1,0 +1,87 @@
+"""POST /v1/settings/certificate/{firebase,apns,huawei} (insider-ecosystem.md §5, contract.md)."""
+
+from __future__ import annotations
+
+import sqlite3
+import ssl
+from collections.abc import Callable
+from dataclasses import replace
+
+from pushgate.api.http import Handler, Request, Response, json_response
+from pushgate.auth import PartnerCache
+from pushgate.credential_check import Checked, check, obtain_token
+from pushgate.store import credentials as creds
+from pushgate.store.sqlite import SqliteStore
+from pushgate.targeting.errors import ApiError
+from pushgate.targeting.validate import parse_json
+
+
+class CertificateRoutes:
+    def __init__(
+        self,
+        store: SqliteStore,
+        partners: PartnerCache,
+        hms_token_url: Callable[[], str],
+        ssl_context: Callable[[], ssl.SSLContext | None],
+    ) -> None:
+        self.store = store
+        self.partners = partners
+        self.hms_token_url = hms_token_url
+        self.ssl_context = ssl_context
+
+    def handler(self, provider: str) -> Handler:
+        async def handle(request: Request) -> Response:
+            return await self._upload(request, provider)
+
+        return handle
+
+    async def _save(self, partner_id: int, checked: Checked) -> None:
+        def unit(conn: sqlite3.Connection) -> None:
+            creds.put(
+                conn,
+                self.store.box,
+                partner_id,
+                checked.platform,
+                creds.UPLOADED,
+                checked.record,
+                ref=checked.ref,
+                validated=checked.validated,
+                detail=checked.detail,
+            )
+
+        await self.store.db.run(unit)
+
+    async def _upload(self, request: Request, provider: str) -> Response:
+        key = request.header(b"x-api-key")
+        if not key:
+            return json_response(400, {"error": "No api key provided"})
+        partner = await self.partners.get("api_key", key)
+        if partner is None:
+            return json_response(403, {"error": "Invalid api key"})
+        try:
+            record = parse_json(request.body)
+        except ApiError as error:
+            return json_response(error.status, error.body())
+        if not isinstance(record, dict):
+            return json_response(
+                400, {"error": "invalid_type", "message": "the credential must be a JSON object"}
+            )
+        checked = check(provider, record)
+        if checked.validated and checked.platform != "ios":
+            # Kept unvalidated until the provider hands out a token for it.
+            await self._save(
+                partner.id, replace(checked, validated=False, detail="being validated")
+            )
+            failure = await obtain_token(checked, self.hms_token_url(), self.ssl_context())
+            if failure is not None:
+                checked = replace(checked, validated=False, detail=failure)
+        await self._save(partner.id, checked)
+        if not checked.validated:
+            return json_response(
+                406,
+                {
+                    "error": "invalid_certificate",
+                    "message": checked.detail or "unusable credential",
+                },
+            )
+        return json_response(200, {"platform": checked.platform, "validated": True})
