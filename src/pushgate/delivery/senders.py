@@ -3,6 +3,7 @@ the partner's credential and rebuilt when the credential changes."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import ssl
@@ -127,14 +128,24 @@ class ProviderDirectory:
         self._emulator_token_url = emulator_token_url
         self._recheck = recheck_seconds
         self._entries: dict[tuple[int, str], _Entry] = {}
+        self._locks: dict[tuple[int, str], asyncio.Lock] = {}
 
     async def sender_for(self, job: Job) -> Sender | None:
         key = (job.partner_id, job.platform)
         entry = self._entries.get(key)
+        if entry is not None and time.monotonic() - entry.checked_at < self._recheck:
+            return entry.sender if entry.credential.validated else None
+        # One look-up and one client per key, however many sends arrive at once:
+        # a client per send would mean a provider token (and connection) per send.
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            return await self._refresh(key)
+
+    async def _refresh(self, key: tuple[int, str]) -> Sender | None:
+        entry = self._entries.get(key)
         now = time.monotonic()
         if entry is not None and now - entry.checked_at < self._recheck:
             return entry.sender if entry.credential.validated else None
-        credential = await self._load(job.partner_id, job.platform)
+        credential = await self._load(*key)
         if entry is not None and (
             credential is None or credential.record != entry.credential.record
         ):

@@ -26,8 +26,10 @@ from pushgate.queue.base import Job, JobQueue
 
 log = logging.getLogger("pushgate.delivery")
 
-SEND_TIMEOUT_SECONDS = 20.0
-LEASE_SECONDS = 60.0  # longer than any send can take, so a live worker keeps its jobs
+SEND_TIMEOUT_SECONDS = 12.0  # the provider clients time out at 10 s
+# Longer than any send can take, so a live worker keeps its jobs; short enough that
+# the jobs of a killed worker are sent again within half a minute.
+LEASE_SECONDS = 30.0
 
 
 class Sender(Protocol):

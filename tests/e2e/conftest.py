@@ -1,0 +1,379 @@
+"""End-to-end delivery: the real `pushgate serve` process delivering to the provider emulators.
+
+Fixtures: `server` (one `serve --emulate` per module) and `partner` come from the integration
+suite; `standalone` runs `pushgate emulate` as its own process, and `serve_against` starts
+`pushgate serve` (without --emulate) pointed at it.
+
+Sources of truth: /work/shared/spec/providers.md, contract.md ("Emulators"),
+targeted-push-api.txt ("Fail Records Messages").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import (
+    PUSHGATE,
+    Partner,
+    Server,
+    free_port,
+    partner,
+    run_cli,
+    server,
+)
+
+__all__ = ["partner", "server"]  # fixtures re-exported for the e2e modules
+
+PLATFORMS = ("ios", "android", "huawei")
+MAX_NOTIFICATIONS = 20  # per request (targeted-push-api.txt)
+FINAL_STATES = ("done", "failed", "expired", "dead")
+
+
+# ---- tokens, notifications ----
+
+
+def device_token(platform: str) -> str:
+    """A fresh token of the platform's shape (APNs: 64 hex characters)."""
+    if platform == "ios":
+        return os.urandom(32).hex()
+    if platform == "android":
+        return f"f{os.urandom(5).hex()}:APA91b{os.urandom(40).hex()}"
+    return f"IQAAAACy{os.urandom(30).hex()}"
+
+
+def notification(uuid: str, camp_id: int = 1, **extra: Any) -> dict[str, Any]:
+    return {
+        "identifiers": {"uuid": uuid},
+        "camp_id": camp_id,
+        "camp_name": "e2e campaign",
+        "title": "A title",
+        "message": "A message",
+        "image_url": "https://img.example.com/i.jpg",
+        **extra,
+    }
+
+
+def push_all(partner: Partner, notifications: list[dict[str, Any]]) -> list[str]:
+    """Send the notifications in requests of at most 20; every user must be answered as a
+    success. Returns the tokens answered."""
+    tokens: list[str] = []
+    for start in range(0, len(notifications), MAX_NOTIFICATIONS):
+        chunk = notifications[start : start + MAX_NOTIFICATIONS]
+        r = partner.push({"notifications": chunk})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["errors"] == {}, body
+        tokens += [s["INSIDER.device_token"] for s in body["successes"]]
+        assert len(body["successes"]) == len(chunk), body
+    return tokens
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
+    """Poll until `predicate()` is truthy; returns its last value (falsy on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def received_at(delivery: dict[str, Any]) -> float:
+    """A delivery's `received_at` (ISO 8601, UTC) as epoch seconds."""
+    stamp = str(delivery["received_at"]).replace("Z", "+00:00")
+    return datetime.datetime.fromisoformat(stamp).timestamp()
+
+
+# ---- the emulators' control routes ----
+
+
+@dataclass
+class Control:
+    """The emulator control routes (contract.md, "Emulators") at `base_url`."""
+
+    base_url: str
+    client: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(base_url=self.base_url, timeout=30.0)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def info(self) -> dict[str, Any]:
+        r = self.client.get("/emulator/v1/info")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def deliveries(self, platform: str | None = None, token: str | None = None) -> list[Any]:
+        params = {k: v for k, v in (("platform", platform), ("token", token)) if v}
+        r = self.client.get("/emulator/v1/deliveries", params=params)
+        assert r.status_code == 200, r.text
+        return list(r.json())
+
+    def delivered_tokens(self) -> Counter[str]:
+        return Counter(str(d["token"]) for d in self.deliveries())
+
+    def clear_deliveries(self) -> None:
+        assert self.client.delete("/emulator/v1/deliveries").status_code == 200
+
+    def token_outcome(self, platform: str, token: str, outcome: str) -> None:
+        r = self.client.post(
+            "/emulator/v1/tokens", json={"platform": platform, "token": token, "outcome": outcome}
+        )
+        assert r.status_code == 200, r.text
+
+    def fault(
+        self,
+        platform: str,
+        status: int | None = None,
+        rate: float = 0.0,
+        retry_after: float | None = None,
+        latency_ms: float = 0,
+    ) -> None:
+        body = {
+            "platform": platform,
+            "status": status,
+            "rate": rate,
+            "retry_after": retry_after,
+            "latency_ms": latency_ms,
+        }
+        r = self.client.post("/emulator/v1/faults", json=body)
+        assert r.status_code == 200, r.text
+
+    def clear_faults(self) -> None:
+        for platform in PLATFORMS:
+            self.fault(platform)
+
+    def wait_delivered(self, tokens: list[str], timeout: float = 10.0) -> Counter[str]:
+        """Poll until every token has at least one delivery; returns the counts."""
+        wanted = set(tokens)
+
+        def arrived() -> Counter[str] | None:
+            counts = self.delivered_tokens()
+            return counts if wanted <= set(counts) else None
+
+        counts = wait_for(arrived, timeout, 0.1)
+        if counts is None:
+            missing = wanted - set(self.delivered_tokens())
+            pytest.fail(f"{len(missing)} of {len(wanted)} tokens not delivered in {timeout} s")
+        return counts
+
+
+@pytest.fixture(scope="module")
+def control(server: Server) -> Iterator[Control]:
+    """The control routes of the module's `serve --emulate`; faults are cleared after each use."""
+    ctl = Control(server.base_url)
+    yield ctl
+    ctl.close()
+
+
+@pytest.fixture
+def emulator(control: Control) -> Iterator[Control]:
+    control.clear_faults()
+    yield control
+    control.clear_faults()
+
+
+# ---- database reads ----
+
+
+def rows(server: Server, sql: str, *params: Any) -> list[dict[str, Any]]:
+    with contextlib.closing(server.db()) as conn:
+        cursor = conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def partner_id(partner: Partner) -> int:
+    (row,) = rows(partner.server, "SELECT id FROM partners WHERE name = ?", partner.name)
+    return int(row["id"])
+
+
+def _token_filter(tokens: Collection[str] | None) -> tuple[str, list[str]]:
+    if tokens is None:
+        return "", []
+    return f" AND token IN ({','.join('?' * len(tokens))})", list(tokens)
+
+
+def jobs(partner: Partner, tokens: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """The partner's delivery jobs (for these tokens), oldest first."""
+    where, params = _token_filter(tokens)
+    return rows(
+        partner.server,
+        "SELECT id, platform, token, state, attempts, created_at, expires_at, finished_at,"
+        f" last_error FROM jobs WHERE partner_id = ?{where} ORDER BY id",
+        partner_id(partner),
+        *params,
+    )
+
+
+def fail_records(partner: Partner, tokens: Collection[str] | None = None) -> list[dict[str, Any]]:
+    where, params = _token_filter(tokens)
+    return rows(
+        partner.server,
+        "SELECT job_id, platform, token, reason, detail FROM fail_records"
+        f" WHERE partner_id = ?{where} ORDER BY id",
+        partner_id(partner),
+        *params,
+    )
+
+
+def wait_jobs_final(
+    partner: Partner, count: int, timeout: float, tokens: Collection[str] | None = None
+) -> list[dict[str, Any]]:
+    """Poll until `count` jobs of the partner (for these tokens) exist and all are final."""
+
+    def settled() -> list[dict[str, Any]] | None:
+        found = jobs(partner, tokens)
+        if len(found) >= count and all(j["state"] in FINAL_STATES for j in found):
+            return found
+        return None
+
+    found = wait_for(settled, timeout, 0.1)
+    if found is None:
+        states = Counter(j["state"] for j in jobs(partner, tokens))
+        log = partner.server.log_path
+        pytest.fail(f"jobs not settled in {timeout} s: {dict(states)}; server log: {log}")
+    return list(found)
+
+
+@pytest.fixture(scope="module")
+def shared_partner(server: Server) -> Partner:
+    """One partner for a whole module (creating one costs a CLI run); tests tell their users
+    apart by token."""
+    return server.create_partner()
+
+
+# ---- `pushgate emulate` on its own, and `pushgate serve` pointed at it ----
+
+
+@dataclass
+class Standalone:
+    """`pushgate emulate --port P --data-dir D` as its own process."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    control: Control | None = None
+
+    def start(self) -> Standalone:
+        self.log_path = self.data_dir.parent / f"emulate-{self.port}.log"
+        args = [PUSHGATE, "emulate", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self.control = Control(f"http://127.0.0.1:{self.port}")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"emulate exited: {self.log_path.read_text()}")
+            with contextlib.suppress(httpx.TransportError):
+                if self.control.client.get("/emulator/v1/info").status_code == 200:
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError("pushgate emulate did not answer")
+
+    def provider_env(self) -> dict[str, str]:
+        """The environment that points `pushgate serve` at these emulators."""
+        assert self.control is not None
+        info = self.control.info()
+        return {
+            "PUSHGATE_APNS_URL": info["apns"]["url"],
+            "PUSHGATE_APNS_SANDBOX_URL": info["apns"]["url"],
+            "PUSHGATE_FCM_URL": info["fcm"]["url"],
+            "PUSHGATE_FCM_TOKEN_URL": info["fcm"]["token_url"],
+            "PUSHGATE_HMS_URL": info["hms"]["url"],
+            "PUSHGATE_HMS_TOKEN_URL": info["hms"]["token_url"],
+            "PUSHGATE_PROVIDER_CA_FILE": str(self.data_dir / "emulator-ca" / "emulator-ca.pem"),
+        }
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.control is not None:
+            self.control.close()
+
+
+@dataclass
+class EnvServer(Server):
+    """`pushgate serve` started with extra environment variables."""
+
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> EnvServer:
+        args = [PUSHGATE, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        if self.emulate:
+            args.append("--emulate")
+        self.log_path = self.data_dir.parent / f"serve-{self.port}-{time.time_ns()}.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+            )
+        self.client = httpx.Client(base_url=self.base_url, timeout=30.0)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()}")
+            with contextlib.suppress(httpx.TransportError):
+                if self.client.get("/healthz").status_code == 200:
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError("server did not become healthy")
+
+
+@pytest.fixture
+def standalone(tmp_path: Path) -> Iterator[Standalone]:
+    emu = Standalone(tmp_path / "data").start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def serve_against(standalone: Standalone) -> Iterator[Callable[[], EnvServer]]:
+    """Start `pushgate serve` (no --emulate) on the standalone emulators' data dir, pointed at
+    them; every server started is stopped at the end."""
+    started: list[EnvServer] = []
+
+    def start() -> EnvServer:
+        srv = EnvServer(standalone.data_dir, emulate=False, env=standalone.provider_env())
+        started.append(srv)
+        return srv.start()
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+def create_emulator_partner(data_dir: Path, srv: Server) -> Partner:
+    out = run_cli(
+        "partners",
+        "create",
+        f"killtest{os.getpid()}x{time.time_ns()}",
+        "--data-dir",
+        str(data_dir),
+        "--emulator-credentials",
+    )
+    secrets = json.loads(out.stdout)
+    return Partner(
+        secrets["partner"], secrets["api_key"], secrets["request_token"], secrets["sdk_key"], srv
+    )

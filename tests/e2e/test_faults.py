@@ -1,0 +1,137 @@
+"""Transient provider failures: retried until accepted, exactly once, within the TTL; an outage
+longer than the TTL drops the push as `Expired` and nothing arrives late.
+
+providers.md, "Which failures change a device": "Transient: 429, 500, 503, connection loss: retry
+with backoff, honouring `Retry-After`, until the notification's TTL runs out." contract.md: "A
+notification not accepted by its provider within its TTL is dropped and recorded as `Expired`."
+
+The emulator holds one fault per platform (`POST /emulator/v1/faults` replaces it), so the 503 and
+429 faults are injected in two consecutive waves of pushes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import (
+    PLATFORMS,
+    Control,
+    device_token,
+    fail_records,
+    jobs,
+    notification,
+    push_all,
+    received_at,
+    wait_for,
+    wait_jobs_final,
+)
+from tests.integration.conftest import Partner
+
+RETRY_AFTER = 1
+
+
+def register(partner: Partner, per_platform: int, tag: str) -> tuple[list[str], list[str]]:
+    """`per_platform` new users on each platform; returns their uuids and tokens."""
+    uuids: list[str] = []
+    tokens: list[str] = []
+    for n in range(per_platform):
+        for platform in PLATFORMS:
+            token = device_token(platform)
+            uuid = f"{tag}-{platform}-{n}-{token[-6:]}"
+            partner.session({"uuid": uuid}, platform, token)
+            uuids.append(uuid)
+            tokens.append(token)
+    return uuids, tokens
+
+
+def wave(
+    partner: Partner, emulator: Control, status: int, rate: float, per_platform: int, ttl: int
+) -> list[str]:
+    """Push to `per_platform` users per platform under `rate` `status` faults on every
+    platform, and wait until every job is settled."""
+    uuids, tokens = register(partner, per_platform, f"w{status}")
+    for platform in PLATFORMS:
+        emulator.fault(platform, status=status, rate=rate, retry_after=RETRY_AFTER)
+    answered = push_all(partner, [notification(u, camp_id=status, ttl=ttl) for u in uuids])
+    assert sorted(answered) == sorted(tokens)
+    wait_jobs_final(partner, len(tokens), timeout=30, tokens=tokens)
+    return tokens
+
+
+def test_every_push_is_delivered_exactly_once_within_its_ttl_despite_503_and_429(
+    partner: Partner, emulator: Control
+) -> None:
+    ttl = 120
+    started = time.monotonic()
+    wave_503 = wave(partner, emulator, 503, 0.20, per_platform=30, ttl=ttl)
+    wave_429 = wave(partner, emulator, 429, 0.05, per_platform=20, ttl=ttl)
+    emulator.clear_faults()
+    assert time.monotonic() - started < 60
+    tokens = wave_503 + wave_429
+    assert len(set(tokens)) == 150
+
+    settled = jobs(partner, tokens)
+    assert Counter(j["state"] for j in settled) == {"done": 150}
+    counts = Counter(str(d["token"]) for d in emulator.deliveries())
+    assert {t: counts[t] for t in tokens if counts[t] != 1} == {}, "delivered not exactly once"
+    by_token = {str(d["token"]): d for d in emulator.deliveries() if d["token"] in set(tokens)}
+    for job in settled:
+        arrived = received_at(by_token[job["token"]])
+        assert arrived <= job["created_at"] + ttl, job
+        if job["attempts"] > 1:  # Retry-After: 1 was honoured
+            assert arrived >= job["created_at"] + RETRY_AFTER - 0.05, (job, arrived)
+
+    # The faults really hit every platform in both waves.
+    for name, wave_tokens, least in (("503", wave_503, 3), ("429", wave_429, 1)):
+        retried = Counter(j["platform"] for j in jobs(partner, wave_tokens) if j["attempts"] > 1)
+        for platform in PLATFORMS:
+            assert retried[platform] >= least, (name, platform, dict(retried))
+    assert fail_records(partner, tokens) == []
+
+
+@pytest.fixture
+def outage(partner: Partner, emulator: Control) -> dict[str, Any]:
+    """Every platform answers every send 503 (Retry-After: 1); six pushes with ttl 3 are
+    answered; the outage ends once their TTL is over."""
+    uuids, tokens = register(partner, 2, "outage")
+    for platform in PLATFORMS:
+        emulator.fault(platform, status=503, rate=1.0, retry_after=RETRY_AFTER)
+    pushed_at = time.time()
+    push_all(partner, [notification(u, camp_id=9, ttl=3) for u in uuids])
+    time.sleep(max(0.0, pushed_at + 3.2 - time.time()))
+    emulator.clear_faults()
+    return {"tokens": tokens, "pushed_at": pushed_at}
+
+
+def test_job_expires_after_ttl_during_an_outage(partner: Partner, outage: dict[str, Any]) -> None:
+    tokens = outage["tokens"]
+
+    settled = wait_jobs_final(partner, len(tokens), timeout=5, tokens=tokens)
+
+    assert Counter(j["state"] for j in settled) == {"expired": len(tokens)}
+    for job in settled:
+        assert job["attempts"] >= 1, job
+        assert job["finished_at"] <= job["expires_at"] + 0.5, job  # dropped when its TTL ran out
+    records = fail_records(partner, tokens)
+    assert sorted(r["token"] for r in records) == sorted(tokens)
+    assert {r["reason"] for r in records} == {"Expired"}
+    assert sorted(r["job_id"] for r in records) == sorted(j["id"] for j in settled)
+
+
+def test_expired_push_is_not_delivered_after_the_outage_ends(
+    partner: Partner, emulator: Control, outage: dict[str, Any]
+) -> None:
+    tokens = set(outage["tokens"])
+
+    late = wait_for(
+        lambda: [d for d in emulator.deliveries() if d["token"] in tokens],
+        timeout=3.0,
+        interval=0.2,
+    )
+
+    assert late == []
+    assert {j["state"] for j in jobs(partner, tokens)} == {"expired"}

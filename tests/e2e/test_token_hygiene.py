@@ -1,0 +1,201 @@
+"""Token hygiene: what a provider's permanent answer about a token does to the device.
+
+providers.md, "Which failures change a device": a dead token (APNs 410 `Unregistered`, FCM
+`UNREGISTERED`, HMS illegal token) marks the device unregistered, so later requests report the
+user as `Unregistered`; a bad token (APNs `BadDeviceToken`, `DeviceTokenNotForTopic`, FCM
+`INVALID_ARGUMENT`, `SENDER_ID_MISMATCH`) is recorded and no longer used. Fail-record names:
+targeted-push-api.txt, "Fail Records Messages". A new token for the same udid revives the device
+(contract.md).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.e2e.conftest import (
+    Control,
+    device_token,
+    fail_records,
+    jobs,
+    notification,
+    wait_jobs_final,
+)
+from tests.integration.conftest import Partner
+
+# (platform, outcome set at the emulator, fail-record name)
+DEAD_TOKENS = [
+    ("ios", "Unregistered", "Unregistered"),
+    ("android", "UNREGISTERED", "NotRegistered"),
+    ("huawei", "invalid", "NotRegistered"),
+]
+BAD_TOKENS = [
+    ("ios", "BadDeviceToken", "BadDeviceToken"),
+    ("ios", "DeviceTokenNotForTopic", "DeviceTokenNotForTopic"),
+    ("android", "INVALID_ARGUMENT", "InvalidRegistration"),
+    ("android", "SENDER_ID_MISMATCH", "MismatchSenderId"),
+]
+ALL_CASES = DEAD_TOKENS + BAD_TOKENS
+
+
+@pytest.fixture
+def partner(shared_partner: Partner) -> Partner:
+    """One partner for the module; each test uses its own users and tokens."""
+    return shared_partner
+
+
+def ids(case: tuple[str, str, str]) -> str:
+    return f"{case[0]}-{case[1]}"
+
+
+class User:
+    """A user with one device (with a udid) on `platform`."""
+
+    def __init__(self, partner: Partner, platform: str) -> None:
+        self.partner = partner
+        self.platform = platform
+        self.token = device_token(platform)
+        self.uuid = f"hyg-{platform}-{self.token[-10:]}"
+        self.udid = f"UDID-{self.token[-10:]}"
+        self.register(self.token)
+
+    def register(self, token: str) -> None:
+        self.token = token
+        self.partner.session({"uuid": self.uuid}, self.platform, token, udid=self.udid)
+
+    def push(self, camp_id: int) -> dict[str, object]:
+        r = self.partner.push({"notifications": [notification(self.uuid, camp_id=camp_id)]})
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+
+def fail_once(partner: Partner, emulator: Control, platform: str, outcome: str) -> User:
+    """A user whose token the provider answers with `outcome`; pushes once and waits for the
+    job to settle."""
+    user = User(partner, platform)
+    emulator.token_outcome(platform, user.token, outcome)
+    body = user.push(camp_id=1)
+    assert body["successes"] == [{"INSIDER.device_token": user.token}], body
+    wait_jobs_final(partner, 1, timeout=10, tokens=[user.token])
+    return user
+
+
+@pytest.mark.parametrize(("platform", "outcome", "reason"), ALL_CASES, ids=map(ids, ALL_CASES))
+def test_permanent_token_failure_writes_a_fail_record_with_its_report_name(
+    partner: Partner, emulator: Control, platform: str, outcome: str, reason: str
+) -> None:
+    user = fail_once(partner, emulator, platform, outcome)
+
+    (job,) = jobs(partner, [user.token])
+    assert job["state"] == "failed", job
+    assert job["attempts"] == 1, job  # permanent: not retried
+    (record,) = fail_records(partner, [user.token])
+    assert record == {
+        "job_id": job["id"],
+        "platform": platform,
+        "token": user.token,
+        "reason": reason,
+        "detail": record["detail"],
+    }
+    assert emulator.deliveries(token=user.token) == []
+
+
+@pytest.mark.parametrize(("platform", "outcome", "reason"), DEAD_TOKENS, ids=map(ids, DEAD_TOKENS))
+def test_dead_token_makes_the_next_request_report_the_user_unregistered(
+    partner: Partner, emulator: Control, platform: str, outcome: str, reason: str
+) -> None:
+    user = fail_once(partner, emulator, platform, outcome)
+
+    body = user.push(camp_id=2)
+
+    assert body == {"successes": [], "errors": {"Unregistered": [{"uuid": user.uuid}]}}
+    assert len(jobs(partner, [user.token])) == 1  # nothing queued for the dead token
+
+
+@pytest.mark.parametrize(("platform", "outcome", "reason"), BAD_TOKENS, ids=map(ids, BAD_TOKENS))
+def test_bad_token_is_no_longer_used(
+    partner: Partner, emulator: Control, platform: str, outcome: str, reason: str
+) -> None:
+    user = fail_once(partner, emulator, platform, outcome)
+    # Even a provider that would now accept the token must not get it again.
+    emulator.token_outcome(platform, user.token, "ok")
+
+    body = user.push(camp_id=2)
+
+    assert body["successes"] == [], body
+    assert body["errors"] == {"Unregistered": [{"uuid": user.uuid}]}, body
+    assert len(jobs(partner, [user.token])) == 1
+    time.sleep(0.3)
+    assert emulator.deliveries(token=user.token) == []
+
+
+@pytest.mark.parametrize(("platform", "outcome", "reason"), ALL_CASES, ids=map(ids, ALL_CASES))
+def test_new_session_with_a_new_token_makes_the_user_reachable_again(
+    partner: Partner, emulator: Control, platform: str, outcome: str, reason: str
+) -> None:
+    user = fail_once(partner, emulator, platform, outcome)
+    old_token = user.token
+
+    user.register(device_token(platform))
+    body = user.push(camp_id=2)
+
+    assert body == {"successes": [{"INSIDER.device_token": user.token}], "errors": {}}
+    emulator.wait_delivered([user.token], timeout=10)
+    settled = wait_jobs_final(partner, 2, timeout=10, tokens=[old_token, user.token])
+    assert [(j["token"], j["state"]) for j in settled] == [
+        (old_token, "failed"),
+        (user.token, "done"),
+    ]
+    assert emulator.deliveries(token=old_token) == []
+
+
+def test_apns_410_older_than_the_token_registration_keeps_the_device(
+    partner: Partner, emulator: Control
+) -> None:
+    """providers.md: mark the device unregistered only if the 410 timestamp is later than the
+    token's last registration."""
+    token = device_token("ios")
+    emulator.token_outcome("ios", token, "Unregistered")  # the 410 timestamp: now
+    time.sleep(0.05)
+    uuid = f"reinstalled-{token[-8:]}"
+    partner.session({"uuid": uuid}, "ios", token, udid=f"UDID-{token[-8:]}")  # registered later
+
+    r = partner.push({"notifications": [notification(uuid, camp_id=1)]})
+    assert r.status_code == 200, r.text
+    wait_jobs_final(partner, 1, timeout=10, tokens=[token])
+    assert [f["reason"] for f in fail_records(partner, [token])] == ["Unregistered"]
+
+    r = partner.push({"notifications": [notification(uuid, camp_id=2)]})
+    assert r.json() == {"successes": [{"INSIDER.device_token": token}], "errors": {}}
+
+
+def test_apns_expired_token_makes_the_user_unregistered(
+    partner: Partner, emulator: Control
+) -> None:
+    """providers.md: APNs 410 `ExpiredToken` proves the token dead, like `Unregistered`."""
+    user = fail_once(partner, emulator, "ios", "ExpiredToken")
+
+    assert [j["state"] for j in jobs(partner, [user.token])] == ["failed"]
+    assert len(fail_records(partner, [user.token])) == 1
+    body = user.push(camp_id=2)
+    assert body == {"successes": [], "errors": {"Unregistered": [{"uuid": user.uuid}]}}
+
+
+def test_dead_token_moves_the_next_push_to_the_users_other_live_device(
+    partner: Partner, emulator: Control
+) -> None:
+    """contract.md: the push goes to the user's most recently active device that is opted in
+    and registered."""
+    older = User(partner, "android")
+    newer_token = device_token("ios")
+    partner.session({"uuid": older.uuid}, "ios", newer_token, udid=f"UDID-{newer_token[-10:]}")
+    emulator.token_outcome("ios", newer_token, "Unregistered")
+    assert older.push(camp_id=1)["successes"] == [{"INSIDER.device_token": newer_token}]
+    wait_jobs_final(partner, 1, timeout=10, tokens=[newer_token])
+
+    body = older.push(camp_id=2)
+
+    assert body == {"successes": [{"INSIDER.device_token": older.token}], "errors": {}}
+    emulator.wait_delivered([older.token], timeout=10)
+    assert emulator.deliveries(token=newer_token) == []
