@@ -174,3 +174,17 @@ async def test_an_unknown_route_is_404_and_a_wrong_method_405(control: httpx.Asy
 
     assert missing.status_code == 404
     assert wrong.status_code == 405
+
+
+def test_faults_of_two_statuses_on_one_platform_both_apply() -> None:
+    from pushgate.emulators.state import EmulatorState, Fault
+
+    state = EmulatorState()
+    state.set_fault(Fault("ios", 503, 0.20, retry_after=1))
+    state.set_fault(Fault("ios", 429, 0.05, retry_after=1))
+    answers = [state.draw_fault("ios") for _ in range(100)]
+    statuses = [a.status for a in answers if a is not None]
+    assert statuses.count(503) == 20
+    assert statuses.count(429) == 5
+    state.set_fault(Fault("ios", None, 0))  # no status: clears every fault of the platform
+    assert state.draw_fault("ios") is None

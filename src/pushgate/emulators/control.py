@@ -121,7 +121,7 @@ class ControlApp:
         return json_response(200, {"platform": platform, "token": token, "outcome": canonical})
 
     def _faults(self, request: Request) -> Response:
-        faults = [f.as_dict() for p in PLATFORMS if (f := self.state.fault(p)) is not None]
+        faults = [f.as_dict() for f in self.state.faults()]
         return json_response(200, faults)
 
     def _set_fault(self, request: Request) -> Response:

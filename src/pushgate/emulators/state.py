@@ -129,8 +129,9 @@ class EmulatorState:
         self._lock = threading.Lock()
         self._deliveries: deque[Delivery] = deque(maxlen=max_deliveries)
         self._outcomes: dict[tuple[str, str], TokenOutcome] = {}
-        self._faults: dict[str, Fault] = {}
-        self._fault_credit: dict[str, float] = {}
+        # Several faults per platform (e.g. 20% 503 and 5% 429), one per status.
+        self._faults: dict[tuple[str, int | None], Fault] = {}
+        self._fault_credit: dict[tuple[str, int | None], float] = {}
 
     def now(self) -> float:
         return self.clock()
@@ -198,37 +199,55 @@ class EmulatorState:
     # faults
 
     def set_fault(self, fault: Fault) -> None:
-        """Install (or replace) the platform's fault; rate 0 and no latency clears it."""
+        """Install (or replace) the platform's fault for that status; rate 0 and no latency
+        clears it (and with no status, every fault of the platform). Faults for other
+        statuses stay."""
+        key = (fault.platform, fault.status)
         with self._lock:
-            self._fault_credit.pop(fault.platform, None)
+            self._fault_credit.pop(key, None)
             if fault.rate <= 0 and fault.latency_ms <= 0:
-                self._faults.pop(fault.platform, None)
+                doomed = [
+                    k
+                    for k in self._faults
+                    if k == key or (fault.status is None and k[0] == fault.platform)
+                ]
+                for k in doomed:
+                    self._faults.pop(k, None)
+                    self._fault_credit.pop(k, None)
             else:
-                self._faults[fault.platform] = fault
+                self._faults[key] = fault
+
+    def faults(self, platform: str | None = None) -> list[Fault]:
+        with self._lock:
+            return [f for (p, _), f in self._faults.items() if platform in (None, p)]
 
     def fault(self, platform: str) -> Fault | None:
-        with self._lock:
-            return self._faults.get(platform)
+        found = self.faults(platform)
+        return found[0] if found else None
 
     def draw_fault(self, platform: str) -> FaultDecision | None:
-        """The fault's effect on the next request: exactly `rate` of requests fail, spread evenly."""
+        """The faults' effect on the next request: each fails exactly its `rate` of requests,
+        spread evenly; when two fall due together, the second fails the next request."""
         with self._lock:
-            fault = self._faults.get(platform)
-            if fault is None:
+            faults = [(key, f) for key, f in self._faults.items() if key[0] == platform]
+            if not faults:
                 return None
-            fail = False
-            if fault.status is not None and fault.rate > 0:
-                credit = self._fault_credit.get(platform, 0.0) + fault.rate
-                if credit >= 1 - 1e-9:
+            chosen: Fault | None = None
+            for key, fault in faults:
+                if fault.status is None or fault.rate <= 0:
+                    continue
+                credit = self._fault_credit.get(key, 0.0) + fault.rate
+                if chosen is None and credit >= 1 - 1e-9:
                     credit -= 1
-                    fail = True
-                self._fault_credit[platform] = credit
+                    chosen = fault
+                self._fault_credit[key] = credit
+            latency_ms = max(f.latency_ms for _, f in faults)
         retry_after = None
-        if fail and fault.retry_after is not None:
-            retry_after = max(0, int(-(-fault.retry_after // 1)))
+        if chosen is not None and chosen.retry_after is not None:
+            retry_after = max(0, int(-(-chosen.retry_after // 1)))
         return FaultDecision(
-            latency=fault.latency_ms / 1000,
-            status=fault.status if fail else None,
+            latency=latency_ms / 1000,
+            status=chosen.status if chosen is not None else None,
             retry_after=retry_after,
         )
 
