@@ -17,7 +17,7 @@ ERROR_KEYS = {"error", "message"}
 # A job is written 'queued' before the answer (contract.md: "durably queued"); once delivery
 # workers run, one may already have leased or delivered it by the time a test reads the row.
 QUEUED_OR_LATER = ("queued", "leased", "done")
-TABLES = ("jobs", "campaigns", "gfc_counters", "async_requests")
+TABLES = ("jobs", "campaigns", "campaign_counters", "gfc_counters", "async_requests")
 
 
 def notification(identifiers: dict[str, Any] | None, camp_id: int = 1, **extra: Any) -> dict:
@@ -69,7 +69,17 @@ def campaigns(partner: Partner) -> list[dict[str, Any]]:
             "SELECT * FROM campaigns WHERE partner_id = ? ORDER BY camp_id", (partner_id(partner),)
         )
         names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        for row in rows:
+            counters = dict(
+                conn.execute(
+                    "SELECT name, count FROM campaign_counters WHERE partner_id = ? AND camp_id = ?",
+                    (row["partner_id"], row["camp_id"]),
+                ).fetchall()
+            )
+            row["counters"] = counters
+            row["requested_count"] = counters.get("requested", 0)
+        return rows
 
 
 def row_counts(partner: Partner) -> dict[str, int]:

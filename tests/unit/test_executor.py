@@ -1,4 +1,8 @@
-"""SqliteExecutor: one writer thread, each unit in its own savepoint, group commit."""
+"""The store executors: group commit, a failing unit fails alone, answered means committed.
+
+Every behaviour holds for both: the inline executor (units on the event loop) and the
+writer-thread executor (used with synchronous=FULL).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from pushgate.store.executor import SqliteExecutor
+from pushgate.store.executor import InlineExecutor, SqliteExecutor
+
+Executor = InlineExecutor | SqliteExecutor
 
 
 class Boom(Exception):
@@ -26,9 +32,9 @@ def db_path(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-async def executor(db_path: Path) -> AsyncIterator[SqliteExecutor]:
-    ex = SqliteExecutor(db_path)
+@pytest.fixture(params=[InlineExecutor, SqliteExecutor])
+async def executor(db_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Executor]:
+    ex = request.param(db_path)
     ex.start()
     yield ex
     ex.close()
@@ -57,9 +63,15 @@ def stored(path: Path) -> list[int]:
 
 
 async def run_in_one_batch(
-    executor: SqliteExecutor, units: list[Callable[[sqlite3.Connection], Any]]
+    executor: Executor, units: list[Callable[[sqlite3.Connection], Any]]
 ) -> list[Any]:
-    """Hold the writer busy while the units queue up, so they run as one batch."""
+    """Units submitted together run as one batch: the inline executor takes everything
+    submitted in one loop iteration; the writer thread is held busy while they queue up."""
+    if isinstance(executor, InlineExecutor):
+        before = executor.batches
+        answers = await asyncio.gather(*(executor.run(u) for u in units), return_exceptions=True)
+        assert executor.batches == before + 1
+        return answers
     started, release = threading.Event(), threading.Event()
 
     def hold(conn: sqlite3.Connection) -> None:
@@ -79,36 +91,36 @@ async def run_in_one_batch(
     return results
 
 
-async def test_unit_result_is_delivered(executor: SqliteExecutor) -> None:
+async def test_unit_result_is_delivered(executor: Executor) -> None:
     assert await executor.run(insert(4)) == 40
 
 
-async def test_reads_return_their_rows(executor: SqliteExecutor) -> None:
+async def test_reads_return_their_rows(executor: Executor) -> None:
     await executor.run(insert(1))
     rows = await executor.run(lambda c: c.execute("SELECT x FROM t").fetchall())
     assert [tuple(r) for r in rows] == [(1,)]
 
 
 async def test_data_is_visible_to_other_connections_once_the_unit_returns(
-    executor: SqliteExecutor, db_path: Path
+    executor: Executor, db_path: Path
 ) -> None:
     await executor.run(insert(7))
     assert stored(db_path) == [7]
 
 
-async def test_failing_unit_raises_its_own_exception(executor: SqliteExecutor) -> None:
+async def test_failing_unit_raises_its_own_exception(executor: Executor) -> None:
     with pytest.raises(Boom, match="unit 3 failed"):
         await executor.run(insert_then_fail(3))
 
 
-async def test_failing_unit_leaves_nothing_behind(executor: SqliteExecutor, db_path: Path) -> None:
+async def test_failing_unit_leaves_nothing_behind(executor: Executor, db_path: Path) -> None:
     with pytest.raises(Boom):
         await executor.run(insert_then_fail(3))
     assert stored(db_path) == []
 
 
 async def test_executor_keeps_working_after_a_failing_unit(
-    executor: SqliteExecutor, db_path: Path
+    executor: Executor, db_path: Path
 ) -> None:
     with pytest.raises(Boom):
         await executor.run(insert_then_fail(1))
@@ -116,17 +128,13 @@ async def test_executor_keeps_working_after_a_failing_unit(
     assert stored(db_path) == [2]
 
 
-async def test_concurrent_units_are_committed_together(
-    executor: SqliteExecutor, db_path: Path
-) -> None:
+async def test_concurrent_units_are_committed_together(executor: Executor, db_path: Path) -> None:
     results = await run_in_one_batch(executor, [insert(x) for x in range(1, 6)])
     assert results == [10, 20, 30, 40, 50]
     assert stored(db_path) == [1, 2, 3, 4, 5]
 
 
-async def test_failing_unit_in_a_batch_rolls_back_alone(
-    executor: SqliteExecutor, db_path: Path
-) -> None:
+async def test_failing_unit_in_a_batch_rolls_back_alone(executor: Executor, db_path: Path) -> None:
     results = await run_in_one_batch(
         executor, [insert(1), insert_then_fail(2), insert(3), insert_then_fail(4), insert(5)]
     )
@@ -139,7 +147,7 @@ async def test_failing_unit_in_a_batch_rolls_back_alone(
 
 
 async def test_constraint_violation_in_a_batch_fails_only_that_unit(
-    executor: SqliteExecutor, db_path: Path
+    executor: Executor, db_path: Path
 ) -> None:
     results = await run_in_one_batch(executor, [insert(1), insert(1), insert(2)])
     assert results[0] == 10
@@ -148,7 +156,7 @@ async def test_constraint_violation_in_a_batch_fails_only_that_unit(
     assert stored(db_path) == [1, 2]
 
 
-async def test_unit_sees_earlier_units_of_its_batch(executor: SqliteExecutor) -> None:
+async def test_unit_sees_earlier_units_of_its_batch(executor: Executor) -> None:
     def count(conn: sqlite3.Connection) -> int:
         return int(conn.execute("SELECT count(*) FROM t").fetchone()[0])
 
@@ -156,15 +164,16 @@ async def test_unit_sees_earlier_units_of_its_batch(executor: SqliteExecutor) ->
     assert results[2] == 2
 
 
-async def test_many_concurrent_units_all_commit(executor: SqliteExecutor, db_path: Path) -> None:
+async def test_many_concurrent_units_all_commit(executor: Executor, db_path: Path) -> None:
     results = await asyncio.gather(*(executor.run(insert(x)) for x in range(200)))
     assert results == [x * 10 for x in range(200)]
     assert stored(db_path) == list(range(200))
     assert executor.units >= 200
 
 
-async def test_close_finishes_queued_units(db_path: Path) -> None:
-    ex = SqliteExecutor(db_path)
+@pytest.mark.parametrize("kind", [InlineExecutor, SqliteExecutor])
+async def test_close_finishes_queued_units(db_path: Path, kind: type[Executor]) -> None:
+    ex = kind(db_path)
     ex.start()
     future = asyncio.ensure_future(ex.run(insert(9)))
     await asyncio.sleep(0)
@@ -173,7 +182,21 @@ async def test_close_finishes_queued_units(db_path: Path) -> None:
     assert stored(db_path) == [9]
 
 
-def test_start_raises_when_the_database_cannot_be_opened(tmp_path: Path) -> None:
-    ex = SqliteExecutor(tmp_path / "missing-dir" / "db.sqlite")
+@pytest.mark.parametrize("kind", [InlineExecutor, SqliteExecutor])
+def test_start_raises_when_the_database_cannot_be_opened(
+    tmp_path: Path, kind: type[Executor]
+) -> None:
+    ex = kind(tmp_path / "missing-dir" / "db.sqlite")
     with pytest.raises(sqlite3.OperationalError):
         ex.start()
+
+
+async def test_inline_executor_checkpoints_the_wal_off_the_loop(db_path: Path) -> None:
+    ex = InlineExecutor(db_path)
+    ex.start()
+    for i in range(200):
+        await ex.run(insert(i))
+    ex.close()  # the checkpointer truncates the WAL on the way out
+    wal = db_path.with_name(db_path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    assert len(stored(db_path)) == 200

@@ -9,7 +9,6 @@ from the job's expiry.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,9 +52,7 @@ def data_fields(push: Push, deep_links: dict[str, str]) -> dict[str, str]:
     if push.image_url:
         data["image_url"] = push.image_url
     if push.advanced:
-        data["advanced_push"] = json.dumps(
-            _advanced_json(push.advanced), separators=(",", ":"), ensure_ascii=False
-        )
+        data["advanced_push"] = _encode(_advanced_json(push.advanced)).decode()
     return data
 
 
@@ -117,9 +114,7 @@ def hms(push: Push) -> dict[str, Any]:
     android = push.android
     message: dict[str, Any] = {
         # HMS carries data as one string.
-        "data": json.dumps(
-            data_fields(push, android.deep_links), separators=(",", ":"), ensure_ascii=False
-        )
+        "data": _encode(data_fields(push, android.deep_links)).decode()
     }
     config: dict[str, Any] = {"urgency": "NORMAL" if push.silent else "HIGH", "ttl": f"{push.ttl}s"}
     if not push.silent:

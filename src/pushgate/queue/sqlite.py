@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 from pushgate.queue.base import DONE, LEASED, QUEUED, Job, NewJob
-from pushgate.store.executor import SqliteExecutor
+from pushgate.store.executor import InlineExecutor, SqliteExecutor
 
 _JOB_COLUMNS = (
     "id, partner_id, camp_id, profile_id, device_id, platform, token, environment, payload,"
@@ -83,7 +83,7 @@ def depth(conn: sqlite3.Connection) -> int:
 
 
 class SqliteJobQueue:
-    def __init__(self, executor: SqliteExecutor) -> None:
+    def __init__(self, executor: InlineExecutor | SqliteExecutor) -> None:
         self._db = executor
 
     async def claim(self, worker: str, limit: int, lease_seconds: float) -> list[Job]:

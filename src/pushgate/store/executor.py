@@ -1,17 +1,26 @@
-"""One SQLite connection on its own thread, with group commit.
+"""Where the embedded store runs its SQL: group commit, on the event loop or on a thread.
 
-Every unit of work is a plain function of a connection. The thread takes all
-units that are waiting, runs each inside its own SAVEPOINT (a failing unit
-rolls back alone), and commits them in one transaction: under load one fsync
-serves many requests, and a unit's future is resolved only after its commit,
-so "answered" always means "durable". One hop per unit, not per statement,
-keeps the event loop free of per-query thread round trips.
+Every unit of work is a plain function of a connection. Units that arrive
+together run in one transaction and are answered only after its COMMIT, so
+"answered" always means "durable", and under load one commit serves many
+requests. If a batch fails, it is rolled back and each unit is run again in a
+transaction of its own, so one failing unit cannot take the others down (the
+fast path needs no SAVEPOINT per unit).
+
+- `InlineExecutor` (synchronous=NORMAL, the default): units run on the event
+  loop itself, batched per loop iteration. In WAL mode with synchronous=NORMAL a
+  commit is a write() to the WAL without fsync, which survives a killed process;
+  thread hand-offs would cost more than the SQL. Checkpoints (the fsyncs) run
+  on a thread of their own.
+- `SqliteExecutor` (synchronous=FULL): units run on a writer thread, because
+  every commit then waits for an fsync, which must not stall the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sqlite3
 import threading
@@ -21,7 +30,10 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 Unit = Callable[[sqlite3.Connection], Any]
+Result = tuple[Any, BaseException | None]
 _MAX_BATCH = 512
+CHECKPOINT_EVERY_SECONDS = 1.0
+log = logging.getLogger("pushgate.store")
 
 
 def connect(path: Path | str, synchronous: str = "NORMAL") -> sqlite3.Connection:
@@ -34,6 +46,104 @@ def connect(path: Path | str, synchronous: str = "NORMAL") -> sqlite3.Connection
     conn.execute("PRAGMA temp_store=MEMORY")
     conn.execute("PRAGMA cache_size=-65536")
     return conn
+
+
+def run_batch(conn: sqlite3.Connection, units: list[Unit]) -> list[Result]:
+    """Run the units in one transaction; on failure, each in a transaction of its own."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        values = [unit(conn) for unit in units]
+        conn.execute("COMMIT")
+    except Exception as exc:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        if len(units) == 1:
+            return [(None, exc)]
+        return [run_batch(conn, [unit])[0] for unit in units]
+    return [(value, None) for value in values]
+
+
+def _settle(futures: list[asyncio.Future[Any]], results: list[Result]) -> None:
+    for future, (value, exc) in zip(futures, results, strict=True):
+        if future.cancelled():
+            continue
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(value)
+
+
+class InlineExecutor:
+    def __init__(self, path: Path | str, synchronous: str = "NORMAL") -> None:
+        self._path = path
+        self._synchronous = synchronous
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[Unit, asyncio.Future[Any]]] = []
+        self._scheduled = False
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        self.batches = 0  # commits, for metrics and benchmarks
+        self.units = 0
+
+    def start(self) -> None:
+        self._conn = connect(self._path, self._synchronous)
+        # Checkpoints fsync: they run on their own thread, never inside a commit here.
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._stop.clear()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint, name="sqlite-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join()
+            self._checkpointer = None
+        if self._conn is not None:
+            if self._pending:
+                self._flush()
+            self._conn.close()
+            self._conn = None
+
+    async def run(self, unit: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((unit, future))
+        if not self._scheduled:
+            self._scheduled = True
+            # After the callbacks already due: every request that reached the store in
+            # this loop iteration joins the same transaction.
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        if self._conn is None:
+            _settle(
+                [f for _, f in batch], [(None, RuntimeError("the store is closed"))] * len(batch)
+            )
+            return
+        results = run_batch(self._conn, [unit for unit, _ in batch])
+        self.batches += 1
+        self.units += len(batch)
+        _settle([f for _, f in batch], results)
+
+    def _checkpoint(self) -> None:
+        conn = connect(self._path, self._synchronous)
+        try:
+            while not self._stop.wait(CHECKPOINT_EVERY_SECONDS):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    log.warning("WAL checkpoint failed", exc_info=True)
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
 
 
 class SqliteExecutor:
@@ -100,42 +210,16 @@ class SqliteExecutor:
     def _run_batch(
         self, conn: sqlite3.Connection, batch: list[tuple[Unit, asyncio.Future[Any]]]
     ) -> None:
-        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for unit, future in batch:
-                conn.execute("SAVEPOINT unit")
-                try:
-                    value = unit(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO unit")
-                    conn.execute("RELEASE unit")
-                    results.append((future, None, exc))
-                else:
-                    conn.execute("RELEASE unit")
-                    results.append((future, value, None))
-            conn.execute("COMMIT")
-        except Exception as exc:  # the commit itself failed: nothing in the batch is durable
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            results = [(future, None, exc) for _, future in batch]
+        results = run_batch(conn, [unit for unit, _ in batch])
         self.batches += 1
         self.units += len(batch)
         by_loop: dict[
-            asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]
+            asyncio.AbstractEventLoop, tuple[list[asyncio.Future[Any]], list[Result]]
         ] = {}
-        for item in results:
-            by_loop.setdefault(item[0].get_loop(), []).append(item)
-        for loop, items in by_loop.items():
+        for (_, future), result in zip(batch, results, strict=True):
+            futures, answers = by_loop.setdefault(future.get_loop(), ([], []))
+            futures.append(future)
+            answers.append(result)
+        for loop, (futures, answers) in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop has closed
-                loop.call_soon_threadsafe(_resolve, items)
-
-
-def _resolve(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for future, value, exc in items:
-        if future.cancelled():
-            continue
-        if exc is not None:
-            future.set_exception(exc)
-        else:
-            future.set_result(value)
+                loop.call_soon_threadsafe(_settle, futures, answers)

@@ -31,21 +31,25 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 def lookup(
     conn: sqlite3.Connection, partner_id: int, identifiers: Iterable[Identifier]
 ) -> dict[Identifier, list[int]]:
-    """Profile ids per identifier, in one statement per few hundred identifiers."""
-    wanted = list(dict.fromkeys(identifiers))
+    """Profile ids per identifier: one indexed statement per identifier kind.
+
+    `kind = ? AND value IN (...)` walks the primary key; a row-value
+    `(kind, value) IN (VALUES ...)` would scan every identifier of the partner.
+    """
+    by_kind: dict[str, list[str]] = {}
+    for ident in dict.fromkeys(identifiers):
+        by_kind.setdefault(ident.kind, []).append(ident.value)
     found: dict[Identifier, list[int]] = {}
-    for chunk in _chunks(wanted, _CHUNK):
-        values = ",".join("(?,?)" for _ in chunk)
-        params: list[Any] = [partner_id]
-        for ident in chunk:
-            params += (ident.kind, ident.value)
-        rows = conn.execute(
-            "SELECT kind, value, profile_id FROM identifiers"
-            f" WHERE partner_id = ? AND (kind, value) IN (VALUES {values})",
-            params,
-        )
-        for kind, value, profile_id in rows:
-            found.setdefault(Identifier(kind, value), []).append(profile_id)
+    for kind, values in by_kind.items():
+        for chunk in _chunks(values, _CHUNK):
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                "SELECT value, profile_id FROM identifiers"
+                f" WHERE partner_id = ? AND kind = ? AND value IN ({marks})",
+                (partner_id, kind, *chunk),
+            )
+            for value, profile_id in rows:
+                found.setdefault(Identifier(kind, value), []).append(profile_id)
     return found
 
 
@@ -89,8 +93,65 @@ def load_profiles(conn: sqlite3.Connection, profile_ids: Iterable[int]) -> dict[
 def resolve(
     conn: sqlite3.Connection, partner_id: int, identifiers: Iterable[Identifier]
 ) -> tuple[dict[Identifier, list[int]], dict[int, ProfileView]]:
-    matches = lookup(conn, partner_id, identifiers)
-    return matches, load_profiles(conn, (pid for pids in matches.values() for pid in pids))
+    """Profiles (with their devices) per identifier, in one statement.
+
+    One `kind = ? AND value IN (...)` search of the primary key per identifier kind,
+    joined by UNION ALL (an OR of such terms would make SQLite scan the partner's
+    identifiers).
+    """
+    by_kind: dict[str, list[str]] = {}
+    for ident in dict.fromkeys(identifiers):
+        by_kind.setdefault(ident.kind, []).append(ident.value)
+    matches: dict[Identifier, list[int]] = {}
+    profiles: dict[int, ProfileView] = {}
+    if not by_kind:
+        return matches, profiles
+    searches: list[str] = []
+    params: list[Any] = []
+    for kind, values in by_kind.items():
+        searches.append(
+            "SELECT kind, value, profile_id FROM identifiers WHERE partner_id = ? AND kind = ?"
+            f" AND value IN ({','.join('?' * len(values))})"
+        )
+        params += (partner_id, kind, *values)
+    rows = conn.execute(
+        f"WITH m AS ({' UNION ALL '.join(searches)})"
+        " SELECT m.kind, m.value, p.id, p.insider_id, p.attributes, p.last_active_at,"
+        " d.id, d.platform, d.token, d.environment, d.push_optin, d.status, d.last_active_at,"
+        " d.attributes FROM m JOIN profiles p ON p.id = m.profile_id"
+        " LEFT JOIN devices d ON d.profile_id = p.id",
+        params,
+    )
+    devices: dict[int, dict[int, DeviceView]] = {}
+    for kind, value, pid, insider_id, attributes, last_active, did, *device in rows:
+        ident = Identifier(kind, value)
+        found = matches.setdefault(ident, [])
+        if pid not in found:
+            found.append(pid)
+        if pid not in profiles:
+            devices[pid] = {}
+            profiles[pid] = ProfileView(
+                id=pid,
+                insider_id=insider_id,
+                last_active_at=last_active,
+                attributes=_decode(attributes),
+                devices=[],
+            )
+        if did is not None and did not in devices[pid]:
+            platform, token, environment, optin, status, device_active, device_attributes = device
+            view = DeviceView(
+                id=did,
+                platform=platform,
+                token=token,
+                environment=environment,
+                push_optin=bool(optin),
+                live=status == "active",
+                last_active_at=device_active,
+                attributes=_decode(device_attributes),
+            )
+            devices[pid][did] = view
+            profiles[pid].devices.append(view)  # type: ignore[attr-defined]
+    return matches, profiles
 
 
 def find_profile(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
+
+import msgspec
 
 from pushgate.limits import frequency_cap
 from pushgate.payloads.build import BuiltPayloads
@@ -14,6 +15,11 @@ from pushgate.queue.base import NewJob
 from pushgate.store.models import Partner
 from pushgate.targeting.decide import Outcome
 from pushgate.targeting.push import Push
+
+REQUESTED = "requested"
+QUEUED = "queued"
+EXCLUDED_PREFIX = "excluded:"
+_encode = msgspec.json.encode
 
 
 def record_campaigns(
@@ -31,7 +37,7 @@ def record_campaigns(
                 p.title,
                 p.message,
                 p.image_url,
-                json.dumps({"android": p.android.deep_links, "ios": p.ios.deep_links}),
+                _encode({"android": p.android.deep_links, "ios": p.ios.deep_links}).decode(),
                 now,
             )
             for p in pushes
@@ -40,29 +46,23 @@ def record_campaigns(
 
 
 def count_outcomes(conn: sqlite3.Connection, partner_id: int, outcomes: Sequence[Outcome]) -> None:
-    """Campaign funnel counters: users requested, queued, and excluded per reason."""
-    requested: Counter[int] = Counter()
-    queued: Counter[int] = Counter()
-    excluded: dict[int, Counter[str]] = {}
+    """Campaign funnel counters: users requested, queued, and excluded per reason.
+
+    Additive upserts, so concurrent requests never read-modify-write a row.
+    """
+    counts: Counter[tuple[int, str]] = Counter()
     for o in outcomes:
         camp = o.push.camp_id
-        requested[camp] += 1
+        counts[camp, REQUESTED] += 1
         if o.device is not None:
-            queued[camp] += 1
+            counts[camp, QUEUED] += 1
         elif o.reason is not None:
-            excluded.setdefault(camp, Counter())[o.reason] += 1
-    for camp, count in requested.items():
-        row = conn.execute(
-            "SELECT excluded FROM campaigns WHERE partner_id = ? AND camp_id = ?",
-            (partner_id, camp),
-        ).fetchone()
-        reasons = Counter(json.loads(row[0])) if row else Counter()
-        reasons.update(excluded.get(camp, Counter()))
-        conn.execute(
-            "UPDATE campaigns SET requested_count = requested_count + ?,"
-            " queued_count = queued_count + ?, excluded = ? WHERE partner_id = ? AND camp_id = ?",
-            (count, queued[camp], json.dumps(dict(reasons)), partner_id, camp),
-        )
+            counts[camp, EXCLUDED_PREFIX + o.reason] += 1
+    conn.executemany(
+        "INSERT INTO campaign_counters (partner_id, camp_id, name, count) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (partner_id, camp_id, name) DO UPDATE SET count = count + excluded.count",
+        [(partner_id, camp, name, n) for (camp, name), n in counts.items()],
+    )
 
 
 def commit_sends(

@@ -15,7 +15,7 @@ from pushgate.queue.base import Job
 from pushgate.queue.sqlite import SqliteJobQueue
 from pushgate.store import credentials as creds
 from pushgate.store import deliveries, partners, profiles, sends
-from pushgate.store.executor import SqliteExecutor, connect
+from pushgate.store.executor import InlineExecutor, SqliteExecutor, connect
 from pushgate.store.models import Partner
 from pushgate.store.partners import KeyKind
 from pushgate.store.sqlite_schema import create_schema
@@ -44,7 +44,8 @@ class SqliteStore:
         open_sync(data_dir).close()
         self.data_dir = data_dir
         self.box = box_for(data_dir)
-        self.db = SqliteExecutor(database_path(data_dir), synchronous)
+        executor = InlineExecutor if synchronous.upper() in ("NORMAL", "OFF") else SqliteExecutor
+        self.db: InlineExecutor | SqliteExecutor = executor(database_path(data_dir), synchronous)
         self.queue = SqliteJobQueue(self.db)
 
     def start(self) -> None:

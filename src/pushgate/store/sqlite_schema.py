@@ -89,10 +89,15 @@ CREATE TABLE IF NOT EXISTS campaigns (
     image_url TEXT NOT NULL,
     deep_links TEXT NOT NULL DEFAULT '{}',
     created_at REAL NOT NULL,
-    requested_count INTEGER NOT NULL DEFAULT 0,
-    queued_count INTEGER NOT NULL DEFAULT 0,
-    excluded TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (partner_id, camp_id)
+) WITHOUT ROWID;
+-- The funnel per campaign: "requested", "queued", "excluded:<reason>", ...
+CREATE TABLE IF NOT EXISTS campaign_counters (
+    partner_id INTEGER NOT NULL,
+    camp_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (partner_id, camp_id, name)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS gfc_counters (
     partner_id INTEGER NOT NULL,

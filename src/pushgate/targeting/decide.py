@@ -9,8 +9,9 @@ the documented response body.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from pushgate.targeting.push import Identifier, Push
 
@@ -22,8 +23,7 @@ INVALID_CERTIFICATE = "InvalidCertificate"
 DEVICE_TOKEN = "INSIDER.device_token"
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceView:
+class DeviceView(msgspec.Struct, frozen=True):
     id: int
     platform: str  # ios | android | huawei
     token: str
@@ -31,11 +31,10 @@ class DeviceView:
     push_optin: bool
     live: bool  # the token has not been reported dead by its provider
     last_active_at: float
-    attributes: Mapping[str, Any] = field(default_factory=dict)
+    attributes: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class ProfileView:
+class ProfileView(msgspec.Struct, frozen=True):
     id: int
     insider_id: str
     last_active_at: float
@@ -43,8 +42,7 @@ class ProfileView:
     devices: Sequence[DeviceView]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
     """One matched (or unmatched) user of one notification."""
 
     push: Push

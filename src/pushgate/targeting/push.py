@@ -6,41 +6,37 @@ the queue) consumes; the wire shapes stay in `schema.py`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 MAX_TTL_SECONDS = 2_419_200  # 28 days, contract.md
 
 
-@dataclass(frozen=True, slots=True)
-class Identifier:
+class Identifier(msgspec.Struct, frozen=True):
     """One identifier as used for lookup: `kind` without the INSIDER. prefix."""
 
     kind: str
     value: str
 
 
-@dataclass(frozen=True, slots=True)
-class PlatformPush:
+class PlatformPush(msgspec.Struct, frozen=True):
     sound: str | None = None
-    deep_links: dict[str, str] = field(default_factory=dict)
+    deep_links: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class AndroidPush(PlatformPush):
+class AndroidPush(PlatformPush, frozen=True):
     channel_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class IosPush(PlatformPush):
+class IosPush(PlatformPush, frozen=True):
     thread_id: str | None = None
     badge: int | None = None
     content_available: bool = False
     mutable_content: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class AdvancedItem:
+class AdvancedItem(msgspec.Struct, frozen=True):
     id: int
     headline: str
     description: str
@@ -48,14 +44,12 @@ class AdvancedItem:
     deep_links: dict[str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class AdvancedPush:
+class AdvancedPush(msgspec.Struct, frozen=True):
     type: str  # "carousel" or "slider"
     items: tuple[AdvancedItem, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Push:
+class Push(msgspec.Struct, frozen=True):
     index: int
     identifiers_sent: dict[str, Any]  # echoed back in `errors`, exactly as sent
     identifiers: tuple[Identifier, ...]
