@@ -99,6 +99,11 @@ def serve(
         lifespan="on",
         access_log=False,
         log_level=settings.log_level,
+        # X-Forwarded-For is trusted only from the load balancers named here: by default
+        # no one, so the client address (`--allow-ip`) cannot be claimed by a header.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        server_header=False,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
     )

@@ -26,6 +26,7 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"
     log_level: str = "info"
     role: str = "all"  # api | worker | all
+    forwarded_allow_ips: str = ""  # load balancers whose X-Forwarded-For is trusted
 
     @classmethod
     def load(cls, **flags: object) -> Settings:
@@ -40,6 +41,7 @@ class Settings:
             "sqlite_synchronous": (env("SQLITE_SYNCHRONOUS") or cls.sqlite_synchronous).upper(),
             "log_level": env("LOG_LEVEL") or cls.log_level,
             "role": env("ROLE") or cls.role,
+            "forwarded_allow_ips": env("FORWARDED_ALLOW_IPS") or cls.forwarded_allow_ips,
         }
         values.update({k: v for k, v in flags.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -55,6 +55,8 @@ class PushService:
         # Called after sends were queued, so an in-process worker claims them at once.
         self.on_queued: Callable[[], None] = lambda: None
         self.rate = GcraLimiter()
+        self.contents = validate.ContentCache()
+        self._payloads: dict[bytes, BuiltPayloads] = {}
         self._async_wakeup = asyncio.Event()
 
     async def targeted_push(self, body: bytes, client_ip: str | None) -> Answer:
@@ -69,11 +71,8 @@ class PushService:
         if decoded.error is not None:
             raise decoded.error
         assert request is not None
-        pushes = validate.validate(request)
-        built = [build_all(p) for p in pushes]
-        for payloads in built:
-            if (too_big := oversized(payloads)) is not None:
-                raise errors.payload_too_large(too_big[0], too_big[1], MAX_PAYLOAD_BYTES)
+        pushes = validate.validate(request, self.contents)
+        built = [self._payloads_of(p) for p in pushes]
         if not partner.validated_platforms:
             raise errors.INVALID_CERTIFICATE
         if request.is_async:
@@ -81,6 +80,19 @@ class PushService:
             self._async_wakeup.set()
             return Answer(202, ASYNC_ACCEPTED)
         return Answer(200, await self._send(partner, request, pushes, built))
+
+    def _payloads_of(self, push: Push) -> BuiltPayloads:
+        """The provider payloads, built once per distinct content (they hold no identifier)."""
+        payloads = self._payloads.get(push.content_key) if push.content_key else None
+        if payloads is None:
+            payloads = build_all(push)
+            if (too_big := oversized(payloads)) is not None:
+                raise errors.payload_too_large(too_big[0], too_big[1], MAX_PAYLOAD_BYTES)
+            if push.content_key:
+                if len(self._payloads) >= self.contents.max_entries:
+                    self._payloads.clear()
+                self._payloads[push.content_key] = payloads
+        return payloads
 
     def _check_rate(self, partner: Partner, request: TargetedPushRequest | None) -> None:
         now = time.monotonic()
@@ -103,12 +115,7 @@ class PushService:
         built: list[BuiltPayloads],
         async_request_id: int | None = None,
     ) -> dict[str, Any]:
-        identifiers = [ident for p in pushes for ident in p.identifiers]
-        matches, profiles = await self.store.resolve(partner.id, identifiers)
-        outcomes = decide.plan(pushes, matches, profiles, partner.validated_platforms)
-        final = await self.store.commit_push(
-            partner, pushes, built, outcomes, time.time(), async_request_id
-        )
+        final = await self.store.send_pushes(partner, pushes, built, time.time(), async_request_id)
         self.on_queued()
         return decide.answer(final or [], request.report_attributes)
 
@@ -134,12 +141,12 @@ class PushService:
         partner = await self.store.partner_by_id(partner_id)
         try:
             request = validate.decode(body).request
-            pushes = validate.validate(request) if request is not None else []
+            pushes = validate.validate(request, self.contents) if request is not None else []
         except ApiError:
             request = None
         if partner is None or request is None:
             # Accepted bodies passed validation; only a deleted partner gets here.
             await self.store.discard_async_request(request_id)
             return
-        built = [build_all(p) for p in pushes]
+        built = [self._payloads_of(p) for p in pushes]
         await self._send(partner, request, pushes, built, request_id)

@@ -6,6 +6,7 @@ import copy
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
 from pushgate.targeting.errors import ApiError
@@ -855,3 +856,33 @@ def test_schema_error_keeps_other_messages_as_invalid_type() -> None:
     error = schema_error("Some other problem - at `$.x`")
     assert error.status == 400
     assert error.body() == {"error": "invalid_type", "message": "Some other problem"}
+
+
+def test_content_cache_gives_the_same_pushes_as_validating_afresh() -> None:
+    from pushgate.targeting.validate import ContentCache
+
+    cache = ContentCache()
+    first = sample_body()
+    second = sample_body()
+    second["notifications"][0]["identifiers"] = {"INSIDER.uuid": "other-user"}
+    for body in (first, second, first):
+        request = decode(encode(body)).request
+        assert request is not None
+        cached = validate(request, cache)
+        fresh = validate(request)
+        assert [msgspec.structs.replace(p, content_key=b"") for p in cached] == fresh
+    assert len(cache.entries) == 1  # both bodies differ only in their identifiers
+
+
+def test_content_cache_does_not_keep_invalid_content() -> None:
+    from pushgate.targeting.validate import ContentCache
+
+    cache = ContentCache()
+    body = sample_body()
+    body["notifications"][0]["camp_id"] = 0
+    request = decode(encode(body)).request
+    assert request is not None
+    for _ in range(2):
+        with pytest.raises(ApiError):
+            validate(request, cache)
+    assert cache.entries == {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from pushgate.store.models import Partner
 from pushgate.store.partners import KeyKind
 from pushgate.store.sqlite_schema import create_schema
 from pushgate.targeting import decide
-from pushgate.targeting.decide import Outcome, ProfileView
+from pushgate.targeting.decide import Outcome
 from pushgate.targeting.push import Identifier, Push
 from pushgate.targeting.users import Session, UserData
 
@@ -60,32 +60,29 @@ class SqliteStore:
     async def partner_by_name(self, name: str) -> Partner | None:
         return await self.db.run(lambda c: partners.partner_by_name(c, name))
 
-    async def resolve(
-        self, partner_id: int, identifiers: Iterable[Identifier]
-    ) -> tuple[dict[Identifier, list[int]], dict[int, ProfileView]]:
-        wanted = list(identifiers)
-        return await self.db.run(lambda c: profiles.resolve(c, partner_id, wanted))
-
-    async def commit_push(
+    async def send_pushes(
         self,
         partner: Partner,
         pushes: Sequence[Push],
         built: Sequence[BuiltPayloads],
-        outcomes: Sequence[Outcome],
         now: float,
         async_request_id: int | None = None,
     ) -> list[Outcome] | None:
-        """Queue the sends and return the final outcomes (with frequency-cap exclusions).
+        """Resolve the users, decide each send, apply the frequency cap and queue the jobs,
+        in one transaction; returns every user's outcome.
 
         For an async request, its stored body is deleted in the same transaction;
         None means another process already handled it.
         """
+        identifiers = [ident for push in pushes for ident in push.identifiers]
 
         def unit(conn: sqlite3.Connection) -> list[Outcome] | None:
             if async_request_id is not None:
                 gone = conn.execute("DELETE FROM async_requests WHERE id = ?", (async_request_id,))
                 if gone.rowcount == 0:
                     return None
+            matches, found = profiles.resolve(conn, partner.id, identifiers)
+            outcomes = decide.plan(pushes, matches, found, partner.validated_platforms)
             capped = sends.commit_sends(conn, partner, pushes, built, outcomes, now)
             final = decide.apply_cap(outcomes, capped)
             sends.count_outcomes(conn, partner.id, final)

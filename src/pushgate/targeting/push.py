@@ -66,3 +66,6 @@ class Push(msgspec.Struct, frozen=True):
     android: AndroidPush
     ios: IosPush
     advanced: AdvancedPush | None
+    # The notification without its identifiers, encoded: equal keys mean equal content,
+    # so validation and payloads are reused across requests of one campaign.
+    content_key: bytes = b""

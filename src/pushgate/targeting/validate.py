@@ -45,6 +45,7 @@ _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 _DECODER = msgspec.json.Decoder(TargetedPushRequest)
 _RAW_DECODER = msgspec.json.Decoder()
+_ENCODE = msgspec.json.encode
 _MISSING = re.compile(r"^Object missing required field `([^`]+)`(?: - at `\$(.*)`)?$")
 _EXPECTED = re.compile(r"^Expected `([^`]+)`, got `([^`]+)`(?: - at `\$(.*)`)?$")
 
@@ -107,7 +108,33 @@ def _path(path: str | None) -> str:
     return (path or "").lstrip(".")
 
 
-def validate(request: TargetedPushRequest) -> list[Push]:
+class ContentCache:
+    """Validated notification content by `content_key`, bounded (cleared when full).
+
+    Requests of one campaign differ only in their identifiers; the rest is checked
+    once. Only successes are kept: invalid content is checked again each time.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self.entries: dict[bytes, Push] = {}
+
+    def push(self, index: int, n: Notification, identifiers: tuple[Identifier, ...]) -> Push:
+        key = _ENCODE(msgspec.structs.replace(n, identifiers=None))
+        template = self.entries.get(key)
+        if template is None:
+            template = msgspec.structs.replace(
+                _push(0, n, ()), identifiers_sent={}, content_key=key
+            )
+            if len(self.entries) >= self.max_entries:
+                self.entries.clear()
+            self.entries[key] = template
+        return msgspec.structs.replace(
+            template, index=index, identifiers_sent=n.identifiers or {}, identifiers=identifiers
+        )
+
+
+def validate(request: TargetedPushRequest, cache: ContentCache | None = None) -> list[Push]:
     notifications = request.notifications
     if not notifications:
         raise errors.EMPTY_NOTIFICATIONS
@@ -116,8 +143,9 @@ def validate(request: TargetedPushRequest) -> list[Push]:
     per_notification = [_identifiers(n.identifiers, i) for i, n in enumerate(notifications)]
     if sum(len(ids) for ids in per_notification) > MAX_IDENTIFIERS:
         raise errors.TOO_MANY_IDENTIFIERS
+    make = cache.push if cache is not None else _push
     return [
-        _push(i, n, ids)
+        make(i, n, ids)
         for i, (n, ids) in enumerate(zip(notifications, per_notification, strict=True))
     ]
 
