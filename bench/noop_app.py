@@ -78,6 +78,8 @@ def main() -> None:
         lifespan="on",
         access_log=False,
         log_level="warning",
+        proxy_headers=False,
+        server_header=False,
     )
 
 
