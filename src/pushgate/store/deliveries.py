@@ -7,6 +7,7 @@ import sqlite3
 from pushgate.delivery.outcome import DeliveryOutcome
 from pushgate.queue import sqlite as job_table
 from pushgate.queue.base import Job
+from pushgate.store import credentials
 
 
 def record(
@@ -56,8 +57,5 @@ def record(
             (outcome.reason, job.device_id, job.token),
         )
     if outcome.credential_invalid:
-        conn.execute(
-            "UPDATE credentials SET validated = 0, detail = ? WHERE partner_id = ? AND platform = ?",
-            (outcome.detail, job.partner_id, job.platform),
-        )
+        credentials.mark_invalid(conn, job.partner_id, job.platform, outcome.detail)
     return True

@@ -84,7 +84,7 @@ def commit_sends(
         if o.device is None or o.profile is None:
             continue
         if (
-            o.push.gfc_enabled
+            o.wants_cap
             and partner.gfc_limit > 0
             and not frequency_cap.take(
                 conn, partner.id, o.profile.id, partner.gfc_limit, partner.gfc_window, now
