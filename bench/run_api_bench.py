@@ -1076,6 +1076,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         info["served commit"] = _git(["rev-parse", "--short", args.rev])
         info["uncommitted changes under src/"] = "not served (--rev)"
     bench.log(f"work dir {work}; machine: {info['nproc']} x {info['cpu']}")
+    # One set of files per day and version: runs of other commits on the same day keep theirs.
+    served = info.get("served commit") or info["commit"] or "unknown"
+    dirty = not args.rev and info["uncommitted changes under src/"] != "none"
+    stem = (
+        f"api-{dt.date.today().isoformat()}-{served}"
+        + ("-dirty" if dirty else "")
+        + ("-quick" if args.quick else "")
+    )
     closed = [
         Scenario("noop", "no-op, seed body", "no-op", "closed", "seed"),
         Scenario(
@@ -1158,27 +1166,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.profile:
             bench.log("profiling pushgate with py-spy (varied seed body)")
             args.out.mkdir(parents=True, exist_ok=True)
-            profile = bench.profile(
-                files["varied"], args.out / f"api-{dt.date.today().isoformat()}-profile"
-            )
+            profile = bench.profile(files["varied"], args.out / f"{stem}-profile")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     text = report(bench, info, scenarios, profile, started)
     args.out.mkdir(parents=True, exist_ok=True)
-    # One file per day and version: runs of other commits on the same day keep theirs.
-    served = info.get("served commit") or info["commit"] or "unknown"
-    dirty = not args.rev and info["uncommitted changes under src/"] != "none"
-    stem = (
-        f"api-{dt.date.today().isoformat()}-{served}"
-        + ("-dirty" if dirty else "")
-        + ("-quick" if args.quick else "")
-    )
     (args.out / f"{stem}.md").write_text(text)
     raw = {
         "machine": info,
         "args": {k: str(v) for k, v in vars(args).items()},
         "scenarios": {k: [vars(r) for r in s.runs] for k, s in scenarios.items()},
+        "metrics": {k: s.metrics for k, s in scenarios.items() if s.metrics},
         "profile": profile,
     }
     (args.out / f"{stem}.json").write_text(json.dumps(raw, indent=1))
