@@ -19,13 +19,13 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from pushgate.providers import apns, fcm, hms
 from pushgate.providers.errors import CredentialError
-from pushgate.providers.h2client import copy_trust
 from pushgate.providers.oauth import (
     FcmTokenSource,
     HmsTokenSource,
     TokenFetchError,
     token_http_client,
 )
+from pushgate.providers.senders import token_verify
 from pushgate.store import credentials as creds
 
 
@@ -36,10 +36,6 @@ class Checked:
     ref: str | None
     validated: bool
     detail: str | None
-
-
-def _verify(context: ssl.SSLContext | None) -> ssl.SSLContext | bool:
-    return copy_trust(context) if context is not None else True
 
 
 def _text(record: dict[str, Any], name: str) -> str:
@@ -125,7 +121,7 @@ async def obtain_token(
     The credential must already be stored: the emulators find the keys to check
     signatures against in the database.
     """
-    async with token_http_client(_verify(context)) as http:
+    async with token_http_client(token_verify(context)) as http:
         try:
             if checked.platform == "android":
                 await FcmTokenSource(fcm.ServiceAccount.parse(checked.record), http).get()

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import jwt
 
-from pushgate.emulators.credentials import ApnsKey
+from pushgate.emulators.credentials import ApnsKey, signature_valid
 from pushgate.emulators.outcomes import APNS_FAULT_REASONS, APNS_REASONS
 from pushgate.emulators.server import Request, Response
 from pushgate.emulators.state import EmulatorState
@@ -213,21 +213,8 @@ class ApnsEmulator:
         key = self.state.credentials.apns_key(key_id, team_id)
         if key is None:
             raise _Rejected("InvalidProviderToken")
-        try:
-            jwt.decode(
-                provider_token,
-                key=key.public_key_pem,
-                algorithms=["ES256"],
-                options={
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                    "verify_aud": False,
-                    "verify_iss": False,
-                },
-            )
-        except (jwt.PyJWTError, ValueError):
-            raise _Rejected("InvalidProviderToken") from None
+        if not signature_valid(provider_token, key.public_key_pem, "ES256"):
+            raise _Rejected("InvalidProviderToken")
         return key, issued_at
 
 

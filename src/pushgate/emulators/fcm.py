@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 
 import jwt
 
+from pushgate.emulators.credentials import signature_valid
 from pushgate.emulators.outcomes import FCM_ERRORS, FCM_FAULT_CODES
 from pushgate.emulators.server import Request, Response
 from pushgate.emulators.state import EmulatorState
@@ -131,21 +132,8 @@ class FcmEmulator:
         account = self.state.credentials.fcm_account(issuer, key_id)
         if account is None:
             raise _TokenError("invalid_grant", "Invalid grant: account not found")
-        try:
-            jwt.decode(
-                assertion,
-                key=account.public_key_pem,
-                algorithms=["RS256"],
-                options={
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                    "verify_aud": False,
-                    "verify_iss": False,
-                },
-            )
-        except (jwt.PyJWTError, ValueError):
-            raise _TokenError("invalid_grant", "Invalid JWT Signature.") from None
+        if not signature_valid(assertion, account.public_key_pem, "RS256"):
+            raise _TokenError("invalid_grant", "Invalid JWT Signature.")
         audiences = set(GOOGLE_AUDIENCES)
         if self.token_url:
             audiences.add(self.token_url)

@@ -63,7 +63,7 @@ class Endpoints:
         )
 
 
-def _token_verify(ssl_context: ssl.SSLContext | None) -> ssl.SSLContext | bool:
+def token_verify(ssl_context: ssl.SSLContext | None) -> ssl.SSLContext | bool:
     """The token endpoint's TLS trust: the same CAs, in a context of its own (httpx
     rewrites the ALPN of the context it is given, which must not reach H2Client's)."""
     return copy_trust(ssl_context) if ssl_context is not None else True
@@ -280,7 +280,7 @@ class FcmSender(_OAuthSender):
     ) -> None:
         own_http = None
         if token_source is None:
-            own_http = token_http_client(_token_verify(ssl_context), timeout)
+            own_http = token_http_client(token_verify(ssl_context), timeout)
             token_source = FcmTokenSource(account, own_http, timeout=timeout)
         super().__init__(url, ssl_context, max_connections, timeout, token_source, own_http)
         self.account = account
@@ -349,7 +349,7 @@ class HmsSender(_OAuthSender):
     ) -> None:
         own_http = None
         if token_source is None:
-            own_http = token_http_client(_token_verify(ssl_context), timeout)
+            own_http = token_http_client(token_verify(ssl_context), timeout)
             token_source = HmsTokenSource(
                 credential.client_id,
                 credential.client_secret,
