@@ -27,6 +27,8 @@ class Settings:
     log_level: str = "info"
     role: str = "all"  # api | worker | all
     forwarded_allow_ips: str = ""  # load balancers whose X-Forwarded-For is trusted
+    # Campaign counters of the API and workers (docs/statistics.md); off only to measure their cost.
+    campaign_stats: bool = True
 
     @classmethod
     def load(cls, **flags: object) -> Settings:
@@ -42,6 +44,7 @@ class Settings:
             "log_level": env("LOG_LEVEL") or cls.log_level,
             "role": env("ROLE") or cls.role,
             "forwarded_allow_ips": env("FORWARDED_ALLOW_IPS") or cls.forwarded_allow_ips,
+            "campaign_stats": (env("CAMPAIGN_STATS") or "on").lower() not in ("0", "off", "false"),
         }
         values.update({k: v for k, v in flags.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -26,9 +26,6 @@ from pushgate.targeting.schema import TargetedPushRequest
 
 log = logging.getLogger("pushgate.push")
 
-IP_NOT_ALLOWED = ApiError(
-    403, "ip_not_allowed", "requests with this API key are not accepted from this address"
-)
 ASYNC_ACCEPTED = {"message": "Async request accepted"}
 
 
@@ -65,7 +62,7 @@ class PushService:
         if partner is None:
             raise errors.BAD_API_KEY
         if not ip_allowed(partner, client_ip):
-            raise IP_NOT_ALLOWED
+            raise errors.IP_NOT_ALLOWED
         request = decoded.request
         self._check_rate(partner, request)
         if decoded.error is not None:

@@ -16,6 +16,7 @@ from pushgate.api.certificates import CertificateRoutes
 from pushgate.api.http import Request, Response, json_response, text_response
 from pushgate.api.push import targeted_push
 from pushgate.api.sdk import SdkRoutes
+from pushgate.api.stats import REPORT_PREFIX, StatsRoutes
 from pushgate.api.users import UserRoutes
 from pushgate.api.users import too_large as user_too_large
 from pushgate.auth import PartnerCache
@@ -50,11 +51,12 @@ class Delivery:
 
 
 def create_app(settings: Settings) -> App:
-    store = SqliteStore(settings.data_dir, settings.sqlite_synchronous)
+    store = SqliteStore(settings.data_dir, settings.sqlite_synchronous, settings.campaign_stats)
     partners = PartnerCache(store.partner_by_secret)
     push = PushService(store, partners)
     users = UserRoutes(store, partners, push.rate)
     sdk = SdkRoutes(store, partners)
+    stats = StatsRoutes(store, partners)
     app = App()
     delivery = Delivery()
     doc = openapi.document()
@@ -149,6 +151,11 @@ def create_app(settings: Settings) -> App:
         app.background.append(push.run_async_requests)
     app.route("POST", "/api/v2/notification/user", targeted_push(push))
     app.route("POST", "/api/sdk/v1/session", sdk.session)
+    app.route("POST", "/api/sdk/v1/events", stats.events)
+    app.route("POST", "/api/v1/notification/get_statistics", stats.get_statistics)
+    app.route("POST", "/api/message_center/v1", stats.message_center)
+    app.route("GET", "/api/v1/campaigns", stats.with_api_key(stats.campaigns))
+    app.route_prefix("GET", REPORT_PREFIX, stats.with_api_key(stats.report))
     app.route("POST", "/api/user/v1/upsert", users.handler(users.upsert), user_too_large)
     app.route("POST", "/api/user/v1/profile", users.handler(users.profile), user_too_large)
     app.route("POST", "/api/user/v1/delete", users.handler(users.delete), user_too_large)

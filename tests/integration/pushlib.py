@@ -17,7 +17,14 @@ ERROR_KEYS = {"error", "message"}
 # A job is written 'queued' before the answer (contract.md: "durably queued"); once delivery
 # workers run, one may already have leased or delivered it by the time a test reads the row.
 QUEUED_OR_LATER = ("queued", "leased", "done")
-TABLES = ("jobs", "campaigns", "campaign_counters", "gfc_counters", "async_requests")
+TABLES = (
+    "jobs",
+    "campaigns",
+    "campaign_variants",
+    "campaign_stats",
+    "gfc_counters",
+    "async_requests",
+)
 
 
 def notification(identifiers: dict[str, Any] | None, camp_id: int = 1, **extra: Any) -> dict:
@@ -73,7 +80,8 @@ def campaigns(partner: Partner) -> list[dict[str, Any]]:
         for row in rows:
             counters = dict(
                 conn.execute(
-                    "SELECT name, count FROM campaign_counters WHERE partner_id = ? AND camp_id = ?",
+                    "SELECT name, sum(count) FROM campaign_stats WHERE partner_id = ? AND camp_id = ?"
+                    " GROUP BY name",
                     (row["partner_id"], row["camp_id"]),
                 ).fetchall()
             )

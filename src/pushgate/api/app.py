@@ -48,6 +48,8 @@ class App:
     metrics: RequestMetrics = field(default_factory=RequestMetrics)
     # Sub-apps that own every path their predicate accepts (the emulators' control routes).
     mounts: list[tuple[Callable[[str], bool], ASGIApp]] = field(default_factory=list)
+    # Routes owning every path under a prefix, for paths with parameters in them.
+    prefixes: dict[Route, Endpoint] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def route(
@@ -58,6 +60,23 @@ class App:
         too_large: BodyLimitAnswer = request_too_large,
     ) -> None:
         self.routes[(method, path)] = Endpoint(handler, too_large)
+
+    def route_prefix(self, method: str, prefix: str, handler: Handler) -> None:
+        self.prefixes[(method, prefix)] = Endpoint(handler)
+
+    def _find(self, method: str, path: str) -> Endpoint | None:
+        endpoint = self.routes.get((method, path))
+        if endpoint is not None:
+            return endpoint
+        for (m, prefix), e in self.prefixes.items():
+            if m == method and path.startswith(prefix):
+                return e
+        return None
+
+    def _path_known(self, path: str) -> bool:
+        return any(p == path for _, p in self.routes) or any(
+            path.startswith(prefix) for _, prefix in self.prefixes
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -71,11 +90,11 @@ class App:
             if owns(path):
                 await sub_app(scope, receive, send)
                 return
-        endpoint = self.routes.get((method, path))
+        endpoint = self._find(method, path)
         if endpoint is None:
-            if method == "HEAD" and (e := self.routes.get(("GET", path))):
+            if method == "HEAD" and (e := self._find("GET", path)):
                 endpoint = e
-            elif any(p == path for _, p in self.routes):
+            elif self._path_known(path):
                 await json_response(
                     405,
                     {

@@ -31,6 +31,7 @@ class NewJob:
     push_type: str
     priority: int
     expires_at: float
+    variant_id: int = 0  # the campaign content it carries (Message Center)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,7 @@ class Job:
     created_at: float
     expires_at: float
     attempts: int
+    variant_id: int = 0
 
 
 class JobQueue(Protocol):

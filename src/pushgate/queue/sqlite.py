@@ -11,7 +11,7 @@ from pushgate.store.executor import InlineExecutor, SqliteExecutor
 
 _JOB_COLUMNS = (
     "id, partner_id, camp_id, profile_id, device_id, platform, token, environment, payload,"
-    " push_type, priority, created_at, expires_at, attempts"
+    " push_type, priority, created_at, expires_at, attempts, variant_id"
 )
 
 
@@ -19,8 +19,8 @@ def enqueue(conn: sqlite3.Connection, jobs: Sequence[NewJob], now: float) -> Non
     """Insert jobs inside the caller's transaction."""
     conn.executemany(
         "INSERT INTO jobs (partner_id, camp_id, profile_id, device_id, platform, token,"
-        " environment, payload, push_type, priority, created_at, expires_at, due_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " environment, payload, push_type, priority, created_at, expires_at, due_at, variant_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 j.partner_id,
@@ -36,6 +36,7 @@ def enqueue(conn: sqlite3.Connection, jobs: Sequence[NewJob], now: float) -> Non
                 now,
                 j.expires_at,
                 now,
+                j.variant_id,
             )
             for j in jobs
         ],

@@ -7,11 +7,16 @@ import sqlite3
 from pushgate.delivery.outcome import DeliveryOutcome
 from pushgate.queue import sqlite as job_table
 from pushgate.queue.base import Job
-from pushgate.store import credentials
+from pushgate.store import credentials, stats
 
 
 def record(
-    conn: sqlite3.Connection, job: Job, worker: str, outcome: DeliveryOutcome, now: float
+    conn: sqlite3.Connection,
+    job: Job,
+    worker: str,
+    outcome: DeliveryOutcome,
+    now: float,
+    count_stats: bool = True,
 ) -> bool:
     """Apply the outcome if this worker still holds the job's lease; False if it lost it
     (another worker has the job now, and will record its own outcome)."""
@@ -26,6 +31,7 @@ def record(
     )
     if not settled:
         return False
+    stats.record_settled(conn, job, outcome.state, outcome.reason, now, count_stats)
     if outcome.reason is not None:
         conn.execute(
             "INSERT INTO fail_records (partner_id, camp_id, job_id, profile_id, device_id, platform,"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
-from collections import Counter
 from collections.abc import Sequence
 
 import msgspec
@@ -16,53 +16,49 @@ from pushgate.store.models import Partner
 from pushgate.targeting.decide import Outcome
 from pushgate.targeting.push import Push
 
-REQUESTED = "requested"
-QUEUED = "queued"
-EXCLUDED_PREFIX = "excluded:"
 _encode = msgspec.json.encode
+
+
+def _content_hash(push: Push) -> bytes:
+    key = push.content_key or _encode(
+        msgspec.structs.replace(push, index=0, identifiers_sent={}, identifiers=())
+    )
+    return hashlib.blake2b(key, digest_size=16).digest()
 
 
 def record_campaigns(
     conn: sqlite3.Connection, partner_id: int, pushes: Sequence[Push], now: float
-) -> None:
-    """A campaign is recorded on the first use of its camp_id; later sends keep its row."""
+) -> dict[int, int]:
+    """A campaign is recorded on the first use of its camp_id; later sends keep its row.
+    Each distinct content of a campaign is a variant; returns the variant of every push index."""
     conn.executemany(
         "INSERT OR IGNORE INTO campaigns (partner_id, camp_id, name, title, message, image_url,"
         " deep_links, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (
-                partner_id,
-                p.camp_id,
-                p.camp_name,
-                p.title,
-                p.message,
-                p.image_url,
-                _encode({"android": p.android.deep_links, "ios": p.ios.deep_links}).decode(),
-                now,
-            )
-            for p in pushes
+            (partner_id, p.camp_id, p.camp_name, p.title, p.message, p.image_url, links, now)
+            for p, links in ((p, _deep_links(p)) for p in pushes)
         ],
     )
+    variants: dict[int, int] = {}
+    seen: dict[tuple[int, bytes], int] = {}
+    for p in pushes:
+        key = (p.camp_id, _content_hash(p))
+        if key not in seen:
+            # A no-op update makes RETURNING answer for an existing row too.
+            row = conn.execute(
+                "INSERT INTO campaign_variants (partner_id, camp_id, content_hash, title, message,"
+                " image_url, deep_links, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (partner_id, camp_id, content_hash) DO UPDATE SET camp_id = camp_id"
+                " RETURNING id",
+                (partner_id, *key, p.title, p.message, p.image_url, _deep_links(p), now),
+            ).fetchone()
+            seen[key] = int(row[0])
+        variants[p.index] = seen[key]
+    return variants
 
 
-def count_outcomes(conn: sqlite3.Connection, partner_id: int, outcomes: Sequence[Outcome]) -> None:
-    """Campaign funnel counters: users requested, queued, and excluded per reason.
-
-    Additive upserts, so concurrent requests never read-modify-write a row.
-    """
-    counts: Counter[tuple[int, str]] = Counter()
-    for o in outcomes:
-        camp = o.push.camp_id
-        counts[camp, REQUESTED] += 1
-        if o.device is not None:
-            counts[camp, QUEUED] += 1
-        elif o.reason is not None:
-            counts[camp, EXCLUDED_PREFIX + o.reason] += 1
-    conn.executemany(
-        "INSERT INTO campaign_counters (partner_id, camp_id, name, count) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (partner_id, camp_id, name) DO UPDATE SET count = count + excluded.count",
-        [(partner_id, camp, name, n) for (camp, name), n in counts.items()],
-    )
+def _deep_links(p: Push) -> str:
+    return _encode({"android": p.android.deep_links, "ios": p.ios.deep_links}).decode()
 
 
 def commit_sends(
@@ -77,7 +73,7 @@ def commit_sends(
 
     Returns the indexes of outcomes excluded by the cap. The caller commits.
     """
-    record_campaigns(conn, partner.id, pushes, now)
+    variants = record_campaigns(conn, partner.id, pushes, now)
     capped: list[int] = []
     jobs: list[NewJob] = []
     for i, o in enumerate(outcomes):
@@ -106,6 +102,7 @@ def commit_sends(
                 push_type=payloads.apns_push_type,
                 priority=payloads.apns_priority,
                 expires_at=now + o.push.ttl,
+                variant_id=variants[o.push.index],
             )
         )
     job_table.enqueue(conn, jobs, now)

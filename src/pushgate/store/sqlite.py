@@ -13,8 +13,12 @@ from pushgate.delivery.outcome import DeliveryOutcome
 from pushgate.payloads.build import BuiltPayloads
 from pushgate.queue.base import Job
 from pushgate.queue.sqlite import SqliteJobQueue
+from pushgate.stats import funnel
+from pushgate.stats.campaign import Campaign
+from pushgate.stats.events import EventBatch
+from pushgate.stats.message_center import InboxQuery, SentPush
 from pushgate.store import credentials as creds
-from pushgate.store import deliveries, partners, profiles, sends
+from pushgate.store import deliveries, partners, profiles, sends, stats
 from pushgate.store.executor import InlineExecutor, SqliteExecutor, connect
 from pushgate.store.models import Partner
 from pushgate.store.partners import KeyKind
@@ -40,8 +44,11 @@ def open_sync(data_dir: Path) -> sqlite3.Connection:
 
 
 class SqliteStore:
-    def __init__(self, data_dir: Path, synchronous: str = "NORMAL") -> None:
+    def __init__(
+        self, data_dir: Path, synchronous: str = "NORMAL", count_stats: bool = True
+    ) -> None:
         open_sync(data_dir).close()
+        self.count_stats = count_stats
         self.data_dir = data_dir
         self.box = box_for(data_dir)
         executor = InlineExecutor if synchronous.upper() in ("NORMAL", "OFF") else SqliteExecutor
@@ -75,6 +82,7 @@ class SqliteStore:
         None means another process already handled it.
         """
         identifiers = [ident for push in pushes for ident in push.identifiers]
+        hour = funnel.hour_of(now)
 
         def unit(conn: sqlite3.Connection) -> list[Outcome] | None:
             if async_request_id is not None:
@@ -85,7 +93,8 @@ class SqliteStore:
             outcomes = decide.plan(pushes, matches, found, partner.validated_platforms)
             capped = sends.commit_sends(conn, partner, pushes, built, outcomes, now)
             final = decide.apply_cap(outcomes, capped)
-            sends.count_outcomes(conn, partner.id, final)
+            if self.count_stats:
+                stats.add_counts(conn, partner.id, funnel.outcome_counts(final), hour)
             return final
 
         return await self.db.run(unit)
@@ -116,7 +125,8 @@ class SqliteStore:
 
     async def record_delivery(self, job: Job, worker: str, outcome: DeliveryOutcome) -> bool:
         now = time.time()
-        return await self.db.run(lambda c: deliveries.record(c, job, worker, outcome, now))
+        count = self.count_stats
+        return await self.db.run(lambda c: deliveries.record(c, job, worker, outcome, now, count))
 
     async def discard_async_request(self, request_id: int) -> None:
         await self.db.run(
@@ -174,5 +184,42 @@ class SqliteStore:
                 return False
             profiles.delete_profile(conn, profile_id)
             return True
+
+        return await self.db.run(unit)
+
+    # ---- statistics ----
+
+    async def record_events(
+        self, partner_id: int, batch: EventBatch
+    ) -> stats.EventsRecorded | None:
+        """None when the partner has no user with that insider_id."""
+
+        def unit(conn: sqlite3.Connection) -> stats.EventsRecorded | None:
+            profile_id = profiles.profile_by_insider_id(conn, partner_id, batch.insider_id)
+            if profile_id is None:
+                return None
+            return stats.record_events(conn, partner_id, profile_id, batch.events)
+
+        return await self.db.run(unit)
+
+    async def campaigns_since(self, partner_id: int, since: float) -> list[Campaign]:
+        return await self.db.run(lambda c: stats.campaigns_since(c, partner_id, since))
+
+    async def list_campaigns(
+        self, partner_id: int, start: float, end: float, offset: int, limit: int
+    ) -> tuple[int, list[Campaign]]:
+        return await self.db.run(
+            lambda c: stats.list_campaigns(c, partner_id, start, end, offset, limit)
+        )
+
+    async def campaign_report(self, partner_id: int, camp_id: int) -> dict[str, Any] | None:
+        return await self.db.run(lambda c: stats.campaign_report(c, partner_id, camp_id))
+
+    async def inbox(self, partner_id: int, query: InboxQuery) -> list[SentPush]:
+        def unit(conn: sqlite3.Connection) -> list[SentPush]:
+            profile_id = profiles.find_profile(conn, partner_id, query.identifiers)
+            if profile_id is None:
+                return []
+            return stats.inbox(conn, partner_id, profile_id, query.start, query.end, query.limit)
 
         return await self.db.run(unit)

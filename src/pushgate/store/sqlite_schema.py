@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -91,13 +91,57 @@ CREATE TABLE IF NOT EXISTS campaigns (
     created_at REAL NOT NULL,
     PRIMARY KEY (partner_id, camp_id)
 ) WITHOUT ROWID;
--- The funnel per campaign: "requested", "queued", "excluded:<reason>", ...
-CREATE TABLE IF NOT EXISTS campaign_counters (
+CREATE INDEX IF NOT EXISTS campaigns_created ON campaigns(partner_id, created_at);
+-- A campaign's content as sent: the first use of a camp_id, and each later different content.
+CREATE TABLE IF NOT EXISTS campaign_variants (
+    id INTEGER PRIMARY KEY,
+    partner_id INTEGER NOT NULL,
+    camp_id INTEGER NOT NULL,
+    content_hash BLOB NOT NULL,
+    title TEXT NOT NULL,
+    message TEXT NOT NULL,
+    image_url TEXT NOT NULL,
+    deep_links TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    UNIQUE (partner_id, camp_id, content_hash)
+);
+-- The funnel per campaign and UTC hour (docs/statistics.md): "requested", "queued:<platform>",
+-- "excluded:<reason>", "accepted:<platform>", "failed:<platform>:<name>", "delivered", ...
+CREATE TABLE IF NOT EXISTS campaign_stats (
     partner_id INTEGER NOT NULL,
     camp_id INTEGER NOT NULL,
     name TEXT NOT NULL,
+    hour INTEGER NOT NULL,
     count INTEGER NOT NULL,
-    PRIMARY KEY (partner_id, camp_id, name)
+    PRIMARY KEY (partner_id, camp_id, name, hour)
+) WITHOUT ROWID;
+-- One row per (campaign, user, event): what makes app events count once.
+CREATE TABLE IF NOT EXISTS campaign_events (
+    partner_id INTEGER NOT NULL,
+    camp_id INTEGER NOT NULL,
+    profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+    event TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (partner_id, camp_id, profile_id, event)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS campaign_events_profile ON campaign_events(profile_id);
+-- What the providers accepted, per user: the Message Center.
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY,
+    partner_id INTEGER NOT NULL,
+    profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+    camp_id INTEGER NOT NULL,
+    variant_id INTEGER NOT NULL,
+    platform TEXT NOT NULL,
+    job_id INTEGER NOT NULL UNIQUE,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_profile ON inbox(profile_id, created_at);
+CREATE TABLE IF NOT EXISTS dashboard_sessions (
+    token_hash BLOB PRIMARY KEY,
+    partner_id INTEGER NOT NULL REFERENCES partners(id) ON DELETE CASCADE,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS gfc_counters (
     partner_id INTEGER NOT NULL,
@@ -125,7 +169,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     due_at REAL NOT NULL,
     lease_owner TEXT,
     last_error TEXT,
-    finished_at REAL
+    finished_at REAL,
+    variant_id INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs(due_at) WHERE state IN ('queued', 'leased');
 CREATE INDEX IF NOT EXISTS jobs_campaign ON jobs(partner_id, camp_id);
@@ -155,4 +200,38 @@ CREATE TABLE IF NOT EXISTS async_requests (
 def create_schema(conn: sqlite3.Connection) -> None:
     """Create what is missing; every statement is idempotent, so this runs on each start."""
     conn.executescript(SCHEMA)
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if 0 < version < 2:
+        _migrate_to_2(conn)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    """Version 1 kept campaign counters without hours or platforms, and jobs without variants."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+        if "variant_id" not in columns:
+            conn.execute("ALTER TABLE jobs ADD COLUMN variant_id INTEGER NOT NULL DEFAULT 0")
+        legacy = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'campaign_counters'"
+        ).fetchone()
+        if legacy:
+            # The per-platform split of "queued" is recovered from the jobs themselves.
+            conn.execute(
+                "INSERT OR IGNORE INTO campaign_stats (partner_id, camp_id, name, hour, count)"
+                " SELECT k.partner_id, k.camp_id, k.name, CAST(c.created_at / 3600 AS INTEGER),"
+                " k.count FROM campaign_counters k JOIN campaigns c USING (partner_id, camp_id)"
+                " WHERE k.name != 'queued'"
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO campaign_stats (partner_id, camp_id, name, hour, count)"
+                " SELECT partner_id, camp_id, 'queued:' || platform,"
+                " CAST(min(created_at) / 3600 AS INTEGER), count(*)"
+                " FROM jobs GROUP BY partner_id, camp_id, platform"
+            )
+            conn.execute("DROP TABLE campaign_counters")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -51,6 +51,9 @@ BAD_API_KEY = ApiError(
     "bad_api_key",
     "'api_key' is either empty or wrong. You can get your API key from Insider Dashboard",
 )
+IP_NOT_ALLOWED = ApiError(
+    403, "ip_not_allowed", "requests with this API key are not accepted from this address"
+)
 # Decided in insider-ecosystem.md §1.
 TOO_MANY_IDENTIFIERS = ApiError(
     400, "too_many_identifiers", "a request can target at most 50 user identifiers"

@@ -1,0 +1,133 @@
+"""Statistics reads: the Insider-compatible Statistics API and Message Center (insider-ecosystem.md
+§2, §3), pushgate's campaign list and report (docs/statistics.md), and app events from the SDK."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pushgate.api.http import Request, Response, json_response, text_response
+from pushgate.api.push import error_response
+from pushgate.api.sdk import BAD_SDK_KEY
+from pushgate.auth import PartnerCache, ip_allowed
+from pushgate.stats import campaign, insider
+from pushgate.stats.events import parse_events
+from pushgate.stats.message_center import BAD_API_KEY as MC_BAD_API_KEY
+from pushgate.stats.message_center import BAD_PAYLOAD, MessageCenterError, answer, parse_query
+from pushgate.store.models import Partner
+from pushgate.store.sqlite import SqliteStore
+from pushgate.targeting.errors import IP_NOT_ALLOWED, ApiError
+from pushgate.targeting.validate import parse_json
+
+INVALID_API_KEY = ApiError(401, "invalid_api_key", "'X-API-KEY' is either empty or wrong")
+USER_NOT_FOUND = ApiError(404, "user_not_found", "no user of this app has that insider_id")
+REPORT_PREFIX = "/api/v1/campaigns/"
+REPORT_SUFFIX = "/report"
+
+
+def campaign_not_found(camp_id: int) -> ApiError:
+    return ApiError(404, "campaign_not_found", f"no campaign with camp_id {camp_id}")
+
+
+def start_of_today(now: float) -> float:
+    return now - now % 86400
+
+
+class StatsRoutes:
+    def __init__(self, store: SqliteStore, partners: PartnerCache) -> None:
+        self.store = store
+        self.partners = partners
+
+    async def _partner(self, request: Request, key: str | None) -> Partner | None:
+        partner = await self.partners.get("api_key", key)
+        if partner is not None and not ip_allowed(partner, request.client_ip):
+            raise IP_NOT_ALLOWED
+        return partner
+
+    async def get_statistics(self, request: Request) -> Response:
+        try:
+            body = parse_json(request.body)
+            key = body.get("api_key") if isinstance(body, dict) else None
+            partner = await self._partner(request, key if isinstance(key, str) else None)
+        except ApiError as error:
+            return error_response(error)
+        if partner is None:
+            return json_response(401, insider.BAD_API_KEY)
+        since = start_of_today(time.time())
+        return json_response(
+            200, insider.statistics(await self.store.campaigns_since(partner.id, since))
+        )
+
+    async def message_center(self, request: Request) -> Response:
+        try:
+            partner = await self._partner(request, request.header(b"x-insider-api-key"))
+        except ApiError:
+            return text_response(403, "ip not allowed")
+        if partner is None:
+            return text_response(401, MC_BAD_API_KEY)
+        try:
+            query = parse_query(parse_json(request.body), time.time())
+        except MessageCenterError as error:
+            return text_response(error.status, error.text)
+        except ApiError:  # not JSON at all
+            return text_response(400, BAD_PAYLOAD)
+        return json_response(200, answer(await self.store.inbox(partner.id, query)))
+
+    def with_api_key(
+        self, read: Callable[[Partner, Request], Awaitable[Any]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """pushgate's own JSON reads: `X-API-KEY`, errors in the API's shape."""
+
+        async def handle(request: Request) -> Response:
+            try:
+                partner = await self._partner(request, request.header(b"x-api-key"))
+                if partner is None:
+                    raise INVALID_API_KEY
+                return json_response(200, await read(partner, request))
+            except ApiError as error:
+                return error_response(error)
+
+        return handle
+
+    async def campaigns(self, partner: Partner, request: Request) -> dict[str, Any]:
+        try:
+            query = campaign.parse_list_query(request.query)
+        except ValueError as exc:
+            raise ApiError(400, "invalid_parameter", str(exc)) from None
+        total, found = await self.store.list_campaigns(
+            partner.id, query.start, query.end, query.offset, query.per_page
+        )
+        return campaign.listing(total, query, found)
+
+    async def report(self, partner: Partner, request: Request) -> dict[str, Any]:
+        path = request.path
+        middle = path[len(REPORT_PREFIX) : -len(REPORT_SUFFIX)]
+        if not (path.endswith(REPORT_SUFFIX) and middle.isdigit()):
+            raise ApiError(404, "not_found", f"no endpoint at {path}")
+        camp_id = int(middle)
+        found = await self.store.campaign_report(partner.id, camp_id)
+        if found is None:
+            raise campaign_not_found(camp_id)
+        return found
+
+    async def events(self, request: Request) -> Response:
+        """POST /api/sdk/v1/events (contract.md): the app's receipts and opens."""
+        try:
+            partner = await self.partners.get("sdk_key", request.header(b"x-sdk-key"))
+            if partner is None:
+                raise BAD_SDK_KEY
+            batch = parse_events(parse_json(request.body), time.time())
+            recorded = await self.store.record_events(partner.id, batch)
+            if recorded is None:
+                raise USER_NOT_FOUND
+        except ApiError as error:
+            return error_response(error)
+        return json_response(
+            200,
+            {
+                "accepted": recorded.accepted,
+                "duplicates": recorded.duplicates,
+                "unknown_campaigns": recorded.unknown_campaigns,
+            },
+        )

@@ -1,0 +1,46 @@
+"""The Insider-compatible Statistics API answer (insider-ecosystem.md §2), pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pushgate.stats.campaign import Campaign
+from pushgate.stats.funnel import open_rate_text
+
+BAD_API_KEY = {"error": "Bad Api Key."}
+SEGMENT_NAME = "Targeted Push API"  # pushgate has no segments: the campaign's audience is the API
+
+
+def merged_deep_links(links: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """One deep-link object per campaign: Android's (and Huawei's) keys, then iOS-only keys."""
+    merged = dict(links.get("android", {}))
+    for key, value in links.get("ios", {}).items():
+        merged.setdefault(key, value)
+    return merged
+
+
+def statistics(campaigns: Sequence[Campaign]) -> dict[str, Any]:
+    delivered = sum(c.funnel.delivered for c in campaigns)
+    opened = sum(c.funnel.opened for c in campaigns)
+    return {
+        "campaigns": [
+            {
+                "id": c.camp_id,
+                "name": c.name,
+                "delivery_count": c.funnel.delivered,
+                "session_count": c.funnel.opened,
+                "open_rate": open_rate_text(c.funnel.opened, c.funnel.delivered),
+                "message": c.message,
+                "title": c.title,
+                "segment_name": SEGMENT_NAME,
+                "deep_link": merged_deep_links(c.deep_links),
+                "push_image": c.image_url,
+            }
+            for c in campaigns
+        ],
+        "total_camp_count": len(campaigns),
+        "total_delivery_count": delivered,
+        "total_session_count": opened,
+        "total_open_rate": open_rate_text(opened, delivered),
+    }

@@ -1,0 +1,235 @@
+"""Campaign statistics in SQLite: counter writes inside the callers' transactions, and the reads
+behind get_statistics, the campaign report and list, and the Message Center."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from pushgate.queue.base import DONE, Job
+from pushgate.stats import campaign as campaign_json
+from pushgate.stats import funnel
+from pushgate.stats.campaign import Campaign
+from pushgate.stats.events import AppEvent
+from pushgate.stats.funnel import CountKey, Funnel
+from pushgate.stats.message_center import SentPush
+
+SAMPLE_TOKENS = 5
+
+
+def add_counts(
+    conn: sqlite3.Connection, partner_id: int, counts: Mapping[CountKey, int], hour: int
+) -> None:
+    """Additive upserts, so concurrent writers never read-modify-write a counter."""
+    if not counts:
+        return
+    conn.executemany(
+        "INSERT INTO campaign_stats (partner_id, camp_id, name, hour, count) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (partner_id, camp_id, name, hour) DO UPDATE SET count = count + excluded.count",
+        [(partner_id, camp, name, hour, n) for (camp, name), n in counts.items()],
+    )
+
+
+def record_settled(
+    conn: sqlite3.Connection, job: Job, state: str, reason: str | None, now: float, count: bool
+) -> None:
+    """A job moved on; only its lease holder can settle it, so a final state is seen once."""
+    if state == DONE:
+        conn.execute(
+            "INSERT OR IGNORE INTO inbox (partner_id, profile_id, camp_id, variant_id, platform,"
+            " job_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                job.partner_id,
+                job.profile_id,
+                job.camp_id,
+                job.variant_id,
+                job.platform,
+                job.id,
+                job.created_at,
+            ),
+        )
+    name = funnel.settled_counter(state, job.platform, reason) if count else None
+    if name is not None:
+        add_counts(conn, job.partner_id, {(job.camp_id, name): 1}, funnel.hour_of(now))
+
+
+@dataclass(frozen=True)
+class EventsRecorded:
+    accepted: int = 0
+    duplicates: int = 0
+    unknown_campaigns: int = 0
+
+
+def record_events(
+    conn: sqlite3.Connection, partner_id: int, profile_id: int, events: Sequence[AppEvent]
+) -> EventsRecorded:
+    """Each (campaign, user, event) counts once, in the hour the app says it happened."""
+    known: dict[int, bool] = {}
+    accepted = duplicates = unknown = 0
+    for event in events:
+        if event.camp_id not in known:
+            known[event.camp_id] = (
+                conn.execute(
+                    "SELECT 1 FROM campaigns WHERE partner_id = ? AND camp_id = ?",
+                    (partner_id, event.camp_id),
+                ).fetchone()
+                is not None
+            )
+        if not known[event.camp_id]:
+            unknown += 1
+            continue
+        fresh = 0
+        for name in funnel.EVENT_COUNTS[event.name]:
+            inserted = conn.execute(
+                "INSERT OR IGNORE INTO campaign_events (partner_id, camp_id, profile_id, event, at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (partner_id, event.camp_id, profile_id, name, event.at),
+            ).rowcount
+            if inserted:
+                fresh += 1
+                add_counts(conn, partner_id, {(event.camp_id, name): 1}, funnel.hour_of(event.at))
+        if fresh:
+            accepted += 1
+        else:
+            duplicates += 1
+    return EventsRecorded(accepted, duplicates, unknown)
+
+
+# ---- reads ----
+
+_CAMPAIGN_COLUMNS = "camp_id, name, title, message, image_url, deep_links, created_at"
+
+
+def _funnels(
+    conn: sqlite3.Connection, partner_id: int, camp_ids: Sequence[int]
+) -> dict[int, Funnel]:
+    funnels = {camp: Funnel() for camp in camp_ids}
+    for start in range(0, len(camp_ids), 500):  # SQLite's bound-parameter limit
+        chunk = camp_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for camp, name, total in conn.execute(
+            "SELECT camp_id, name, sum(count) FROM campaign_stats"
+            f" WHERE partner_id = ? AND camp_id IN ({marks}) GROUP BY camp_id, name",
+            (partner_id, *chunk),
+        ):
+            funnels[camp].add(name, int(total))
+    return funnels
+
+
+def _campaigns(
+    conn: sqlite3.Connection, partner_id: int, rows: Sequence[tuple[Any, ...]]
+) -> list[Campaign]:
+    funnels = _funnels(conn, partner_id, [int(r[0]) for r in rows])
+    return [
+        Campaign(
+            int(camp),
+            name,
+            title,
+            message,
+            image_url,
+            msgspec.json.decode(deep_links),
+            float(created),
+            funnels[int(camp)],
+        )
+        for camp, name, title, message, image_url, deep_links, created in rows
+    ]
+
+
+def campaigns_since(conn: sqlite3.Connection, partner_id: int, since: float) -> list[Campaign]:
+    rows = conn.execute(
+        f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE partner_id = ? AND created_at >= ?"
+        " ORDER BY created_at, camp_id",
+        (partner_id, since),
+    ).fetchall()
+    return _campaigns(conn, partner_id, rows)
+
+
+def list_campaigns(
+    conn: sqlite3.Connection,
+    partner_id: int,
+    start: float,
+    end: float,
+    offset: int,
+    limit: int,
+) -> tuple[int, list[Campaign]]:
+    """Campaigns first used in [start, end), newest first, and how many there are in all."""
+    where = "WHERE partner_id = ? AND created_at >= ? AND created_at < ?"
+    total = int(
+        conn.execute(
+            f"SELECT count(*) FROM campaigns {where}", (partner_id, start, end)
+        ).fetchone()[0]
+    )
+    rows = conn.execute(
+        f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns {where}"
+        " ORDER BY created_at DESC, camp_id DESC LIMIT ? OFFSET ?",
+        (partner_id, start, end, limit, offset),
+    ).fetchall()
+    return total, _campaigns(conn, partner_id, rows)
+
+
+def campaign_report(
+    conn: sqlite3.Connection, partner_id: int, camp_id: int
+) -> dict[str, Any] | None:
+    row = conn.execute(
+        f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE partner_id = ? AND camp_id = ?",
+        (partner_id, camp_id),
+    ).fetchone()
+    if row is None:
+        return None
+    (campaign,) = _campaigns(conn, partner_id, [row])
+    hours = conn.execute(
+        "SELECT hour, name, count FROM campaign_stats WHERE partner_id = ? AND camp_id = ?",
+        (partner_id, camp_id),
+    ).fetchall()
+    fails = conn.execute(
+        "SELECT reason, platform, count(*) FROM fail_records WHERE partner_id = ? AND camp_id = ?"
+        " GROUP BY reason, platform",
+        (partner_id, camp_id),
+    ).fetchall()
+    samples: dict[str, list[str]] = {}
+    for reason, token in conn.execute(
+        "SELECT reason, token FROM (SELECT reason, token, row_number() OVER"
+        " (PARTITION BY reason ORDER BY id DESC) AS n FROM fail_records"
+        " WHERE partner_id = ? AND camp_id = ?) WHERE n <= ? ORDER BY reason, n",
+        (partner_id, camp_id, SAMPLE_TOKENS),
+    ):
+        samples.setdefault(reason, []).append(token)
+    return campaign_json.report(campaign, hours, fails, samples)
+
+
+def inbox(
+    conn: sqlite3.Connection,
+    partner_id: int,
+    profile_id: int,
+    start: float,
+    end: float,
+    limit: int,
+) -> list[SentPush]:
+    """What providers accepted for one user, newest first."""
+    rows = conn.execute(
+        "SELECT i.camp_id, i.variant_id, i.platform, i.created_at,"
+        " COALESCE(v.title, c.title, ''), COALESCE(v.message, c.message, ''),"
+        " COALESCE(v.image_url, c.image_url, ''), COALESCE(v.deep_links, c.deep_links, '{}')"
+        " FROM inbox i LEFT JOIN campaign_variants v ON v.id = i.variant_id"
+        " LEFT JOIN campaigns c ON c.partner_id = i.partner_id AND c.camp_id = i.camp_id"
+        " WHERE i.profile_id = ? AND i.partner_id = ? AND i.created_at >= ? AND i.created_at <= ?"
+        " ORDER BY i.created_at DESC, i.id DESC LIMIT ?",
+        (profile_id, partner_id, start, end, limit),
+    ).fetchall()
+    return [
+        SentPush(
+            int(camp),
+            int(variant),
+            platform,
+            float(created),
+            title,
+            message,
+            image,
+            msgspec.json.decode(links),
+        )
+        for camp, variant, platform, created, title, message, image, links in rows
+    ]
