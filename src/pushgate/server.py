@@ -21,6 +21,7 @@ from pushgate.api.users import UserRoutes
 from pushgate.api.users import too_large as user_too_large
 from pushgate.auth import PartnerCache
 from pushgate.config import Settings, env
+from pushgate.dashboard.app import PREFIX, Dashboard
 from pushgate.delivery.senders import ProviderDirectory
 from pushgate.delivery.worker import DeliveryWorker
 from pushgate.emulation import StoredCredentials, mark_emulated
@@ -156,6 +157,14 @@ def create_app(settings: Settings) -> App:
     app.route("POST", "/api/message_center/v1", stats.message_center)
     app.route("GET", "/api/v1/campaigns", stats.with_api_key(stats.campaigns))
     app.route_prefix("GET", REPORT_PREFIX, stats.with_api_key(stats.report))
+    dashboard = Dashboard(store, partners, stats.campaigns, stats.report)
+    app.route("GET", PREFIX, dashboard.page)
+    app.route("GET", PREFIX + "/", dashboard.page)
+    for method in ("GET", "POST", "DELETE"):
+        app.route(method, PREFIX + "/session", dashboard.session)
+    app.route_prefix("GET", PREFIX + "/static/", dashboard.static)
+    app.route("GET", PREFIX + "/api/campaigns", dashboard.api("campaigns"))
+    app.route_prefix("GET", PREFIX + "/api/campaigns/", dashboard.api("report"))
     app.route("POST", "/api/user/v1/upsert", users.handler(users.upsert), user_too_large)
     app.route("POST", "/api/user/v1/profile", users.handler(users.profile), user_too_large)
     app.route("POST", "/api/user/v1/delete", users.handler(users.delete), user_too_large)

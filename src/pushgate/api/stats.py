@@ -23,7 +23,6 @@ from pushgate.targeting.validate import parse_json
 INVALID_API_KEY = ApiError(401, "invalid_api_key", "'X-API-KEY' is either empty or wrong")
 USER_NOT_FOUND = ApiError(404, "user_not_found", "no user of this app has that insider_id")
 REPORT_PREFIX = "/api/v1/campaigns/"
-REPORT_SUFFIX = "/report"
 
 
 def campaign_not_found(camp_id: int) -> ApiError:
@@ -101,10 +100,10 @@ class StatsRoutes:
         return campaign.listing(total, query, found)
 
     async def report(self, partner: Partner, request: Request) -> dict[str, Any]:
-        path = request.path
-        middle = path[len(REPORT_PREFIX) : -len(REPORT_SUFFIX)]
-        if not (path.endswith(REPORT_SUFFIX) and middle.isdigit()):
-            raise ApiError(404, "not_found", f"no endpoint at {path}")
+        """`.../campaigns/{camp_id}/report`, under the API's prefix or the dashboard's."""
+        *_, middle, last = request.path.split("/")
+        if last != "report" or not middle.isdigit() or len(middle) > 18:
+            raise ApiError(404, "not_found", f"no endpoint at {request.path}")
         camp_id = int(middle)
         found = await self.store.campaign_report(partner.id, camp_id)
         if found is None:
