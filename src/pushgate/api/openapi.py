@@ -191,6 +191,7 @@ def document() -> dict[str, Any]:
                 ("huawei", "Upload the HMS app id, client id and client secret"),
             )
         },
+        **statistics_paths(),
         "/healthz": {
             "get": {"summary": "Liveness", "responses": {"200": _json(ANY_OBJECT, "Serving")}}
         },
@@ -203,6 +204,244 @@ def document() -> dict[str, Any]:
         "info": {"title": "pushgate", "version": __version__},
         "paths": paths,
         "components": {"schemas": components},
+    }
+
+
+def _header(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+
+
+def _object(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties}
+
+
+INTEGER = {"type": "integer"}
+STRING = {"type": "string"}
+STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+COUNT_MAP = {"type": "object", "additionalProperties": INTEGER}
+DATE_TIME = {"type": "string", "format": "date-time"}
+FUNNEL_FIELDS = ("requested", "queued", "accepted", "failed", "expired", "delivered", "opened")
+
+
+def statistics_paths() -> dict[str, Any]:
+    """docs/statistics.md: the Insider-compatible reads, pushgate's report and list, app events."""
+    campaign_entry = _object(
+        [],
+        camp_id=INTEGER,
+        name=STRING,
+        title=STRING,
+        message=STRING,
+        created_at=DATE_TIME,
+        open_rate={"type": "number"},
+        **dict.fromkeys(FUNNEL_FIELDS, INTEGER),
+    )
+    report = _object(
+        ["camp_id", "funnel", "rates", "platforms", "fail_records", "series"],
+        camp_id=INTEGER,
+        name=STRING,
+        title=STRING,
+        message=STRING,
+        image_url=STRING,
+        created_at=DATE_TIME,
+        funnel=_object(
+            [],
+            resolved=INTEGER,
+            pending=INTEGER,
+            excluded=COUNT_MAP,
+            **dict.fromkeys(FUNNEL_FIELDS, INTEGER),
+        ),
+        rates=_object([], delivery_rate={"type": "number"}, open_rate={"type": "number"}),
+        platforms={"type": "object", "additionalProperties": COUNT_MAP},
+        fail_records={
+            "type": "array",
+            "items": _object(
+                ["name", "count"],
+                name=STRING,
+                count=INTEGER,
+                platforms=COUNT_MAP,
+                sample_tokens={"type": "array", "items": STRING},
+            ),
+        },
+        series={
+            "type": "array",
+            "items": _object(["hour"], hour=DATE_TIME, **dict.fromkeys(FUNNEL_FIELDS, INTEGER)),
+        },
+    )
+    own_errors = _errors(ERROR, ("400", "Invalid parameter"), ("401", "Bad API key"))
+    text_error = {"text/plain": {"schema": STRING}}
+    insider_campaign = _object(
+        [],
+        id=INTEGER,
+        name=STRING,
+        delivery_count=INTEGER,
+        session_count=INTEGER,
+        open_rate={"type": "string", "pattern": "^% [0-9]+\\.[0-9]{2}$"},
+        message=STRING,
+        title=STRING,
+        segment_name=STRING,
+        deep_link=STRING_MAP,
+        push_image=STRING,
+    )
+    return {
+        "/api/v1/notification/get_statistics": {
+            "post": {
+                "summary": "Statistics of today's campaigns (Insider Statistics API)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": _object(["api_key"], api_key=STRING)}
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        _object(
+                            ["campaigns"],
+                            campaigns={"type": "array", "items": insider_campaign},
+                            total_camp_count=INTEGER,
+                            total_delivery_count=INTEGER,
+                            total_session_count=INTEGER,
+                            total_open_rate=STRING,
+                        ),
+                        "Campaigns first used since 00:00 UTC today",
+                    ),
+                    "400": _json(ERROR, "Body is not JSON"),
+                    "401": _json(PLAIN_ERROR, "Bad Api Key."),
+                },
+            }
+        },
+        "/api/message_center/v1": {
+            "post": {
+                "summary": "Pushes sent to one user, newest first (Insider Message Center)",
+                "parameters": [_header("X-INSIDER-API-KEY")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": _object(
+                                ["identifiers"],
+                                identifiers=STRING_MAP,
+                                start_date=INTEGER,
+                                end_date=INTEGER,
+                                limit={"type": "integer", "minimum": 1, "maximum": 100},
+                            )
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "array",
+                            "items": _object(
+                                ["camp_id", "camp_type", "created_at", "message", "title"],
+                                camp_id=INTEGER,
+                                camp_type=STRING,
+                                created_at=DATE_TIME,
+                                deep_links=STRING_MAP,
+                                image_url=STRING,
+                                message=STRING,
+                                title=STRING,
+                                variant_id=INTEGER,
+                            ),
+                        },
+                        "The user's pushes",
+                    ),
+                    "400": {"description": "bad payload / bad limit", "content": text_error},
+                    "401": {"description": "Bad API key", "content": text_error},
+                },
+            }
+        },
+        "/api/sdk/v1/events": {
+            "post": {
+                "summary": "Report that pushes arrived (push_delivered) or were opened (push_session)",
+                "parameters": [_header("X-SDK-KEY")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": _object(
+                                ["insider_id", "events"],
+                                insider_id=STRING,
+                                events={
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "maxItems": 1000,
+                                    "items": _object(
+                                        ["event_name", "camp_id"],
+                                        event_name={
+                                            "type": "string",
+                                            "enum": ["push_delivered", "push_session"],
+                                        },
+                                        camp_id=INTEGER,
+                                        timestamp=DATE_TIME,
+                                    ),
+                                },
+                            )
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        _object(
+                            ["accepted", "duplicates", "unknown_campaigns"],
+                            accepted=INTEGER,
+                            duplicates=INTEGER,
+                            unknown_campaigns=INTEGER,
+                        ),
+                        "Counted once per user and campaign",
+                    ),
+                    **_errors(
+                        ERROR,
+                        ("400", "Invalid events"),
+                        ("401", "Bad SDK key"),
+                        ("404", "No user with that insider_id"),
+                    ),
+                },
+            }
+        },
+        "/api/v1/campaigns": {
+            "get": {
+                "summary": "Campaigns, newest first, with their funnel totals",
+                "parameters": [
+                    _header("X-API-KEY"),
+                    *(
+                        {"name": name, "in": "query", "required": False, "schema": schema}
+                        for name, schema in (
+                            ("from", STRING),
+                            ("to", STRING),
+                            ("page", {"type": "integer", "minimum": 1}),
+                            ("per_page", {"type": "integer", "minimum": 1, "maximum": 200}),
+                        )
+                    ),
+                ],
+                "responses": {
+                    "200": _json(
+                        _object(
+                            ["campaigns", "page", "per_page", "total"],
+                            campaigns={"type": "array", "items": campaign_entry},
+                            page=INTEGER,
+                            per_page=INTEGER,
+                            total=INTEGER,
+                        ),
+                        "One page of campaigns",
+                    ),
+                    **own_errors,
+                },
+            }
+        },
+        "/api/v1/campaigns/{camp_id}/report": {
+            "get": {
+                "summary": "A campaign's funnel, platform split, fail records and hourly series",
+                "parameters": [
+                    _header("X-API-KEY"),
+                    {"name": "camp_id", "in": "path", "required": True, "schema": INTEGER},
+                ],
+                "responses": {
+                    "200": _json(report, "The report"),
+                    **own_errors,
+                    "404": _json(ERROR, "No such campaign"),
+                },
+            }
+        },
     }
 
 
@@ -223,7 +462,8 @@ def docs_page(doc: dict[str, Any]) -> str:
                 f"<p>{html.escape(op.get('summary', ''))}</p><ul>"
             )
             for param in op.get("parameters", []):
-                parts.append(f"<li>header <code>{html.escape(param['name'])}</code></li>")
+                where = html.escape(param["in"])
+                parts.append(f"<li>{where} <code>{html.escape(param['name'])}</code></li>")
             for status, response in op.get("responses", {}).items():
                 parts.append(f"<li><b>{status}</b> {html.escape(response['description'])}</li>")
             parts.append("</ul>")
