@@ -50,11 +50,12 @@ def record(
             ),
         )
     if outcome.device_action == "unregister":
-        # APNs: only a 410 newer than the token's last registration proves it dead.
+        # APNs: only a 410 newer than the token's last registration proves it dead. APNs
+        # reports whole milliseconds, so a registration within that millisecond counts as before.
         since = outcome.token_dead_since_ms
         conn.execute(
-            "UPDATE devices SET status = 'unregistered', status_reason = ?"
-            " WHERE id = ? AND token = ? AND (? IS NULL OR token_registered_at * 1000 <= ?)",
+            "UPDATE devices SET status = 'unregistered', status_reason = ? WHERE id = ?"
+            " AND token = ? AND (? IS NULL OR CAST(token_registered_at * 1000 AS INTEGER) <= ?)",
             (outcome.reason, job.device_id, job.token, since, since),
         )
     elif outcome.device_action == "invalidate":

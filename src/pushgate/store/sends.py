@@ -44,14 +44,20 @@ def record_campaigns(
     for p in pushes:
         key = (p.camp_id, _content_hash(p))
         if key not in seen:
-            # A no-op update makes RETURNING answer for an existing row too.
+            # Read first: after its first request a campaign's content is almost always known,
+            # and a write lock is held anyway (the caller's transaction), so nothing races.
             row = conn.execute(
-                "INSERT INTO campaign_variants (partner_id, camp_id, content_hash, title, message,"
-                " image_url, deep_links, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (partner_id, camp_id, content_hash) DO UPDATE SET camp_id = camp_id"
-                " RETURNING id",
-                (partner_id, *key, p.title, p.message, p.image_url, _deep_links(p), now),
+                "SELECT id FROM campaign_variants"
+                " WHERE partner_id = ? AND camp_id = ? AND content_hash = ?",
+                (partner_id, *key),
             ).fetchone()
+            if row is None:
+                cursor = conn.execute(
+                    "INSERT INTO campaign_variants (partner_id, camp_id, content_hash, title,"
+                    " message, image_url, deep_links, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (partner_id, *key, p.title, p.message, p.image_url, _deep_links(p), now),
+                )
+                row = (cursor.lastrowid,)
             seen[key] = int(row[0])
         variants[p.index] = seen[key]
     return variants
