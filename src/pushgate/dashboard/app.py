@@ -146,7 +146,7 @@ class Dashboard:
         return partner
 
     async def session(self, request: Request) -> Response:
-        """GET: who is signed in; POST {"api_key"}: sign in; DELETE: sign out."""
+        """GET: who is signed in (`null`: nobody); POST {"api_key"}: sign in; DELETE: sign out."""
         try:
             if request.method == "POST":
                 return await self._sign_in(request)
@@ -154,6 +154,9 @@ class Dashboard:
                 return await self._sign_out(request)
             partner = await self._partner(request)
         except ApiError as error:
+            if error is NOT_SIGNED_IN and request.method == "GET":
+                # Being signed out is an answer, not a failure (browsers log every 401).
+                return _with_headers(json_response(200, {"partner": None}))
             return _with_headers(error_response(error))
         return _with_headers(json_response(200, {"partner": partner.name}))
 
