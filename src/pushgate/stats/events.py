@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pushgate.stats.funnel import EVENT_COUNTS
-from pushgate.targeting.errors import ApiError, invalid_type, missing_field
+from pushgate.targeting.errors import ApiError, invalid_type, invalid_value, missing_field
+from pushgate.targeting.validate import MAX_INT
 
 MAX_EVENTS = 1000
 # The app's clock may run a little ahead of ours; later than this is treated as "now".
@@ -86,6 +87,8 @@ def _event(event: Any, index: int, now: float) -> AppEvent:
         raise missing_field("camp_id", where)
     if isinstance(camp_id, bool) or not isinstance(camp_id, int):
         raise invalid_type("expected int", f"{where}.camp_id")
+    if not 0 < camp_id <= MAX_INT:  # the range a campaign can have (targeted push)
+        raise invalid_value(f"camp_id must be between 1 and {MAX_INT}", f"{where}.camp_id")
     stamp = event.get("timestamp")
     if stamp is None:
         at = now

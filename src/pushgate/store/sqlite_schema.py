@@ -230,6 +230,21 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
                 " CAST(min(created_at) / 3600 AS INTEGER), count(*)"
                 " FROM jobs GROUP BY partner_id, camp_id, platform"
             )
+            # Jobs that reached their end under version 1: accepted, expired, failed per name.
+            conn.execute(
+                "INSERT OR IGNORE INTO campaign_stats (partner_id, camp_id, name, hour, count)"
+                " SELECT partner_id, camp_id, CASE state WHEN 'done' THEN 'accepted:' || platform"
+                " ELSE 'expired:' || platform END, CAST(finished_at / 3600 AS INTEGER), count(*)"
+                " FROM jobs WHERE state IN ('done', 'expired')"
+                " GROUP BY partner_id, camp_id, state, platform, CAST(finished_at / 3600 AS INTEGER)"
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO campaign_stats (partner_id, camp_id, name, hour, count)"
+                " SELECT partner_id, camp_id, 'failed:' || platform || ':' || reason,"
+                " CAST(created_at / 3600 AS INTEGER), count(*) FROM fail_records"
+                " WHERE reason != 'Expired'"
+                " GROUP BY partner_id, camp_id, platform, reason, CAST(created_at / 3600 AS INTEGER)"
+            )
             conn.execute("DROP TABLE campaign_counters")
         conn.execute("COMMIT")
     except BaseException:

@@ -216,9 +216,10 @@ def inbox(
         " COALESCE(v.image_url, c.image_url, ''), COALESCE(v.deep_links, c.deep_links, '{}')"
         " FROM inbox i LEFT JOIN campaign_variants v ON v.id = i.variant_id"
         " LEFT JOIN campaigns c ON c.partner_id = i.partner_id AND c.camp_id = i.camp_id"
-        " WHERE i.profile_id = ? AND i.partner_id = ? AND i.created_at >= ? AND i.created_at <= ?"
+        " WHERE i.profile_id = ? AND i.partner_id = ? AND i.created_at >= ? AND i.created_at < ?"
         " ORDER BY i.created_at DESC, i.id DESC LIMIT ?",
-        (profile_id, partner_id, start, end, limit),
+        # Dates are whole seconds, as the answer shows them: end_date includes its whole second.
+        (profile_id, partner_id, start, end + 1, limit),
     ).fetchall()
     return [
         SentPush(
