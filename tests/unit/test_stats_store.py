@@ -16,13 +16,12 @@ from pushgate.delivery.outcome import DeliveryOutcome
 from pushgate.payloads.build import build_all
 from pushgate.queue import sqlite as job_table
 from pushgate.queue.base import DONE, QUEUED, Job, NewJob
-from pushgate.stats.events import AppEvent, parse_events
+from pushgate.stats.events import AppEvent
 from pushgate.stats.funnel import hour_of
 from pushgate.stats.message_center import answer, parse_query
 from pushgate.store import deliveries, sends, stats
 from pushgate.store.models import Partner
 from pushgate.store.stats import EventsRecorded
-from pushgate.targeting.errors import ApiError
 from tests.unit.statslib import OTHER_PARTNER, PARTNER, make_push, open_db, sent
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
