@@ -1,8 +1,8 @@
 """The global frequency cap: N pushes per user per window (contract.md).
 
 Windows are aligned to the epoch, so a one-day window is a calendar day in UTC.
-The check and the increment happen in one statement sequence inside the
-store's transaction, which the single writer makes atomic.
+The check and the increment are one conditional upsert: atomic under SQLite's
+single writer and under PostgreSQL's row lock on the user's counter alike.
 """
 
 from __future__ import annotations
@@ -18,18 +18,15 @@ def take(
     conn: sqlite3.Connection, partner_id: int, profile_id: int, limit: int, window: int, now: float
 ) -> bool:
     """Count one push against the user's cap; False (and nothing counted) when at the cap."""
-    start = window_start(now, window)
-    row = conn.execute(
-        "SELECT window_start, count FROM gfc_counters WHERE partner_id = ? AND profile_id = ?",
-        (partner_id, profile_id),
-    ).fetchone()
-    used = row[1] if row is not None and row[0] == start else 0
-    if used >= limit:
+    if limit <= 0:
         return False
-    conn.execute(
-        "INSERT INTO gfc_counters (partner_id, profile_id, window_start, count) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (partner_id, profile_id) DO UPDATE SET window_start = excluded.window_start,"
-        " count = excluded.count",
-        (partner_id, profile_id, start, used + 1),
-    )
-    return True
+    taken = conn.execute(
+        "INSERT INTO gfc_counters (partner_id, profile_id, window_start, count) VALUES (?, ?, ?, 1)"
+        " ON CONFLICT (partner_id, profile_id) DO UPDATE SET"
+        " count = CASE WHEN gfc_counters.window_start = excluded.window_start"
+        " THEN gfc_counters.count + 1 ELSE 1 END, window_start = excluded.window_start"
+        " WHERE gfc_counters.window_start != excluded.window_start OR gfc_counters.count < ?"
+        " RETURNING count",
+        (partner_id, profile_id, window_start(now, window), limit),
+    ).fetchone()
+    return taken is not None

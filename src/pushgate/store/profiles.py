@@ -177,12 +177,12 @@ def profile_by_insider_id(conn: sqlite3.Connection, partner_id: int, insider_id:
 
 
 def create_profile(conn: sqlite3.Connection, partner_id: int, now: float) -> int:
-    cursor = conn.execute(
-        "INSERT INTO profiles (partner_id, insider_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
+    row = conn.execute(
+        "INSERT INTO profiles (partner_id, insider_id, created_at, updated_at) VALUES (?, ?, ?, ?)"
+        " RETURNING id",
         (partner_id, new_insider_id(), now, now),
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    ).fetchone()
+    return int(row[0])
 
 
 def attach_identifiers(
@@ -190,7 +190,8 @@ def attach_identifiers(
 ) -> None:
     """Give the profile every identifier that no other profile holds yet."""
     conn.executemany(
-        "INSERT OR IGNORE INTO identifiers (partner_id, kind, value, profile_id) VALUES (?, ?, ?, ?)",
+        "INSERT INTO identifiers (partner_id, kind, value, profile_id) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
         [(partner_id, i.kind, i.value, profile_id) for i in identifiers],
     )
 
@@ -264,10 +265,10 @@ def upsert_device(
     attributes = attrs.device_attributes(device)
     row = _device_row(conn, partner_id, device)
     if row is None:
-        cursor = conn.execute(
+        inserted = conn.execute(
             "INSERT INTO devices (partner_id, profile_id, platform, token, udid, environment,"
             " push_optin, token_registered_at, last_active_at, attributes)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 partner_id,
                 profile_id,
@@ -280,9 +281,8 @@ def upsert_device(
                 now,
                 _encode(attributes).decode(),
             ),
-        )
-        device_id = cursor.lastrowid
-        assert device_id is not None
+        ).fetchone()
+        device_id = int(inserted[0])
     else:
         device_id, old_token, old_platform, old_attributes, _ = row
         merged = attrs.merge(_decode(old_attributes), attributes, append_arrays=False)

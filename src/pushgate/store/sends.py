@@ -32,8 +32,8 @@ def record_campaigns(
     """A campaign is recorded on the first use of its camp_id; later sends keep its row.
     Each distinct content of a campaign is a variant; returns the variant of every push index."""
     conn.executemany(
-        "INSERT OR IGNORE INTO campaigns (partner_id, camp_id, name, title, message, image_url,"
-        " deep_links, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO campaigns (partner_id, camp_id, name, title, message, image_url,"
+        " deep_links, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [
             (partner_id, p.camp_id, p.camp_name, p.title, p.message, p.image_url, links, now)
             for p, links in ((p, _deep_links(p)) for p in pushes)
@@ -44,20 +44,24 @@ def record_campaigns(
     for p in pushes:
         key = (p.camp_id, _content_hash(p))
         if key not in seen:
-            # Read first: after its first request a campaign's content is almost always known,
-            # and a write lock is held anyway (the caller's transaction), so nothing races.
-            row = conn.execute(
+            # Read first: after its first request a campaign's content is almost always known.
+            # Concurrent writers (PostgreSQL) may both miss it; the conflict clause lets one
+            # insert and the other read it back.
+            select = (
                 "SELECT id FROM campaign_variants"
-                " WHERE partner_id = ? AND camp_id = ? AND content_hash = ?",
-                (partner_id, *key),
-            ).fetchone()
+                " WHERE partner_id = ? AND camp_id = ? AND content_hash = ?"
+            )
+            row = conn.execute(select, (partner_id, *key)).fetchone()
             if row is None:
-                cursor = conn.execute(
-                    "INSERT INTO campaign_variants (partner_id, camp_id, content_hash, title,"
-                    " message, image_url, deep_links, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (partner_id, *key, p.title, p.message, p.image_url, _deep_links(p), now),
+                row = (
+                    conn.execute(
+                        "INSERT INTO campaign_variants (partner_id, camp_id, content_hash, title,"
+                        " message, image_url, deep_links, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                        " ON CONFLICT DO NOTHING RETURNING id",
+                        (partner_id, *key, p.title, p.message, p.image_url, _deep_links(p), now),
+                    ).fetchone()
+                    or conn.execute(select, (partner_id, *key)).fetchone()
                 )
-                row = (cursor.lastrowid,)
             seen[key] = int(row[0])
         variants[p.index] = seen[key]
     return variants

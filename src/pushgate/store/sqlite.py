@@ -101,12 +101,12 @@ class SqliteStore:
 
     async def save_async_request(self, partner_id: int, body: bytes, now: float) -> int:
         def unit(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute(
-                "INSERT INTO async_requests (partner_id, body, received_at) VALUES (?, ?, ?)",
+            row = conn.execute(
+                "INSERT INTO async_requests (partner_id, body, received_at) VALUES (?, ?, ?)"
+                " RETURNING id",
                 (partner_id, body, now),
-            )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
+            ).fetchone()
+            return int(row[0])
 
         return await self.db.run(unit)
 

@@ -29,7 +29,8 @@ def add_counts(
         return
     conn.executemany(
         "INSERT INTO campaign_stats (partner_id, camp_id, name, hour, count) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (partner_id, camp_id, name, hour) DO UPDATE SET count = count + excluded.count",
+        " ON CONFLICT (partner_id, camp_id, name, hour)"
+        " DO UPDATE SET count = campaign_stats.count + excluded.count",
         [(partner_id, camp, name, hour, n) for (camp, name), n in counts.items()],
     )
 
@@ -40,8 +41,8 @@ def record_settled(
     """A job moved on; only its lease holder can settle it, so a final state is seen once."""
     if state == DONE:
         conn.execute(
-            "INSERT OR IGNORE INTO inbox (partner_id, profile_id, camp_id, variant_id, platform,"
-            " job_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO inbox (partner_id, profile_id, camp_id, variant_id, platform,"
+            " job_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 job.partner_id,
                 job.profile_id,
@@ -85,8 +86,8 @@ def record_events(
         fresh = 0
         for name in funnel.EVENT_COUNTS[event.name]:
             inserted = conn.execute(
-                "INSERT OR IGNORE INTO campaign_events (partner_id, camp_id, profile_id, event, at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO campaign_events (partner_id, camp_id, profile_id, event, at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (partner_id, event.camp_id, profile_id, name, event.at),
             ).rowcount
             if inserted:
