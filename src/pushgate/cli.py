@@ -16,7 +16,8 @@ from pushgate.config import Settings, env
 from pushgate.crypto import box_for
 from pushgate.emulation import install_emulator_credentials, is_emulated
 from pushgate.store import partners as partner_ops
-from pushgate.store.sqlite import open_sync
+from pushgate.store.backend import connect_sync
+from pushgate.store.db import begin_write
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -139,6 +140,18 @@ def emulate(
     uvicorn.run(app, host=host, port=port, lifespan="on", access_log=False, log_level="info")
 
 
+@main.command()
+@data_dir_option
+def migrate(data_dir: Path | None) -> None:
+    """Create or upgrade the database schema, then exit (`serve` also does it on start).
+
+    The database is PUSHGATE_DATABASE_URL (PostgreSQL) if set, else SQLite in the data dir."""
+    url = env("DATABASE_URL")
+    conn = connect_sync(_data_dir(data_dir), url)
+    conn.close()
+    click.echo(json.dumps({"backend": "postgresql" if url else "sqlite", "migrated": True}))
+
+
 @main.group()
 def partners() -> None:
     """Create and configure partners (tenants)."""
@@ -160,9 +173,9 @@ def partners_create(
 ) -> None:
     """Create a partner and print its secrets once."""
     directory = _data_dir(data_dir)
-    conn = open_sync(directory)
+    conn = connect_sync(directory, env("DATABASE_URL"))
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        begin_write(conn)
         try:
             secrets = partner_ops.create_partner(conn, name)
         except partner_ops.PartnerExists:
@@ -232,7 +245,7 @@ def partners_update(
             raise click.BadParameter(
                 f"{cidr!r} is not an address or CIDR", param_hint="--allow-ip"
             ) from None
-    conn = open_sync(_data_dir(data_dir))
+    conn = connect_sync(_data_dir(data_dir), env("DATABASE_URL"))
     try:
         partner = partner_ops.update_partner(
             conn,

@@ -27,6 +27,9 @@ class Settings:
     log_level: str = "info"
     role: str = "all"  # api | worker | all
     forwarded_allow_ips: str = ""  # load balancers whose X-Forwarded-For is trusted
+    database_url: str | None = None  # postgresql://...; none: SQLite in the data dir
+    redis_url: str | None = None  # redis://...; none: limits and caps in process / database
+    redis_prefix: str = "pushgate:"  # of every Redis key (pushgate/names.py)
     # Campaign counters of the API and workers (docs/statistics.md); off only to measure their cost.
     campaign_stats: bool = True
 
@@ -44,6 +47,9 @@ class Settings:
             "log_level": env("LOG_LEVEL") or cls.log_level,
             "role": env("ROLE") or cls.role,
             "forwarded_allow_ips": env("FORWARDED_ALLOW_IPS") or cls.forwarded_allow_ips,
+            "database_url": env("DATABASE_URL") or None,
+            "redis_url": env("REDIS_URL") or None,
+            "redis_prefix": env("REDIS_PREFIX") or cls.redis_prefix,
             "campaign_stats": (env("CAMPAIGN_STATS") or "on").lower() not in ("0", "off", "false"),
         }
         values.update({k: v for k, v in flags.items() if v is not None})

@@ -7,13 +7,13 @@ against whatever the database holds, so uploaded credentials work too.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from pushgate.api.types import Receive, Scope, Send
+from pushgate.config import env
 from pushgate.crypto import SecretBox, box_for
 from pushgate.emulators.control import ControlApp
 from pushgate.emulators.credentials import (
@@ -31,9 +31,9 @@ from pushgate.emulators.credentials import (
 from pushgate.emulators.runner import Emulators
 from pushgate.store import credentials as creds
 from pushgate.store import partners as partner_ops
-from pushgate.store.executor import connect
+from pushgate.store.backend import ClosableDb, connect_sync
+from pushgate.store.db import Db
 from pushgate.store.models import PLATFORMS
-from pushgate.store.sqlite import database_path, open_sync
 
 EMULATED_BUNDLE_ID = "com.pushgate.emulated"
 # Emulator service accounts point here; the sender substitutes the running
@@ -42,7 +42,7 @@ EMULATOR_TOKEN_URI = "emulator:fcm-token"
 _RSA_META_KEY = "emulator_rsa_key"
 
 
-def _shared_rsa_key(conn: sqlite3.Connection, box: SecretBox) -> str:
+def _shared_rsa_key(conn: Db, box: SecretBox) -> str:
     """One RSA key per data dir for emulator service accounts: generating one per
     partner costs a few hundred milliseconds, and these keys guard nothing real."""
     sealed = partner_ops.get_meta(conn, _RSA_META_KEY)
@@ -53,9 +53,7 @@ def _shared_rsa_key(conn: sqlite3.Connection, box: SecretBox) -> str:
     return pem
 
 
-def emulator_records(
-    conn: sqlite3.Connection, box: SecretBox
-) -> dict[str, tuple[dict[str, Any], str]]:
+def emulator_records(conn: Db, box: SecretBox) -> dict[str, tuple[dict[str, Any], str]]:
     """Fresh emulator credentials per platform, with their refs."""
     scratch = InMemoryCredentials()
     apns = generate_apns_credential(scratch, bundle_id=EMULATED_BUNDLE_ID)
@@ -87,7 +85,7 @@ def emulator_records(
     }
 
 
-def install_emulator_credentials(conn: sqlite3.Connection, box: SecretBox, partner_id: int) -> None:
+def install_emulator_credentials(conn: Db, box: SecretBox, partner_id: int) -> None:
     """Validated emulator credentials for every platform the partner has none for."""
     have = {
         p
@@ -107,7 +105,7 @@ def install_emulator_credentials(conn: sqlite3.Connection, box: SecretBox, partn
 EMULATE_META_KEY = "emulate"
 
 
-def mark_emulated(conn: sqlite3.Connection, box: SecretBox) -> None:
+def mark_emulated(conn: Db, box: SecretBox) -> None:
     """Remember that this data dir is served with emulators (later `partners create` then
     installs emulator credentials), and give every partner emulator credentials for the
     platforms it has none for."""
@@ -116,7 +114,7 @@ def mark_emulated(conn: sqlite3.Connection, box: SecretBox) -> None:
         install_emulator_credentials(conn, box, partner.id)
 
 
-def is_emulated(conn: sqlite3.Connection) -> bool:
+def is_emulated(conn: Db) -> bool:
     return partner_ops.get_meta(conn, EMULATE_META_KEY) == "1"
 
 
@@ -124,11 +122,11 @@ class StoredCredentials:
     """The emulators' view of the credentials in the database (a CredentialDirectory).
 
     Looked up synchronously on the emulator's event loop with a connection of its
-    own (WAL readers never wait for the writer); answers are cached briefly.
+    own (SQLite's WAL readers never wait for the writer); answers are cached briefly.
     """
 
-    def __init__(self, database: Path, box: SecretBox, ttl: float = 5.0) -> None:
-        self._conn = connect(database)
+    def __init__(self, conn: ClosableDb, box: SecretBox, ttl: float = 5.0) -> None:
+        self._conn = conn
         self._box = box
         self._ttl = ttl
         self._lock = threading.Lock()
@@ -189,8 +187,9 @@ class StandaloneEmulators:
     async def start(self) -> Emulators:
         ca_dir = None
         if self.data_dir is not None:
-            open_sync(self.data_dir).close()
-            self.stored = StoredCredentials(database_path(self.data_dir), box_for(self.data_dir))
+            self.stored = StoredCredentials(
+                connect_sync(self.data_dir, env("DATABASE_URL")), box_for(self.data_dir)
+            )
             ca_dir = self.data_dir / "emulator-ca"
         self.emulators = Emulators(self.stored, ca_dir=ca_dir)
         apns_port, fcm_port, hms_port = self.ports

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pushgate.auth import PartnerCache, ip_allowed
-from pushgate.limits.rate import GcraLimiter
+from pushgate.limits.rate import RateLimiter
 from pushgate.payloads.build import MAX_PAYLOAD_BYTES, BuiltPayloads, build_all, oversized
 from pushgate.store.models import Partner
-from pushgate.store.sqlite import SqliteStore
+from pushgate.store.store import Store
 from pushgate.targeting import decide, errors, validate
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.push import Push
@@ -46,12 +46,12 @@ class Answer:
 
 
 class PushService:
-    def __init__(self, store: SqliteStore, partners: PartnerCache) -> None:
+    def __init__(self, store: Store, partners: PartnerCache, rate: RateLimiter) -> None:
         self.store = store
         self.partners = partners
+        self.rate = rate
         # Called after sends were queued, so an in-process worker claims them at once.
         self.on_queued: Callable[[], None] = lambda: None
-        self.rate = GcraLimiter()
         self.contents = validate.ContentCache()
         self._payloads: dict[bytes, BuiltPayloads] = {}
         self._async_wakeup = asyncio.Event()
@@ -64,7 +64,7 @@ class PushService:
         if not ip_allowed(partner, client_ip):
             raise errors.IP_NOT_ALLOWED
         request = decoded.request
-        self._check_rate(partner, request)
+        await self._check_rate(partner, request)
         if decoded.error is not None:
             raise decoded.error
         assert request is not None
@@ -91,16 +91,15 @@ class PushService:
                 self._payloads[push.content_key] = payloads
         return payloads
 
-    def _check_rate(self, partner: Partner, request: TargetedPushRequest | None) -> None:
-        now = time.monotonic()
-        wait = self.rate.hit(f"push:{partner.id}", partner.rate_limit, now)
+    async def _check_rate(self, partner: Partner, request: TargetedPushRequest | None) -> None:
+        wait = await self.rate.take(f"push:{partner.id}", partner.rate_limit)
         if (
             not wait
             and request is not None
             and request.notifications
             and any(n.advanced_push_payload is not None for n in request.notifications)
         ):
-            wait = self.rate.hit(f"advanced:{partner.id}", partner.advanced_rate_limit, now)
+            wait = await self.rate.take(f"advanced:{partner.id}", partner.advanced_rate_limit)
         if wait:
             raise too_many_requests(wait)
 

@@ -26,11 +26,12 @@ from pushgate.delivery.senders import ProviderDirectory
 from pushgate.delivery.worker import DeliveryWorker
 from pushgate.emulation import StoredCredentials, mark_emulated
 from pushgate.emulators.runner import Emulators
+from pushgate.limits.rate import MemoryRateLimiter, RateLimiter
 from pushgate.metrics import exposition
 from pushgate.providers.h2client import make_ssl_context
 from pushgate.providers.senders import Endpoints
 from pushgate.push_service import PushService
-from pushgate.store.sqlite import SqliteStore, database_path
+from pushgate.store.backend import connect_sync, open_store
 
 log = logging.getLogger("pushgate.server")
 
@@ -52,9 +53,21 @@ class Delivery:
 
 
 def create_app(settings: Settings) -> App:
-    store = SqliteStore(settings.data_dir, settings.sqlite_synchronous, settings.campaign_stats)
+    redis_limits = None
+    if settings.redis_url:
+        from pushgate.limits.redis import RedisLimits
+
+        redis_limits = RedisLimits(settings.redis_url, settings.redis_prefix)
+    rate: RateLimiter = redis_limits or MemoryRateLimiter()
+    store = open_store(
+        settings.data_dir,
+        settings.database_url,
+        settings.sqlite_synchronous,
+        settings.campaign_stats,
+        caps=redis_limits,
+    )
     partners = PartnerCache(store.partner_by_secret)
-    push = PushService(store, partners)
+    push = PushService(store, partners, rate)
     users = UserRoutes(store, partners, push.rate)
     sdk = SdkRoutes(store, partners)
     stats = StatsRoutes(store, partners)
@@ -65,7 +78,9 @@ def create_app(settings: Settings) -> App:
 
     async def start_emulators() -> tuple[Endpoints, str | None, str | None]:
         await store.db.run(lambda conn: mark_emulated(conn, store.box))
-        delivery.stored = StoredCredentials(database_path(settings.data_dir), store.box)
+        delivery.stored = StoredCredentials(
+            connect_sync(settings.data_dir, settings.database_url), store.box
+        )
         emulators = Emulators(delivery.stored, ca_dir=settings.data_dir / "emulator-ca")
         await emulators.start("127.0.0.1")
         delivery.emulators = emulators
@@ -113,6 +128,8 @@ def create_app(settings: Settings) -> App:
         if delivery.stored is not None:
             delivery.stored.close()
         store.close()
+        if redis_limits is not None:
+            await redis_limits.aclose()
 
     async def healthz(request: Request) -> Response:
         if not app.ready:

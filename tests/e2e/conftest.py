@@ -30,13 +30,15 @@ from tests.integration.conftest import (
     PUSHGATE,
     Partner,
     Server,
+    backend,
     free_port,
+    new_backend_env,
     partner,
-    run_cli,
+    process_env,
     server,
 )
 
-__all__ = ["partner", "server"]  # fixtures re-exported for the e2e modules
+__all__ = ["backend", "partner", "server"]  # fixtures re-exported for the e2e modules
 
 PLATFORMS = ("ios", "android", "huawei")
 MAX_NOTIFICATIONS = 20  # per request (targeted-push-api.txt)
@@ -267,6 +269,7 @@ class Standalone:
     """`pushgate emulate --port P --data-dir D` as its own process."""
 
     data_dir: Path
+    backend_env: dict[str, str] = field(default_factory=dict)  # where its credentials are
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -275,8 +278,9 @@ class Standalone:
     def start(self) -> Standalone:
         self.log_path = self.data_dir.parent / f"emulate-{self.port}.log"
         args = [PUSHGATE, "emulate", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        env = process_env(self.backend_env, {})
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.control = Control(f"http://127.0.0.1:{self.port}")
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -314,36 +318,13 @@ class Standalone:
             self.control.close()
 
 
-@dataclass
-class EnvServer(Server):
-    """`pushgate serve` started with extra environment variables."""
-
-    env: dict[str, str] = field(default_factory=dict)
-
-    def start(self) -> EnvServer:
-        args = [PUSHGATE, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
-        if self.emulate:
-            args.append("--emulate")
-        self.log_path = self.data_dir.parent / f"serve-{self.port}-{time.time_ns()}.log"
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
-            )
-        self.client = httpx.Client(base_url=self.base_url, timeout=30.0)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()}")
-            with contextlib.suppress(httpx.TransportError):
-                if self.client.get("/healthz").status_code == 200:
-                    return self
-            time.sleep(0.05)
-        raise RuntimeError("server did not become healthy")
+# `pushgate serve` with extra environment variables: Server's `env` field.
+EnvServer = Server
 
 
 @pytest.fixture
-def standalone(tmp_path: Path) -> Iterator[Standalone]:
-    emu = Standalone(tmp_path / "data").start()
+def standalone(tmp_path: Path, backend: str) -> Iterator[Standalone]:
+    emu = Standalone(tmp_path / "data", new_backend_env(backend)).start()
     yield emu
     emu.stop()
 
@@ -355,7 +336,12 @@ def serve_against(standalone: Standalone) -> Iterator[Callable[[], EnvServer]]:
     started: list[EnvServer] = []
 
     def start() -> EnvServer:
-        srv = EnvServer(standalone.data_dir, emulate=False, env=standalone.provider_env())
+        srv = Server(
+            standalone.data_dir,
+            emulate=False,
+            backend_env=standalone.backend_env,
+            env=standalone.provider_env(),
+        )
         started.append(srv)
         return srv.start()
 
@@ -365,7 +351,7 @@ def serve_against(standalone: Standalone) -> Iterator[Callable[[], EnvServer]]:
 
 
 def create_emulator_partner(data_dir: Path, srv: Server) -> Partner:
-    out = run_cli(
+    out = srv.cli(
         "partners",
         "create",
         f"killtest{os.getpid()}x{time.time_ns()}",

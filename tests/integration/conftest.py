@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import itertools
 import json
 import os
@@ -29,10 +31,59 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [PUSHGATE, *args], capture_output=True, text=True, check=check, timeout=60
+        [PUSHGATE, *args], capture_output=True, text=True, check=check, timeout=60, env=env
     )
+
+
+# ---- backends: every server-backed test runs embedded (SQLite, limits in memory) and on
+# PostgreSQL + Redis ----
+
+BACKENDS = [b for b in os.environ.get("PUSHGATE_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
+POSTGRES_URL = os.environ.get("PUSHGATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("PUSHGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+BACKEND_SETTINGS = ("PUSHGATE_DATABASE_URL", "PUSHGATE_REDIS_URL", "PUSHGATE_REDIS_PREFIX")
+_schemas: list[str] = []
+
+
+def new_backend_env(backend: str) -> dict[str, str]:
+    """The settings of a fresh backend: nothing for the embedded one (the data dir holds it);
+    for PostgreSQL + Redis, a schema and a key prefix of its own, so that tests, and parallel
+    test runs, never see each other's rows or keys. Schemas are dropped when the run ends;
+    keys expire on their own."""
+    if backend == "sqlite":
+        return {}
+    if not _schemas:
+        atexit.register(_drop_schemas)
+    name = f"t{os.getpid()}_{len(_schemas)}_{time.time_ns() % 10**6}"
+    _schemas.append(name)
+    return {
+        "PUSHGATE_DATABASE_URL": f"{POSTGRES_URL}?schema={name}",
+        "PUSHGATE_REDIS_URL": REDIS_URL,
+        "PUSHGATE_REDIS_PREFIX": f"{name}:",
+    }
+
+
+def _drop_schemas() -> None:
+    import psycopg
+
+    with contextlib.suppress(psycopg.Error), psycopg.connect(POSTGRES_URL, autocommit=True) as c:
+        for schema in _schemas:
+            c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
+
+
+def process_env(backend_env: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without its own backend settings, then the given ones."""
+    env = {k: v for k, v in os.environ.items() if k not in BACKEND_SETTINGS}
+    return {**env, **backend_env, **extra}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @dataclass
@@ -80,7 +131,7 @@ class Partner:
         )
 
     def update(self, *args: str) -> dict[str, Any]:
-        out = run_cli(
+        out = self.server.cli(
             "partners", "update", self.name, "--data-dir", str(self.server.data_dir), *args
         )
         return dict(json.loads(out.stdout))
@@ -90,6 +141,8 @@ class Partner:
 class Server:
     data_dir: Path
     emulate: bool = True
+    backend_env: dict[str, str] = field(default_factory=dict)  # new_backend_env()
+    env: dict[str, str] = field(default_factory=dict)  # more PUSHGATE_* settings
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -98,13 +151,22 @@ class Server:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def process_env(self) -> dict[str, str]:
+        return process_env(self.backend_env, self.env)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """`pushgate ...` on this server's database."""
+        return run_cli(*args, check=check, env=self.process_env())
+
     def start(self) -> Server:
         args = [PUSHGATE, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
         if self.emulate:
             args.append("--emulate")
         self.log_path = self.data_dir.parent / f"serve-{self.port}-{time.time_ns()}.log"
         with open(self.log_path, "wb") as log:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, env=self.process_env()
+            )
         self.client = httpx.Client(base_url=self.base_url, timeout=30.0)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -137,7 +199,7 @@ class Server:
 
     def create_partner(self, name: str | None = None, *extra: str) -> Partner:
         name = name or f"partner{next(_names)}x{os.getpid()}"
-        out = run_cli("partners", "create", name, "--data-dir", str(self.data_dir), *extra)
+        out = self.cli("partners", "create", name, "--data-dir", str(self.data_dir), *extra)
         secrets = json.loads(out.stdout)
         return Partner(
             secrets["partner"],
@@ -147,17 +209,23 @@ class Server:
             self,
         )
 
-    def db(self) -> sqlite3.Connection:
-        """A read/write connection to the server's own database file."""
+    def db(self) -> Any:
+        """A read/write connection (autocommit, `?` placeholders) to the server's database."""
+        if url := self.backend_env.get("PUSHGATE_DATABASE_URL"):
+            from pushgate.store import postgres
+
+            return postgres.connect(postgres.parse_url(url))
         conn = sqlite3.connect(self.data_dir / "pushgate.sqlite3", timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One emulated server per test module; tests isolate themselves with their own partner."""
-    srv = Server(tmp_path_factory.mktemp("srv") / "data").start()
+def server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Server]:
+    """One emulated server per test module and backend; tests isolate themselves with their
+    own partner."""
+    srv = Server(tmp_path_factory.mktemp("srv") / "data", backend_env=new_backend_env(backend))
+    srv.start()
     yield srv
     srv.stop()
 
@@ -168,12 +236,17 @@ def partner(server: Server) -> Partner:
 
 
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Any]:
-    """Start servers with custom options; all are stopped at the end of the test."""
+def start_server(tmp_path: Path, backend: str) -> Iterator[Any]:
+    """Start servers with custom options; all are stopped at the end of the test. A server
+    started on the data dir of an earlier one uses its database too."""
     started: list[Server] = []
+    backends: dict[Path, dict[str, str]] = {}
 
     def start(emulate: bool = True, data_dir: Path | None = None) -> Server:
-        srv = Server(data_dir or tmp_path / f"data{len(started)}", emulate=emulate).start()
+        data_dir = data_dir or tmp_path / f"data{len(started)}"
+        if data_dir not in backends:
+            backends[data_dir] = new_backend_env(backend)
+        srv = Server(data_dir, emulate=emulate, backend_env=backends[data_dir]).start()
         started.append(srv)
         return srv
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import os
 import time
@@ -33,7 +34,7 @@ def info(server: Server) -> dict[str, Any]:
 
 
 def credential_row(server: Server, partner: Partner, platform: str) -> tuple[Any, ...]:
-    with server.db() as conn:
+    with contextlib.closing(server.db()) as conn:
         return tuple(
             conn.execute(
                 "SELECT c.kind, c.validated, c.data FROM credentials c JOIN partners p"

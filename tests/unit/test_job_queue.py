@@ -201,7 +201,7 @@ async def test_job_queue_over_the_executor_claims_and_acks(tmp_path: Path) -> No
     executor.start()
     try:
         await executor.run(lambda c: jobs.enqueue(c, [new_job(1), new_job(2)], 0.0))
-        queue = jobs.SqliteJobQueue(executor)
+        queue = jobs.TableJobQueue(executor)
         claimed = await queue.claim("w1", 10, LEASE)
         assert len(claimed) == 2
         assert await queue.claim("w2", 10, LEASE) == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import ssl
 from collections.abc import Callable
 from dataclasses import replace
@@ -11,7 +10,8 @@ from pushgate.api.http import Handler, Request, Response, json_response
 from pushgate.auth import PartnerCache
 from pushgate.credential_check import Checked, check, obtain_token
 from pushgate.store import credentials as creds
-from pushgate.store.sqlite import SqliteStore
+from pushgate.store.db import Db
+from pushgate.store.store import Store
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.validate import parse_json
 
@@ -19,7 +19,7 @@ from pushgate.targeting.validate import parse_json
 class CertificateRoutes:
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         partners: PartnerCache,
         hms_token_url: Callable[[], str],
         ssl_context: Callable[[], ssl.SSLContext | None],
@@ -36,7 +36,7 @@ class CertificateRoutes:
         return handle
 
     async def _save(self, partner_id: int, checked: Checked) -> None:
-        def unit(conn: sqlite3.Connection) -> None:
+        def unit(conn: Db) -> None:
             creds.put(
                 conn,
                 self.store.box,

@@ -7,7 +7,7 @@ import time
 from pushgate.api.http import Request, Response, json_response
 from pushgate.api.push import error_response
 from pushgate.auth import PartnerCache
-from pushgate.store.sqlite import SqliteStore
+from pushgate.store.store import Store
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.users import validate_session
 from pushgate.targeting.validate import parse_json
@@ -16,7 +16,7 @@ BAD_SDK_KEY = ApiError(401, "bad_sdk_key", "'X-SDK-KEY' is either empty or wrong
 
 
 class SdkRoutes:
-    def __init__(self, store: SqliteStore, partners: PartnerCache) -> None:
+    def __init__(self, store: Store, partners: PartnerCache) -> None:
         self.store = store
         self.partners = partners
 

@@ -16,7 +16,7 @@ from pushgate.stats.events import parse_events
 from pushgate.stats.message_center import BAD_API_KEY as MC_BAD_API_KEY
 from pushgate.stats.message_center import BAD_PAYLOAD, MessageCenterError, answer, parse_query
 from pushgate.store.models import Partner
-from pushgate.store.sqlite import SqliteStore
+from pushgate.store.store import Store
 from pushgate.targeting.errors import IP_NOT_ALLOWED, ApiError
 from pushgate.targeting.validate import parse_json
 
@@ -34,7 +34,7 @@ def start_of_today(now: float) -> float:
 
 
 class StatsRoutes:
-    def __init__(self, store: SqliteStore, partners: PartnerCache) -> None:
+    def __init__(self, store: Store, partners: PartnerCache) -> None:
         self.store = store
         self.partners = partners
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from pushgate.api.http import Handler, Request, Response, json_response
 from pushgate.auth import PartnerCache
-from pushgate.limits.rate import GcraLimiter
+from pushgate.limits.rate import RateLimiter
 from pushgate.store.models import Partner
-from pushgate.store.sqlite import SqliteStore
+from pushgate.store.store import Store
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.users import UserDataError, parse_identifiers, validate_users
 from pushgate.targeting.validate import parse_json
@@ -37,7 +37,7 @@ def _error(error: UserDataError) -> Response:
 
 
 class UserRoutes:
-    def __init__(self, store: SqliteStore, partners: PartnerCache, rate: GcraLimiter) -> None:
+    def __init__(self, store: Store, partners: PartnerCache, rate: RateLimiter) -> None:
         self.store = store
         self.partners = partners
         self.rate = rate
@@ -47,7 +47,7 @@ class UserRoutes:
         partner = await self.partners.get("request_token", request.header(b"x-request-token"))
         if partner is None or name is None or name.lower() != partner.name.lower():
             raise FORBIDDEN
-        if self.rate.hit(f"user:{partner.id}", partner.rate_limit, time.monotonic()):
+        if await self.rate.take(f"user:{partner.id}", partner.rate_limit):
             raise TOO_MANY_REQUESTS
         return partner
 

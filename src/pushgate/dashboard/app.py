@@ -21,7 +21,7 @@ from pushgate.api.push import error_response
 from pushgate.auth import PartnerCache, ip_allowed
 from pushgate.store import sessions
 from pushgate.store.models import Partner
-from pushgate.store.sqlite import SqliteStore
+from pushgate.store.store import Store
 from pushgate.targeting.errors import IP_NOT_ALLOWED, ApiError
 from pushgate.targeting.validate import parse_json
 
@@ -108,7 +108,7 @@ def _with_headers(response: Response, *extra: tuple[bytes, bytes]) -> Response:
 class Dashboard:
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         partners: PartnerCache,
         campaigns: Read,
         report: Read,

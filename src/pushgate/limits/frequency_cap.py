@@ -7,16 +7,19 @@ single writer and under PostgreSQL's row lock on the user's counter alike.
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Callable
+
+from pushgate.store.db import Db
+
+# (conn, partner_id, profile_id, limit, window, now) -> taken
+TakeCap = Callable[[Db, int, int, int, int, float], bool]
 
 
 def window_start(now: float, window_seconds: int) -> int:
     return int(now // window_seconds) * window_seconds
 
 
-def take(
-    conn: sqlite3.Connection, partner_id: int, profile_id: int, limit: int, window: int, now: float
-) -> bool:
+def take(conn: Db, partner_id: int, profile_id: int, limit: int, window: int, now: float) -> bool:
     """Count one push against the user's cap; False (and nothing counted) when at the cap."""
     if limit <= 0:
         return False

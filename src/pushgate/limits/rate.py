@@ -8,6 +8,9 @@ limiter with the same interface serves several processes.
 
 from __future__ import annotations
 
+import time
+from typing import Protocol
+
 PERIOD = 60.0
 _EPSILON = 1e-9  # float sums of intervals must not cost the last request of a burst
 
@@ -28,3 +31,17 @@ class GcraLimiter:
             return wait
         self._tat[key] = new_tat
         return 0.0
+
+
+class MemoryRateLimiter:
+    """The embedded limiter behind the interface the Redis one shares (`take`)."""
+
+    def __init__(self) -> None:
+        self.gcra = GcraLimiter()
+
+    async def take(self, key: str, per_minute: int) -> float:
+        return self.gcra.hit(key, per_minute, time.monotonic())
+
+
+class RateLimiter(Protocol):
+    async def take(self, key: str, per_minute: int) -> float: ...

@@ -1,13 +1,12 @@
-"""The embedded delivery queue: a lease-based job table in the service's SQLite database."""
+"""The delivery queue as a lease-based job table in the service's database (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Sequence
 
 from pushgate.queue.base import DONE, LEASED, QUEUED, Job, NewJob
-from pushgate.store.executor import InlineExecutor, SqliteExecutor
+from pushgate.store.db import Db, Executor, is_postgres
 
 _JOB_COLUMNS = (
     "id, partner_id, camp_id, profile_id, device_id, platform, token, environment, payload,"
@@ -15,7 +14,7 @@ _JOB_COLUMNS = (
 )
 
 
-def enqueue(conn: sqlite3.Connection, jobs: Sequence[NewJob], now: float) -> None:
+def enqueue(conn: Db, jobs: Sequence[NewJob], now: float) -> None:
     """Insert jobs inside the caller's transaction."""
     conn.executemany(
         "INSERT INTO jobs (partner_id, camp_id, profile_id, device_id, platform, token,"
@@ -43,15 +42,16 @@ def enqueue(conn: sqlite3.Connection, jobs: Sequence[NewJob], now: float) -> Non
     )
 
 
-def claim(
-    conn: sqlite3.Connection, worker: str, limit: int, lease_seconds: float, now: float
-) -> list[Job]:
+def claim(conn: Db, worker: str, limit: int, lease_seconds: float, now: float) -> list[Job]:
     """Lease up to `limit` due jobs: queued ones whose time has come, and leased ones
     whose worker let the lease run out."""
+    # Concurrent workers on PostgreSQL each skip the rows another is leasing right now; SQLite
+    # has one writer at a time.
+    skip_locked = " FOR UPDATE SKIP LOCKED" if is_postgres(conn) else ""
     rows = conn.execute(
         f"UPDATE jobs SET state = '{LEASED}', lease_owner = ?, due_at = ?, attempts = attempts + 1"
         " WHERE id IN (SELECT id FROM jobs WHERE state IN ('queued', 'leased') AND due_at <= ?"
-        " ORDER BY due_at LIMIT ?)"
+        f" ORDER BY due_at LIMIT ?{skip_locked})"
         f" RETURNING {_JOB_COLUMNS}",
         (worker, now + lease_seconds, now, limit),
     ).fetchall()
@@ -59,7 +59,7 @@ def claim(
 
 
 def settle(
-    conn: sqlite3.Connection,
+    conn: Db,
     job_id: int,
     worker: str,
     state: str,
@@ -77,14 +77,14 @@ def settle(
     return cursor.rowcount == 1
 
 
-def depth(conn: sqlite3.Connection) -> int:
+def depth(conn: Db) -> int:
     return int(
         conn.execute("SELECT count(*) FROM jobs WHERE state IN ('queued', 'leased')").fetchone()[0]
     )
 
 
-class SqliteJobQueue:
-    def __init__(self, executor: InlineExecutor | SqliteExecutor) -> None:
+class TableJobQueue:
+    def __init__(self, executor: Executor) -> None:
         self._db = executor
 
     async def claim(self, worker: str, limit: int, lease_seconds: float) -> list[Job]:

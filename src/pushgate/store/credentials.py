@@ -9,7 +9,6 @@ emulators can find the key that signed a token.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import msgspec
 
 from pushgate.crypto import SecretBox
+from pushgate.store.db import Db
 
 EMULATOR = "emulator"
 UPLOADED = "uploaded"
@@ -49,7 +49,7 @@ def _context(partner_id: int, platform: str) -> bytes:
 
 
 def put(
-    conn: sqlite3.Connection,
+    conn: Db,
     box: SecretBox,
     partner_id: int,
     platform: str,
@@ -80,9 +80,7 @@ def _credential(box: SecretBox, row: tuple[Any, ...]) -> Credential:
 _COLUMNS = "partner_id, platform, kind, data, validated, detail"
 
 
-def get(
-    conn: sqlite3.Connection, box: SecretBox, partner_id: int, platform: str
-) -> Credential | None:
+def get(conn: Db, box: SecretBox, partner_id: int, platform: str) -> Credential | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM credentials WHERE partner_id = ? AND platform = ?",
         (partner_id, platform),
@@ -90,14 +88,12 @@ def get(
     return None if row is None else _credential(box, tuple(row))
 
 
-def by_ref(conn: sqlite3.Connection, box: SecretBox, ref: str) -> list[Credential]:
+def by_ref(conn: Db, box: SecretBox, ref: str) -> list[Credential]:
     rows = conn.execute(f"SELECT {_COLUMNS} FROM credentials WHERE ref = ?", (ref,)).fetchall()
     return [_credential(box, tuple(row)) for row in rows]
 
 
-def mark_invalid(
-    conn: sqlite3.Connection, partner_id: int, platform: str, detail: str | None
-) -> None:
+def mark_invalid(conn: Db, partner_id: int, platform: str, detail: str | None) -> None:
     conn.execute(
         "UPDATE credentials SET validated = 0, detail = ? WHERE partner_id = ? AND platform = ?",
         (detail, partner_id, platform),

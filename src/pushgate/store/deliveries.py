@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from pushgate.delivery.outcome import DeliveryOutcome
 from pushgate.queue import sqlite as job_table
 from pushgate.queue.base import Job
 from pushgate.store import credentials, stats
+from pushgate.store.db import Db
 
 
 def record(
-    conn: sqlite3.Connection,
+    conn: Db,
     job: Job,
     worker: str,
     outcome: DeliveryOutcome,
@@ -53,11 +52,15 @@ def record(
         # APNs: only a 410 newer than the token's last registration proves it dead. APNs
         # reports whole milliseconds, so a registration within that millisecond counts as before.
         since = outcome.token_dead_since_ms
-        conn.execute(
-            "UPDATE devices SET status = 'unregistered', status_reason = ? WHERE id = ?"
-            " AND token = ? AND (? IS NULL OR CAST(token_registered_at * 1000 AS INTEGER) <= ?)",
-            (outcome.reason, job.device_id, job.token, since, since),
-        )
+        unregister = "UPDATE devices SET status = 'unregistered', status_reason = ?"
+        unregister += " WHERE id = ? AND token = ?"
+        if since is None:
+            conn.execute(unregister, (outcome.reason, job.device_id, job.token))
+        else:  # registered at or before the 410's millisecond: x < since + 1 is floor(x) <= since
+            conn.execute(
+                unregister + " AND token_registered_at * 1000 < ?",
+                (outcome.reason, job.device_id, job.token, since + 1),
+            )
     elif outcome.device_action == "invalidate":
         conn.execute(
             "UPDATE devices SET status = 'invalid', status_reason = ? WHERE id = ? AND token = ?",

@@ -6,11 +6,11 @@ They run inside the store's writer thread, and directly from the CLI.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import Literal
 
 from pushgate import keys
+from pushgate.store.db import Db
 from pushgate.store.models import (
     DEFAULT_ADVANCED_RATE_LIMIT,
     DEFAULT_GFC_LIMIT,
@@ -37,7 +37,7 @@ class NoSuchPartner(Exception):
     pass
 
 
-def create_partner(conn: sqlite3.Connection, name: str) -> PartnerSecrets:
+def create_partner(conn: Db, name: str) -> PartnerSecrets:
     secrets = PartnerSecrets(
         partner=name,
         api_key=keys.new_secret(keys.API_KEY_PREFIX),
@@ -45,31 +45,30 @@ def create_partner(conn: sqlite3.Connection, name: str) -> PartnerSecrets:
         sdk_key=keys.new_secret(keys.SDK_KEY_PREFIX),
     )
     now = time.time()
-    try:
-        conn.execute(
-            "INSERT INTO partners (name, api_key_hash, request_token_hash, sdk_key_hash,"
-            " rate_limit, advanced_rate_limit, gfc_limit, gfc_window, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                name,
-                keys.hash_secret(secrets.api_key),
-                keys.hash_secret(secrets.request_token),
-                keys.hash_secret(secrets.sdk_key),
-                DEFAULT_RATE_LIMIT,
-                DEFAULT_ADVANCED_RATE_LIMIT,
-                DEFAULT_GFC_LIMIT,
-                DEFAULT_GFC_WINDOW,
-                now,
-                now,
-            ),
-        )
-    except sqlite3.IntegrityError:
-        raise PartnerExists(name) from None
+    created = conn.execute(
+        "INSERT INTO partners (name, api_key_hash, request_token_hash, sdk_key_hash,"
+        " rate_limit, advanced_rate_limit, gfc_limit, gfc_window, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+        (
+            name,
+            keys.hash_secret(secrets.api_key),
+            keys.hash_secret(secrets.request_token),
+            keys.hash_secret(secrets.sdk_key),
+            DEFAULT_RATE_LIMIT,
+            DEFAULT_ADVANCED_RATE_LIMIT,
+            DEFAULT_GFC_LIMIT,
+            DEFAULT_GFC_WINDOW,
+            now,
+            now,
+        ),
+    ).fetchone()
+    if created is None:  # names are unique regardless of case
+        raise PartnerExists(name)
     return secrets
 
 
 def update_partner(
-    conn: sqlite3.Connection,
+    conn: Db,
     name: str,
     *,
     gfc_limit: int | None = None,
@@ -89,7 +88,7 @@ def update_partner(
     sets["updated_at"] = time.time()
     assignments = ", ".join(f"{column} = ?" for column in sets)
     cursor = conn.execute(
-        f"UPDATE partners SET {assignments} WHERE name = ?", (*sets.values(), name)
+        f"UPDATE partners SET {assignments} WHERE lower(name) = lower(?)", (*sets.values(), name)
     )
     if cursor.rowcount == 0:
         raise NoSuchPartner(name)
@@ -98,7 +97,7 @@ def update_partner(
     return partner
 
 
-def _partner(conn: sqlite3.Connection, row: tuple[object, ...] | None) -> Partner | None:
+def _partner(conn: Db, row: tuple[object, ...] | None) -> Partner | None:
     if row is None:
         return None
     pid, name, rate, adv_rate, gfc_limit, gfc_window, allow_ips = row
@@ -120,14 +119,14 @@ def _partner(conn: sqlite3.Connection, row: tuple[object, ...] | None) -> Partne
     )
 
 
-def partner_by_name(conn: sqlite3.Connection, name: str) -> Partner | None:
+def partner_by_name(conn: Db, name: str) -> Partner | None:
     row = conn.execute(
-        f"SELECT {_PARTNER_COLUMNS} FROM partners WHERE name = ?", (name,)
+        f"SELECT {_PARTNER_COLUMNS} FROM partners WHERE lower(name) = lower(?)", (name,)
     ).fetchone()
     return _partner(conn, row)
 
 
-def partner_by_secret(conn: sqlite3.Connection, kind: KeyKind, secret: str) -> Partner | None:
+def partner_by_secret(conn: Db, kind: KeyKind, secret: str) -> Partner | None:
     digest = keys.hash_secret(secret)
     column = _HASH_COLUMN[kind]
     row = conn.execute(
@@ -138,17 +137,17 @@ def partner_by_secret(conn: sqlite3.Connection, kind: KeyKind, secret: str) -> P
     return _partner(conn, row[:-1])
 
 
-def list_partners(conn: sqlite3.Connection) -> list[Partner]:
+def list_partners(conn: Db) -> list[Partner]:
     rows = conn.execute(f"SELECT {_PARTNER_COLUMNS} FROM partners ORDER BY id").fetchall()
     return [p for row in rows if (p := _partner(conn, row)) is not None]
 
 
-def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+def get_meta(conn: Db, key: str) -> str | None:
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else str(row[0])
 
 
-def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+def set_meta(conn: Db, key: str, value: str) -> None:
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?, ?)"
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",

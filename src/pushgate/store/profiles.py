@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
 from pushgate import attributes as attrs
+from pushgate.store.db import Db
 from pushgate.targeting.decide import DeviceView, ProfileView
 from pushgate.targeting.push import Identifier
 from pushgate.targeting.users import UserData
@@ -29,7 +29,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 
 def lookup(
-    conn: sqlite3.Connection, partner_id: int, identifiers: Iterable[Identifier]
+    conn: Db, partner_id: int, identifiers: Iterable[Identifier]
 ) -> dict[Identifier, list[int]]:
     """Profile ids per identifier: one indexed statement per identifier kind.
 
@@ -53,7 +53,7 @@ def lookup(
     return found
 
 
-def load_profiles(conn: sqlite3.Connection, profile_ids: Iterable[int]) -> dict[int, ProfileView]:
+def load_profiles(conn: Db, profile_ids: Iterable[int]) -> dict[int, ProfileView]:
     ids = list(dict.fromkeys(profile_ids))
     devices: dict[int, list[DeviceView]] = {}
     profiles: dict[int, ProfileView] = {}
@@ -91,7 +91,7 @@ def load_profiles(conn: sqlite3.Connection, profile_ids: Iterable[int]) -> dict[
 
 
 def resolve(
-    conn: sqlite3.Connection, partner_id: int, identifiers: Iterable[Identifier]
+    conn: Db, partner_id: int, identifiers: Iterable[Identifier]
 ) -> tuple[dict[Identifier, list[int]], dict[int, ProfileView]]:
     """Profiles (with their devices) per identifier, in one statement.
 
@@ -154,9 +154,7 @@ def resolve(
     return matches, profiles
 
 
-def find_profile(
-    conn: sqlite3.Connection, partner_id: int, identifiers: Sequence[Identifier]
-) -> int | None:
+def find_profile(conn: Db, partner_id: int, identifiers: Sequence[Identifier]) -> int | None:
     """The most recently active profile any of the identifiers points to."""
     ids = {pid for pids in lookup(conn, partner_id, identifiers).values() for pid in pids}
     if not ids:
@@ -169,14 +167,14 @@ def find_profile(
     return None if row is None else int(row[0])
 
 
-def profile_by_insider_id(conn: sqlite3.Connection, partner_id: int, insider_id: str) -> int | None:
+def profile_by_insider_id(conn: Db, partner_id: int, insider_id: str) -> int | None:
     row = conn.execute(
         "SELECT id FROM profiles WHERE partner_id = ? AND insider_id = ?", (partner_id, insider_id)
     ).fetchone()
     return None if row is None else int(row[0])
 
 
-def create_profile(conn: sqlite3.Connection, partner_id: int, now: float) -> int:
+def create_profile(conn: Db, partner_id: int, now: float) -> int:
     row = conn.execute(
         "INSERT INTO profiles (partner_id, insider_id, created_at, updated_at) VALUES (?, ?, ?, ?)"
         " RETURNING id",
@@ -186,7 +184,7 @@ def create_profile(conn: sqlite3.Connection, partner_id: int, now: float) -> int
 
 
 def attach_identifiers(
-    conn: sqlite3.Connection, partner_id: int, profile_id: int, identifiers: Iterable[Identifier]
+    conn: Db, partner_id: int, profile_id: int, identifiers: Iterable[Identifier]
 ) -> None:
     """Give the profile every identifier that no other profile holds yet."""
     conn.executemany(
@@ -197,7 +195,7 @@ def attach_identifiers(
 
 
 def update_profile(
-    conn: sqlite3.Connection,
+    conn: Db,
     profile_id: int,
     incoming: Mapping[str, Any],
     now: float,
@@ -221,9 +219,7 @@ def update_profile(
         )
 
 
-def _device_row(
-    conn: sqlite3.Connection, partner_id: int, device: Mapping[str, Any]
-) -> tuple[Any, ...] | None:
+def _device_row(conn: Db, partner_id: int, device: Mapping[str, Any]) -> tuple[Any, ...] | None:
     """The stored device a session speaks for: by udid, else by platform and token."""
     columns = "id, token, platform, attributes, profile_id"
     udid = device.get("udid")
@@ -241,15 +237,13 @@ def _device_row(
     return None if row is None else tuple(row)
 
 
-def profile_of_device(
-    conn: sqlite3.Connection, partner_id: int, device: Mapping[str, Any]
-) -> int | None:
+def profile_of_device(conn: Db, partner_id: int, device: Mapping[str, Any]) -> int | None:
     row = _device_row(conn, partner_id, device)
     return None if row is None else int(row[4])
 
 
 def upsert_device(
-    conn: sqlite3.Connection,
+    conn: Db,
     partner_id: int,
     profile_id: int,
     device: Mapping[str, Any],
@@ -317,16 +311,14 @@ def upsert_device(
     return int(device_id)
 
 
-def insider_id_of(conn: sqlite3.Connection, profile_id: int) -> str:
+def insider_id_of(conn: Db, profile_id: int) -> str:
     (insider_id,) = conn.execute(
         "SELECT insider_id FROM profiles WHERE id = ?", (profile_id,)
     ).fetchone()
     return str(insider_id)
 
 
-def add_events(
-    conn: sqlite3.Connection, profile_id: int, events: Sequence[Mapping[str, Any]]
-) -> None:
+def add_events(conn: Db, profile_id: int, events: Sequence[Mapping[str, Any]]) -> None:
     conn.executemany(
         "INSERT INTO events (profile_id, event_name, timestamp, params) VALUES (?, ?, ?, ?)",
         [
@@ -341,7 +333,7 @@ def add_events(
     )
 
 
-def read_profile(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any]:
+def read_profile(conn: Db, profile_id: int) -> dict[str, Any]:
     profile = load_profiles(conn, [profile_id])[profile_id]
     identifiers: dict[str, Any] = {}
     custom: dict[str, str] = {}
@@ -374,13 +366,13 @@ def read_profile(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any]:
     }
 
 
-def delete_profile(conn: sqlite3.Connection, profile_id: int) -> None:
+def delete_profile(conn: Db, profile_id: int) -> None:
     """Erase the profile; identifiers, devices and events go with it (ON DELETE CASCADE)."""
     conn.execute("DELETE FROM profiles WHERE id = ?", (profile_id,))
 
 
 def locate(
-    conn: sqlite3.Connection,
+    conn: Db,
     partner_id: int,
     identifiers: Sequence[Identifier],
     insider_id: str | None,
@@ -392,7 +384,7 @@ def locate(
     return find_profile(conn, partner_id, identifiers) if identifiers else None
 
 
-def upsert_user(conn: sqlite3.Connection, partner_id: int, user: UserData, now: float) -> int:
+def upsert_user(conn: Db, partner_id: int, user: UserData, now: float) -> int:
     ids = user.identifiers
     profile_id = locate(conn, partner_id, ids.identifiers, ids.insider_id)
     if profile_id is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Sequence
 
 import msgspec
@@ -12,6 +11,7 @@ from pushgate.limits import frequency_cap
 from pushgate.payloads.build import BuiltPayloads
 from pushgate.queue import sqlite as job_table
 from pushgate.queue.base import NewJob
+from pushgate.store.db import Db
 from pushgate.store.models import Partner
 from pushgate.targeting.decide import Outcome
 from pushgate.targeting.push import Push
@@ -27,7 +27,7 @@ def _content_hash(push: Push) -> bytes:
 
 
 def record_campaigns(
-    conn: sqlite3.Connection, partner_id: int, pushes: Sequence[Push], now: float
+    conn: Db, partner_id: int, pushes: Sequence[Push], now: float
 ) -> dict[int, int]:
     """A campaign is recorded on the first use of its camp_id; later sends keep its row.
     Each distinct content of a campaign is a variant; returns the variant of every push index."""
@@ -72,12 +72,13 @@ def _deep_links(p: Push) -> str:
 
 
 def commit_sends(
-    conn: sqlite3.Connection,
+    conn: Db,
     partner: Partner,
     pushes: Sequence[Push],
     built: Sequence[BuiltPayloads],
     outcomes: Sequence[Outcome],
     now: float,
+    take_cap: frequency_cap.TakeCap = frequency_cap.take,
 ) -> list[int]:
     """Apply the frequency cap and queue one job per remaining send.
 
@@ -92,7 +93,7 @@ def commit_sends(
         if (
             o.wants_cap
             and partner.gfc_limit > 0
-            and not frequency_cap.take(
+            and not take_cap(
                 conn, partner.id, o.profile.id, partner.gfc_limit, partner.gfc_window, now
             )
         ):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
+from pushgate.store.db import Db
 
 
-def create(
-    conn: sqlite3.Connection, token_hash: bytes, partner_id: int, now: float, ttl: float
-) -> None:
+def create(conn: Db, token_hash: bytes, partner_id: int, now: float, ttl: float) -> None:
     conn.execute("DELETE FROM dashboard_sessions WHERE expires_at <= ?", (now,))
     conn.execute(
         "INSERT INTO dashboard_sessions (token_hash, partner_id, created_at, expires_at)"
@@ -16,7 +14,7 @@ def create(
     )
 
 
-def partner_of(conn: sqlite3.Connection, token_hash: bytes, now: float) -> str | None:
+def partner_of(conn: Db, token_hash: bytes, now: float) -> str | None:
     """The signed-in partner's name, while the session lasts."""
     row = conn.execute(
         "SELECT p.name FROM dashboard_sessions s JOIN partners p ON p.id = s.partner_id"
@@ -26,5 +24,5 @@ def partner_of(conn: sqlite3.Connection, token_hash: bytes, now: float) -> str |
     return None if row is None else str(row[0])
 
 
-def delete(conn: sqlite3.Connection, token_hash: bytes) -> None:
+def delete(conn: Db, token_hash: bytes) -> None:
     conn.execute("DELETE FROM dashboard_sessions WHERE token_hash = ?", (token_hash,))

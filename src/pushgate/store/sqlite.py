@@ -1,32 +1,12 @@
-"""The embedded store: SQLite in the data dir, every operation one unit on the writer thread."""
+"""The embedded backend's files: the SQLite database in the data dir."""
 
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from pushgate.crypto import box_for
-from pushgate.delivery.outcome import DeliveryOutcome
-from pushgate.payloads.build import BuiltPayloads
-from pushgate.queue.base import Job
-from pushgate.queue.sqlite import SqliteJobQueue
-from pushgate.stats import funnel
-from pushgate.stats.campaign import Campaign
-from pushgate.stats.events import EventBatch
-from pushgate.stats.message_center import InboxQuery, SentPush
-from pushgate.store import credentials as creds
-from pushgate.store import deliveries, partners, profiles, sends, stats
 from pushgate.store.executor import InlineExecutor, SqliteExecutor, connect
-from pushgate.store.models import Partner
-from pushgate.store.partners import KeyKind
 from pushgate.store.sqlite_schema import create_schema
-from pushgate.targeting import decide
-from pushgate.targeting.decide import Outcome
-from pushgate.targeting.push import Identifier, Push
-from pushgate.targeting.users import Session, UserData
 
 DB_FILENAME = "pushgate.sqlite3"
 
@@ -36,190 +16,15 @@ def database_path(data_dir: Path) -> Path:
 
 
 def open_sync(data_dir: Path) -> sqlite3.Connection:
-    """A direct connection for the CLI, with the schema in place."""
+    """A direct connection (CLI, emulators), with the schema in place."""
     data_dir.mkdir(parents=True, exist_ok=True)
     conn = connect(database_path(data_dir))
     create_schema(conn)
     return conn
 
 
-class SqliteStore:
-    def __init__(
-        self, data_dir: Path, synchronous: str = "NORMAL", count_stats: bool = True
-    ) -> None:
-        open_sync(data_dir).close()
-        self.count_stats = count_stats
-        self.data_dir = data_dir
-        self.box = box_for(data_dir)
-        executor = InlineExecutor if synchronous.upper() in ("NORMAL", "OFF") else SqliteExecutor
-        self.db: InlineExecutor | SqliteExecutor = executor(database_path(data_dir), synchronous)
-        self.queue = SqliteJobQueue(self.db)
-
-    def start(self) -> None:
-        self.db.start()
-
-    def close(self) -> None:
-        self.db.close()
-
-    async def partner_by_secret(self, kind: KeyKind, secret: str) -> Partner | None:
-        return await self.db.run(lambda c: partners.partner_by_secret(c, kind, secret))
-
-    async def partner_by_name(self, name: str) -> Partner | None:
-        return await self.db.run(lambda c: partners.partner_by_name(c, name))
-
-    async def send_pushes(
-        self,
-        partner: Partner,
-        pushes: Sequence[Push],
-        built: Sequence[BuiltPayloads],
-        now: float,
-        async_request_id: int | None = None,
-    ) -> list[Outcome] | None:
-        """Resolve the users, decide each send, apply the frequency cap and queue the jobs,
-        in one transaction; returns every user's outcome.
-
-        For an async request, its stored body is deleted in the same transaction;
-        None means another process already handled it.
-        """
-        identifiers = [ident for push in pushes for ident in push.identifiers]
-        hour = funnel.hour_of(now)
-
-        def unit(conn: sqlite3.Connection) -> list[Outcome] | None:
-            if async_request_id is not None:
-                gone = conn.execute("DELETE FROM async_requests WHERE id = ?", (async_request_id,))
-                if gone.rowcount == 0:
-                    return None
-            matches, found = profiles.resolve(conn, partner.id, identifiers)
-            outcomes = decide.plan(pushes, matches, found, partner.validated_platforms)
-            capped = sends.commit_sends(conn, partner, pushes, built, outcomes, now)
-            final = decide.apply_cap(outcomes, capped)
-            if self.count_stats:
-                stats.add_counts(conn, partner.id, funnel.outcome_counts(final), hour)
-            return final
-
-        return await self.db.run(unit)
-
-    async def save_async_request(self, partner_id: int, body: bytes, now: float) -> int:
-        def unit(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                "INSERT INTO async_requests (partner_id, body, received_at) VALUES (?, ?, ?)"
-                " RETURNING id",
-                (partner_id, body, now),
-            ).fetchone()
-            return int(row[0])
-
-        return await self.db.run(unit)
-
-    async def pending_async_requests(self, limit: int) -> list[tuple[int, int, bytes]]:
-        return await self.db.run(
-            lambda c: [
-                (int(i), int(p), bytes(b))
-                for i, p, b in c.execute(
-                    "SELECT id, partner_id, body FROM async_requests ORDER BY id LIMIT ?", (limit,)
-                )
-            ]
-        )
-
-    async def credential(self, partner_id: int, platform: str) -> creds.Credential | None:
-        return await self.db.run(lambda c: creds.get(c, self.box, partner_id, platform))
-
-    async def record_delivery(self, job: Job, worker: str, outcome: DeliveryOutcome) -> bool:
-        now = time.time()
-        count = self.count_stats
-        return await self.db.run(lambda c: deliveries.record(c, job, worker, outcome, now, count))
-
-    async def discard_async_request(self, request_id: int) -> None:
-        await self.db.run(
-            lambda c: c.execute("DELETE FROM async_requests WHERE id = ?", (request_id,))
-        )
-
-    async def partner_by_id(self, partner_id: int) -> Partner | None:
-        def unit(conn: sqlite3.Connection) -> Partner | None:
-            row = conn.execute("SELECT name FROM partners WHERE id = ?", (partner_id,)).fetchone()
-            return None if row is None else partners.partner_by_name(conn, row[0])
-
-        return await self.db.run(unit)
-
-    async def sdk_session(self, partner_id: int, session: Session, now: float) -> str:
-        ids = session.identifiers
-
-        def unit(conn: sqlite3.Connection) -> str:
-            profile_id = profiles.locate(conn, partner_id, ids.identifiers, ids.insider_id)
-            if profile_id is None and not ids.identifiers:
-                # An anonymous session stays with the profile its device already has.
-                profile_id = profiles.profile_of_device(conn, partner_id, session.device)
-            if profile_id is None:
-                profile_id = profiles.create_profile(conn, partner_id, now)
-            profiles.attach_identifiers(conn, partner_id, profile_id, ids.identifiers)
-            profiles.update_profile(
-                conn, profile_id, {**ids.attributes, **session.attributes}, now, active=True
-            )
-            profiles.upsert_device(conn, partner_id, profile_id, session.device, now)
-            return profiles.insider_id_of(conn, profile_id)
-
-        return await self.db.run(unit)
-
-    async def upsert_users(self, partner_id: int, users: Sequence[UserData], now: float) -> None:
-        def unit(conn: sqlite3.Connection) -> None:
-            for user in users:
-                profiles.upsert_user(conn, partner_id, user, now)
-
-        await self.db.run(unit)
-
-    async def read_profile(
-        self, partner_id: int, identifiers: Sequence[Identifier], insider_id: str | None
-    ) -> dict[str, Any] | None:
-        def unit(conn: sqlite3.Connection) -> dict[str, Any] | None:
-            profile_id = profiles.locate(conn, partner_id, identifiers, insider_id)
-            return None if profile_id is None else profiles.read_profile(conn, profile_id)
-
-        return await self.db.run(unit)
-
-    async def delete_profile(
-        self, partner_id: int, identifiers: Sequence[Identifier], insider_id: str | None
-    ) -> bool:
-        def unit(conn: sqlite3.Connection) -> bool:
-            profile_id = profiles.locate(conn, partner_id, identifiers, insider_id)
-            if profile_id is None:
-                return False
-            profiles.delete_profile(conn, profile_id)
-            return True
-
-        return await self.db.run(unit)
-
-    # ---- statistics ----
-
-    async def record_events(
-        self, partner_id: int, batch: EventBatch
-    ) -> stats.EventsRecorded | None:
-        """None when the partner has no user with that insider_id."""
-
-        def unit(conn: sqlite3.Connection) -> stats.EventsRecorded | None:
-            profile_id = profiles.profile_by_insider_id(conn, partner_id, batch.insider_id)
-            if profile_id is None:
-                return None
-            return stats.record_events(conn, partner_id, profile_id, batch.events)
-
-        return await self.db.run(unit)
-
-    async def campaigns_since(self, partner_id: int, since: float) -> list[Campaign]:
-        return await self.db.run(lambda c: stats.campaigns_since(c, partner_id, since))
-
-    async def list_campaigns(
-        self, partner_id: int, start: float, end: float, offset: int, limit: int
-    ) -> tuple[int, list[Campaign]]:
-        return await self.db.run(
-            lambda c: stats.list_campaigns(c, partner_id, start, end, offset, limit)
-        )
-
-    async def campaign_report(self, partner_id: int, camp_id: int) -> dict[str, Any] | None:
-        return await self.db.run(lambda c: stats.campaign_report(c, partner_id, camp_id))
-
-    async def inbox(self, partner_id: int, query: InboxQuery) -> list[SentPush]:
-        def unit(conn: sqlite3.Connection) -> list[SentPush]:
-            profile_id = profiles.find_profile(conn, partner_id, query.identifiers)
-            if profile_id is None:
-                return []
-            return stats.inbox(conn, partner_id, profile_id, query.start, query.end, query.limit)
-
-        return await self.db.run(unit)
+def executor(data_dir: Path, synchronous: str = "NORMAL") -> InlineExecutor | SqliteExecutor:
+    """NORMAL (the default) commits on the event loop; FULL waits for fsyncs on a thread."""
+    open_sync(data_dir).close()
+    kind = InlineExecutor if synchronous.upper() in ("NORMAL", "OFF") else SqliteExecutor
+    return kind(database_path(data_dir), synchronous)

@@ -3,7 +3,6 @@ behind get_statistics, the campaign report and list, and the Message Center."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,13 +16,12 @@ from pushgate.stats.campaign import Campaign
 from pushgate.stats.events import AppEvent
 from pushgate.stats.funnel import CountKey, Funnel
 from pushgate.stats.message_center import SentPush
+from pushgate.store.db import Db
 
 SAMPLE_TOKENS = 5
 
 
-def add_counts(
-    conn: sqlite3.Connection, partner_id: int, counts: Mapping[CountKey, int], hour: int
-) -> None:
+def add_counts(conn: Db, partner_id: int, counts: Mapping[CountKey, int], hour: int) -> None:
     """Additive upserts, so concurrent writers never read-modify-write a counter."""
     if not counts:
         return
@@ -36,7 +34,7 @@ def add_counts(
 
 
 def record_settled(
-    conn: sqlite3.Connection, job: Job, state: str, reason: str | None, now: float, count: bool
+    conn: Db, job: Job, state: str, reason: str | None, now: float, count: bool
 ) -> None:
     """A job moved on; only its lease holder can settle it, so a final state is seen once."""
     if state == DONE:
@@ -66,7 +64,7 @@ class EventsRecorded:
 
 
 def record_events(
-    conn: sqlite3.Connection, partner_id: int, profile_id: int, events: Sequence[AppEvent]
+    conn: Db, partner_id: int, profile_id: int, events: Sequence[AppEvent]
 ) -> EventsRecorded:
     """Each (campaign, user, event) counts once, in the hour the app says it happened."""
     known: dict[int, bool] = {}
@@ -105,9 +103,7 @@ def record_events(
 _CAMPAIGN_COLUMNS = "camp_id, name, title, message, image_url, deep_links, created_at"
 
 
-def _funnels(
-    conn: sqlite3.Connection, partner_id: int, camp_ids: Sequence[int]
-) -> dict[int, Funnel]:
+def _funnels(conn: Db, partner_id: int, camp_ids: Sequence[int]) -> dict[int, Funnel]:
     funnels = {camp: Funnel() for camp in camp_ids}
     for start in range(0, len(camp_ids), 500):  # SQLite's bound-parameter limit
         chunk = camp_ids[start : start + 500]
@@ -121,9 +117,7 @@ def _funnels(
     return funnels
 
 
-def _campaigns(
-    conn: sqlite3.Connection, partner_id: int, rows: Sequence[tuple[Any, ...]]
-) -> list[Campaign]:
+def _campaigns(conn: Db, partner_id: int, rows: Sequence[tuple[Any, ...]]) -> list[Campaign]:
     funnels = _funnels(conn, partner_id, [int(r[0]) for r in rows])
     return [
         Campaign(
@@ -140,7 +134,7 @@ def _campaigns(
     ]
 
 
-def campaigns_since(conn: sqlite3.Connection, partner_id: int, since: float) -> list[Campaign]:
+def campaigns_since(conn: Db, partner_id: int, since: float) -> list[Campaign]:
     rows = conn.execute(
         f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE partner_id = ? AND created_at >= ?"
         " ORDER BY created_at, camp_id",
@@ -150,7 +144,7 @@ def campaigns_since(conn: sqlite3.Connection, partner_id: int, since: float) -> 
 
 
 def list_campaigns(
-    conn: sqlite3.Connection,
+    conn: Db,
     partner_id: int,
     start: float,
     end: float,
@@ -172,9 +166,7 @@ def list_campaigns(
     return total, _campaigns(conn, partner_id, rows)
 
 
-def campaign_report(
-    conn: sqlite3.Connection, partner_id: int, camp_id: int
-) -> dict[str, Any] | None:
+def campaign_report(conn: Db, partner_id: int, camp_id: int) -> dict[str, Any] | None:
     row = conn.execute(
         f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE partner_id = ? AND camp_id = ?",
         (partner_id, camp_id),
@@ -195,7 +187,7 @@ def campaign_report(
     for reason, token in conn.execute(
         "SELECT reason, token FROM (SELECT reason, token, row_number() OVER"
         " (PARTITION BY reason ORDER BY id DESC) AS n FROM fail_records"
-        " WHERE partner_id = ? AND camp_id = ?) WHERE n <= ? ORDER BY reason, n",
+        " WHERE partner_id = ? AND camp_id = ?) AS newest WHERE n <= ? ORDER BY reason, n",
         (partner_id, camp_id, SAMPLE_TOKENS),
     ):
         samples.setdefault(reason, []).append(token)
@@ -203,7 +195,7 @@ def campaign_report(
 
 
 def inbox(
-    conn: sqlite3.Connection,
+    conn: Db,
     partner_id: int,
     profile_id: int,
     start: float,

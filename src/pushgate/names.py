@@ -1,0 +1,16 @@
+"""Every name pushgate gives to something outside its process: Redis keys (and, later, broker
+subjects). One place, so that operators can find them and deployments can prefix them."""
+
+from __future__ import annotations
+
+DEFAULT_REDIS_PREFIX = "pushgate:"
+
+
+def rate_key(prefix: str, key: str) -> str:
+    """GCRA state of one limit (`push:<partner>`, `advanced:<partner>`, `user:<partner>`)."""
+    return f"{prefix}rate:{key}"
+
+
+def cap_key(prefix: str, partner_id: int, profile_id: int, window_start: int) -> str:
+    """A user's global-frequency-cap count in one window; expires after the window."""
+    return f"{prefix}gfc:{partner_id}:{profile_id}:{window_start}"

@@ -1,0 +1,55 @@
+"""Choosing the backend: SQLite in the data dir by default, PostgreSQL when a database URL is
+set (`PUSHGATE_DATABASE_URL=postgresql://...`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from pushgate.crypto import box_for
+from pushgate.store import sqlite
+from pushgate.store.db import Db, Executor
+from pushgate.store.store import Store
+
+if TYPE_CHECKING:
+    from pushgate.limits.redis import RedisLimits
+
+
+class ClosableDb(Db, Protocol):
+    def close(self) -> None: ...
+
+
+def is_postgres_url(url: str | None) -> bool:
+    return bool(url) and str(url).startswith(("postgresql://", "postgres://"))
+
+
+def open_store(
+    data_dir: Path,
+    database_url: str | None = None,
+    synchronous: str = "NORMAL",
+    count_stats: bool = True,
+    pool_size: int = 8,
+    caps: RedisLimits | None = None,
+) -> Store:
+    if database_url:
+        from pushgate.store import pg_schema, postgres
+
+        target = postgres.parse_url(database_url)
+        pg_schema.ensure_schema(target)
+        data_dir.mkdir(parents=True, exist_ok=True)  # the sealing key may live there
+        executor: Executor = postgres.PgExecutor(target, pool_size)
+    else:
+        executor = sqlite.executor(data_dir, synchronous)
+    return Store(executor, box_for(data_dir), count_stats, caps)
+
+
+def connect_sync(data_dir: Path, database_url: str | None = None) -> ClosableDb:
+    """A direct connection with the schema in place, in autocommit mode: transactions are
+    explicit (`db.begin_write`)."""
+    if database_url:
+        from pushgate.store import pg_schema, postgres
+
+        target = postgres.parse_url(database_url)
+        pg_schema.ensure_schema(target)
+        return postgres.connect(target)
+    return sqlite.open_sync(data_dir)

@@ -1,0 +1,172 @@
+"""The PostgreSQL backend: psycopg 3 connections adapted to the store's `Db` protocol, and an
+executor that runs each unit of work in its own transaction on a pooled connection.
+
+Units are the same plain functions of a connection that the SQLite executors run; here they run
+on a small thread pool (psycopg's blocking API keeps each unit a straight-line function), with
+the transaction retried when PostgreSQL reports a conflict between concurrent writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool
+
+T = TypeVar("T")
+log = logging.getLogger("pushgate.store")
+RETRIES = 8
+# What concurrent transactions may run into and a fresh attempt resolves.
+RETRYABLE = (
+    pg_errors.UniqueViolation,
+    pg_errors.SerializationFailure,
+    pg_errors.DeadlockDetected,
+)
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@functools.lru_cache(maxsize=4096)
+def translate(sql: str) -> str:
+    """`?` placeholders to psycopg's `%s` (a literal `%` is doubled first)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PgCursor:
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self._cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone() if self._cursor.description is not None else None
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall() if self._cursor.description is not None else []
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
+class PgConnection:
+    """A psycopg connection speaking the store's `?`-placeholder SQL."""
+
+    dialect = "postgres"
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> PgCursor:
+        return PgCursor(self.raw.execute(translate(sql), tuple(parameters)))
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> PgCursor:
+        cursor = self.raw.cursor()
+        cursor.executemany(translate(sql), [tuple(p) for p in parameters])
+        return PgCursor(cursor)
+
+    def commit(self) -> None:
+        self.raw.commit()
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self) -> PgConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class PgTarget:
+    """Where to connect, and the schema that holds pushgate's tables."""
+
+    conninfo: str
+    schema: str
+
+
+def parse_url(url: str) -> PgTarget:
+    """A libpq URL; pushgate's own `schema=` parameter (default `public`) picks the schema, so
+    that several installations, or test runs, can share one database."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    schema = query.pop("schema", "public")
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"schema name {schema!r}: lower-case letters, digits and _ only")
+    rest = urlunsplit(
+        (parts.scheme.replace("postgres+", ""), parts.netloc, parts.path, urlencode(query), "")
+    )
+    return PgTarget(rest, schema)
+
+
+def connect(target: PgTarget, autocommit: bool = True) -> PgConnection:
+    raw = psycopg.connect(target.conninfo, autocommit=autocommit)
+    raw.execute(f"SET search_path TO {target.schema}")
+    return PgConnection(raw)
+
+
+class PgExecutor:
+    """Units of work in transactions of their own, on pooled connections and worker threads."""
+
+    def __init__(self, target: PgTarget, size: int = 8) -> None:
+        self.target = target
+        self.size = size
+        self.units = 0
+        self.batches = 0  # one commit per unit here; kept for the metrics' sake
+
+        def configure(raw: psycopg.Connection[Any]) -> None:
+            raw.execute(f"SET search_path TO {target.schema}")
+
+        self._pool = ConnectionPool(
+            target.conninfo,
+            min_size=1,
+            max_size=size,
+            open=False,
+            configure=configure,
+            kwargs={"autocommit": True},
+        )
+        self._threads = ThreadPoolExecutor(size, thread_name_prefix="pushgate-pg")
+
+    def start(self) -> None:
+        self._pool.open(wait=True, timeout=30)
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=True)
+        self._pool.close()
+
+    async def run(self, unit: Callable[[PgConnection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self.run_sync, unit)
+
+    def run_sync(self, unit: Callable[[PgConnection], T]) -> T:
+        for attempt in range(RETRIES):
+            with self._pool.connection() as raw:
+                try:
+                    with raw.transaction():
+                        result = unit(PgConnection(raw))
+                except RETRYABLE as exc:
+                    if attempt == RETRIES - 1:
+                        raise
+                    log.debug("retrying a unit after %s", type(exc).__name__)
+                else:
+                    self.units += 1
+                    self.batches += 1
+                    return result
+            time.sleep(random.uniform(0, 0.005 * 2**attempt))
+        raise AssertionError("unreachable")
