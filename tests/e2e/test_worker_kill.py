@@ -31,7 +31,7 @@ from tests.e2e.conftest import (
 
 PER_PLATFORM = 33
 LATENCY_MS = 300
-# A leased job whose worker died is claimed again when its lease runs out (60 s in
+# A leased job whose worker died is claimed again when its lease runs out (30 s in
 # pushgate.delivery.worker), so recovery takes about that long.
 RECOVERY_TIMEOUT = 80
 

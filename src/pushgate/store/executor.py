@@ -28,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pushgate.store import stats
+
 T = TypeVar("T")
 Unit = Callable[[sqlite3.Connection], Any]
 Result = tuple[Any, BaseException | None]
@@ -52,7 +54,8 @@ def run_batch(conn: sqlite3.Connection, units: list[Unit]) -> list[Result]:
     """Run the units in one transaction; on failure, each in a transaction of its own."""
     try:
         conn.execute("BEGIN IMMEDIATE")
-        values = [unit(conn) for unit in units]
+        with stats.collecting(conn):
+            values = [unit(conn) for unit in units]
         conn.execute("COMMIT")
     except Exception as exc:
         with contextlib.suppress(sqlite3.Error):

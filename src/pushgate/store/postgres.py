@@ -24,6 +24,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
+from pushgate.store import stats
+
 T = TypeVar("T")
 log = logging.getLogger("pushgate.store")
 RETRIES = 8
@@ -158,8 +160,9 @@ class PgExecutor:
         for attempt in range(RETRIES):
             with self._pool.connection() as raw:
                 try:
-                    with raw.transaction():
-                        result = unit(PgConnection(raw))
+                    conn = PgConnection(raw)
+                    with raw.transaction(), stats.collecting(conn):
+                        result = unit(conn)
                 except RETRYABLE as exc:
                     if attempt == RETRIES - 1:
                         raise

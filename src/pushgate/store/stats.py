@@ -3,7 +3,9 @@ behind get_statistics, the campaign report and list, and the Message Center."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,15 +23,45 @@ from pushgate.store.db import Db
 SAMPLE_TOKENS = 5
 
 
+# Counts made inside `collecting(conn)`, per connection: written once, summed, at the end of the
+# transaction (the executors wrap each transaction), so a batch of units that all count the
+# same campaign costs one upsert per counter rather than one per unit.
+StatKey = tuple[int, int, str, int]  # (partner_id, camp_id, name, hour)
+_collected: dict[int, Counter[StatKey]] = {}
+
+
+@contextlib.contextmanager
+def collecting(conn: Db) -> Iterator[None]:
+    """Defer this connection's counts to the end of the block (the caller commits after it);
+    nothing is written if the block raises."""
+    counts: Counter[StatKey] = Counter()
+    _collected[id(conn)] = counts
+    try:
+        yield
+    finally:
+        del _collected[id(conn)]
+    _write(conn, counts)
+
+
 def add_counts(conn: Db, partner_id: int, counts: Mapping[CountKey, int], hour: int) -> None:
-    """Additive upserts, so concurrent writers never read-modify-write a counter."""
+    collected = _collected.get(id(conn))
+    if collected is None:
+        _write(conn, {(partner_id, camp, name, hour): n for (camp, name), n in counts.items()})
+        return
+    for (camp, name), n in counts.items():
+        collected[partner_id, camp, name, hour] += n
+
+
+def _write(conn: Db, counts: Mapping[StatKey, int]) -> None:
+    """Additive upserts, so concurrent writers never read-modify-write a counter. Sorted, so
+    that concurrent PostgreSQL transactions lock counter rows in one order (no deadlock)."""
     if not counts:
         return
     conn.executemany(
         "INSERT INTO campaign_stats (partner_id, camp_id, name, hour, count) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT (partner_id, camp_id, name, hour)"
         " DO UPDATE SET count = campaign_stats.count + excluded.count",
-        [(partner_id, camp, name, hour, n) for (camp, name), n in counts.items()],
+        [(*key, n) for key, n in sorted(counts.items())],
     )
 
 
