@@ -60,6 +60,7 @@ class Decoded(msgspec.Struct, frozen=True):
 
 
 def decode(body: bytes) -> Decoded:
+    _refuse_nul(body)
     try:
         request = _DECODER.decode(body)
     except msgspec.ValidationError as exc:
@@ -86,8 +87,26 @@ def _invalid_json(exc: BaseException) -> ApiError:
     return errors.invalid_json(str(exc))
 
 
+_NUL_ESCAPE = b"\\u0000"
+
+
+def _refuse_nul(body: bytes | str) -> None:
+    """A JSON string may spell the NUL character (`\\u0000`), but no text column can hold it
+    (PostgreSQL refuses it; SQLite would keep it and some clients would cut the text there), so
+    it is malformed input for every endpoint. Found with a substring search; an escaped
+    backslash before `u0000` is text, not a NUL."""
+    raw = body.encode() if isinstance(body, str) else body
+    at = raw.find(_NUL_ESCAPE)
+    while at != -1:
+        backslashes = len(raw[:at]) - len(raw[:at].rstrip(b"\\"))
+        if backslashes % 2 == 0:
+            raise errors.invalid_json("strings must not contain the NUL character (\\u0000)")
+        at = raw.find(_NUL_ESCAPE, at + 1)
+
+
 def parse_json(body: bytes | str) -> Any:
     """Untyped JSON, with every way input can be malformed reported as `invalid_json`."""
+    _refuse_nul(body)
     try:
         return _RAW_DECODER.decode(body)
     except _UNDECODABLE as exc:
