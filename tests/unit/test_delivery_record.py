@@ -10,7 +10,7 @@ import pytest
 
 from pushgate.crypto import SecretBox
 from pushgate.delivery import outcome as outcomes
-from pushgate.queue import sqlite as job_table
+from pushgate.queue import table as job_table
 from pushgate.queue.base import NewJob
 from pushgate.store import credentials, deliveries
 from pushgate.store.executor import connect

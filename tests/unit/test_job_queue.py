@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pushgate.queue import sqlite as jobs
+from pushgate.queue import table as jobs
 from pushgate.queue.base import DEAD, DONE, EXPIRED, FAILED, LEASED, QUEUED, NewJob
 from pushgate.store.executor import SqliteExecutor, connect
 from pushgate.store.sqlite_schema import create_schema

@@ -14,7 +14,7 @@ import pytest
 from pushgate.delivery import outcome as outcomes
 from pushgate.delivery.outcome import DeliveryOutcome
 from pushgate.payloads.build import build_all
-from pushgate.queue import sqlite as job_table
+from pushgate.queue import table as job_table
 from pushgate.queue.base import DONE, QUEUED, Job, NewJob
 from pushgate.stats.events import AppEvent
 from pushgate.stats.funnel import hour_of

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pushgate.delivery.outcome import DeliveryOutcome
-from pushgate.queue import sqlite as job_table
+from pushgate.queue import table as job_table
 from pushgate.queue.base import Job
 from pushgate.store import credentials, stats
 from pushgate.store.db import Db

@@ -9,7 +9,7 @@ import msgspec
 
 from pushgate.limits import frequency_cap
 from pushgate.payloads.build import BuiltPayloads
-from pushgate.queue import sqlite as job_table
+from pushgate.queue import table as job_table
 from pushgate.queue.base import NewJob
 from pushgate.store.db import Db
 from pushgate.store.models import Partner

@@ -11,7 +11,7 @@ from pushgate.delivery.outcome import DeliveryOutcome
 from pushgate.limits import frequency_cap
 from pushgate.payloads.build import BuiltPayloads
 from pushgate.queue.base import Job
-from pushgate.queue.sqlite import TableJobQueue
+from pushgate.queue.table import TableJobQueue
 from pushgate.stats import funnel
 from pushgate.stats.campaign import Campaign
 from pushgate.stats.events import EventBatch
