@@ -30,6 +30,8 @@ class Settings:
     database_url: str | None = None  # postgresql://...; none: SQLite in the data dir
     redis_url: str | None = None  # redis://...; none: limits and caps in process / database
     redis_prefix: str = "pushgate:"  # of every Redis key (pushgate/names.py)
+    queue_url: str | None = None  # nats://...: JetStream carries the jobs (docs/queue.md)
+    queue_prefix: str = "PUSHGATE"  # of the stream and subject names
     # Campaign counters of the API and workers (docs/statistics.md); off only to measure their cost.
     campaign_stats: bool = True
 
@@ -50,6 +52,8 @@ class Settings:
             "database_url": env("DATABASE_URL") or None,
             "redis_url": env("REDIS_URL") or None,
             "redis_prefix": env("REDIS_PREFIX") or cls.redis_prefix,
+            "queue_url": env("QUEUE_URL") or None,
+            "queue_prefix": env("QUEUE_PREFIX") or cls.queue_prefix,
             "campaign_stats": (env("CAMPAIGN_STATS") or "on").lower() not in ("0", "off", "false"),
         }
         values.update({k: v for k, v in flags.items() if v is not None})

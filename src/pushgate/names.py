@@ -14,3 +14,18 @@ def rate_key(prefix: str, key: str) -> str:
 def cap_key(prefix: str, partner_id: int, profile_id: int, window_start: int) -> str:
     """A user's global-frequency-cap count in one window; expires after the window."""
     return f"{prefix}gfc:{partner_id}:{profile_id}:{window_start}"
+
+
+# NATS JetStream (PUSHGATE_QUEUE_URL=nats://...): one work-queue stream of job ids.
+DEFAULT_STREAM_PREFIX = "PUSHGATE"
+
+
+def jobs_stream(prefix: str) -> str:
+    return f"{prefix}_JOBS"
+
+
+def jobs_subject(prefix: str) -> str:
+    return f"{prefix.lower()}.jobs"
+
+
+JOBS_CONSUMER = "workers"  # the durable pull consumer every worker shares

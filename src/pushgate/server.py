@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -31,7 +33,11 @@ from pushgate.metrics import exposition
 from pushgate.providers.h2client import make_ssl_context
 from pushgate.providers.senders import Endpoints
 from pushgate.push_service import PushService
+from pushgate.queue.base import JobQueue
 from pushgate.store.backend import connect_sync, open_store
+
+if TYPE_CHECKING:  # nats-py is an optional dependency
+    from pushgate.queue.jetstream import JetStreamQueue
 
 log = logging.getLogger("pushgate.server")
 
@@ -41,6 +47,8 @@ class Delivery:
     """The in-process delivery side: provider endpoints, senders, the worker task."""
 
     worker: DeliveryWorker | None = None
+    broker: JetStreamQueue | None = None
+    relay_task: asyncio.Task[None] | None = None
     directory: ProviderDirectory | None = None
     task: asyncio.Task[None] | None = None
     emulators: Emulators | None = None
@@ -108,19 +116,40 @@ def create_app(settings: Settings) -> App:
             if ca_file := env("PROVIDER_CA_FILE"):
                 with open(ca_file) as f:
                     delivery.ca_pem = f.read()
+        queue: JobQueue = store.queue
+        wakers: list[Callable[[], None]] = []
+        if settings.queue_url:
+            from pushgate.queue.jetstream import JetStreamQueue
+
+            broker = JetStreamQueue(settings.queue_url, store.db, settings.queue_prefix)
+            await broker.start()
+            delivery.broker = broker
+            store.outbox = True
+            queue = broker
+            wakers.append(broker.relay_wakeup.set)
+            delivery.relay_task = asyncio.create_task(broker.run_relay())
         if settings.role in ("all", "worker"):
             delivery.directory = ProviderDirectory(
                 store.credential, delivery.endpoints, delivery.ssl_context, emulator_token_url
             )
-            delivery.worker = DeliveryWorker(store.queue, store.record_delivery, delivery.directory)
-            push.on_queued = delivery.worker.wake
+            delivery.worker = DeliveryWorker(queue, store.record_delivery, delivery.directory)
+            wakers.append(delivery.worker.wake)
             delivery.task = asyncio.create_task(delivery.worker.run())
 
+        def on_queued() -> None:
+            for wake in wakers:
+                wake()
+
+        push.on_queued = on_queued
+
     async def stop() -> None:
-        if delivery.task is not None:
-            delivery.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await delivery.task
+        for task in (delivery.task, delivery.relay_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if delivery.broker is not None:
+            await delivery.broker.close()
         if delivery.directory is not None:
             await delivery.directory.aclose()
         if delivery.emulators is not None:

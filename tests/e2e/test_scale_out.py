@@ -20,9 +20,11 @@ request, GFC_enabled), pushgate.delivery.worker (30 s leases, 256 sends in fligh
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
+import os
 import random
 import threading
 import time
@@ -34,8 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 
+from pushgate import names
 from tests.e2e.conftest import (
     FINAL_STATES,
     MAX_NOTIFICATIONS,
@@ -102,11 +106,30 @@ class Cluster:
                     proc.stop()
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+NATS_URL = os.environ.get("PUSHGATE_TEST_NATS", "nats://127.0.0.1:4222")
+
+
+@pytest.fixture(params=["table", "jetstream"])
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """The job table as the queue, or JetStream carrying the jobs (docs/queue.md)."""
     c = Cluster(tmp_path / "data")
+    stream_prefix = f"T{os.getpid()}X{time.time_ns() % 10**9}"
+    if request.param == "jetstream":
+        c.backend_env.update(
+            {"PUSHGATE_QUEUE_URL": NATS_URL, "PUSHGATE_QUEUE_PREFIX": stream_prefix}
+        )
     yield c
     c.stop()
+    if request.param == "jetstream":
+        asyncio.run(delete_stream(names.jobs_stream(stream_prefix)))
+
+
+async def delete_stream(name: str) -> None:
+    nc = await nats.connect(NATS_URL)
+    try:
+        await nc.jetstream().delete_stream(name)
+    finally:
+        await nc.close()
 
 
 @pytest.fixture(scope="module")

@@ -108,7 +108,9 @@ class DeliveryWorker:
     async def _deliver(self, job: Job) -> None:
         try:
             result = await self._attempt(job)
-            if await self.record(job, self.name, result):
+            recorded = await self.record(job, self.name, result)
+            await self.queue.settled(job, result, recorded)
+            if recorded:
                 self.counters[result.state] += 1
                 if result.reason:
                     self.counters[f"reason:{result.reason}"] += 1

@@ -8,7 +8,10 @@ job whose lease runs out (its worker died mid-send) is claimed again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from pushgate.delivery.outcome import DeliveryOutcome
 
 QUEUED = "queued"
 LEASED = "leased"
@@ -54,12 +57,13 @@ class Job:
 
 
 class JobQueue(Protocol):
+    """What a delivery worker needs of a queue: the job table (queue/table.py), or JetStream
+    in front of it (queue/jetstream.py). Outcomes are recorded in the store either way."""
+
     async def claim(self, worker: str, limit: int, lease_seconds: float) -> list[Job]: ...
 
-    async def ack(self, job_id: int, worker: str) -> bool: ...
-
-    async def retry(self, job_id: int, worker: str, at: float, error: str) -> bool: ...
-
-    async def finish(self, job_id: int, worker: str, state: str, error: str | None) -> bool: ...
-
     async def depth(self) -> int: ...
+
+    async def settled(self, job: Job, outcome: DeliveryOutcome, recorded: bool) -> None:
+        """The outcome of a claimed job was recorded (`recorded`: this worker still held it)."""
+        ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from pushgate.delivery.outcome import DeliveryOutcome
 from pushgate.queue.base import DONE, LEASED, QUEUED, Job, NewJob
 from pushgate.store.db import Db, Executor, is_postgres
 
@@ -14,32 +15,48 @@ _JOB_COLUMNS = (
 )
 
 
-def enqueue(conn: Db, jobs: Sequence[NewJob], now: float) -> None:
-    """Insert jobs inside the caller's transaction."""
-    conn.executemany(
-        "INSERT INTO jobs (partner_id, camp_id, profile_id, device_id, platform, token,"
-        " environment, payload, push_type, priority, created_at, expires_at, due_at, variant_id)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                j.partner_id,
-                j.camp_id,
-                j.profile_id,
-                j.device_id,
-                j.platform,
-                j.token,
-                j.environment,
-                j.payload,
-                j.push_type,
-                j.priority,
-                now,
-                j.expires_at,
-                now,
-                j.variant_id,
-            )
-            for j in jobs
-        ],
+_INSERT = (
+    "INSERT INTO jobs (partner_id, camp_id, profile_id, device_id, platform, token,"
+    " environment, payload, push_type, priority, created_at, expires_at, due_at, variant_id)"
+    " VALUES "
+)
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_OUTBOX_CHUNK = 500  # rows per multi-row INSERT: 7,000 parameters, under SQLite's limit
+
+
+def _values(j: NewJob, now: float) -> tuple[object, ...]:
+    return (
+        j.partner_id,
+        j.camp_id,
+        j.profile_id,
+        j.device_id,
+        j.platform,
+        j.token,
+        j.environment,
+        j.payload,
+        j.push_type,
+        j.priority,
+        now,
+        j.expires_at,
+        now,
+        j.variant_id,
     )
+
+
+def enqueue(conn: Db, jobs: Sequence[NewJob], now: float, outbox: bool = False) -> None:
+    """Insert jobs inside the caller's transaction. With `outbox`, each job's id also goes to
+    the outbox, from which the relay publishes it to the broker (queue/relay.py): committed
+    together, so a job is never in one without the other."""
+    if not outbox:
+        conn.executemany(_INSERT + _ROW, [_values(j, now) for j in jobs])
+        return
+    for start in range(0, len(jobs), _OUTBOX_CHUNK):
+        chunk = jobs[start : start + _OUTBOX_CHUNK]
+        rows = conn.execute(
+            _INSERT + ", ".join([_ROW] * len(chunk)) + " RETURNING id",
+            [value for j in chunk for value in _values(j, now)],
+        ).fetchall()
+        conn.executemany("INSERT INTO outbox (job_id) VALUES (?)", [(r[0],) for r in rows])
 
 
 def claim(conn: Db, worker: str, limit: int, lease_seconds: float, now: float) -> list[Job]:
@@ -104,3 +121,52 @@ class TableJobQueue:
 
     async def depth(self) -> int:
         return await self._db.run(depth)
+
+    async def settled(self, job: Job, outcome: DeliveryOutcome, recorded: bool) -> None:
+        """Nothing to do: the table is the queue, and recording settled the row."""
+
+
+def claim_ids(
+    conn: Db, ids: Sequence[int], worker: str, lease_seconds: float, now: float
+) -> tuple[list[Job], dict[int, tuple[str, float]]]:
+    """Lease the given jobs that are due (a broker delivered their ids); for the others, their
+    state and due time (absent: no such job)."""
+    if not ids:
+        return [], {}
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        f"UPDATE jobs SET state = '{LEASED}', lease_owner = ?, due_at = ?, attempts = attempts + 1"
+        f" WHERE id IN ({marks}) AND state IN ('queued', 'leased') AND due_at <= ?"
+        f" RETURNING {_JOB_COLUMNS}",
+        (worker, now + lease_seconds, *ids, now),
+    ).fetchall()
+    claimed = sorted((Job(*row) for row in rows), key=lambda j: j.id)
+    rest = sorted(set(ids) - {j.id for j in claimed})
+    others: dict[int, tuple[str, float]] = {}
+    if rest:
+        marks = ",".join("?" * len(rest))
+        for job_id, state, due_at in conn.execute(
+            f"SELECT id, state, due_at FROM jobs WHERE id IN ({marks})", rest
+        ):
+            others[int(job_id)] = (str(state), float(due_at))
+    return claimed, others
+
+
+def outbox_batch(conn: Db, limit: int) -> list[int]:
+    return [
+        int(r[0])
+        for r in conn.execute("SELECT job_id FROM outbox ORDER BY job_id LIMIT ?", (limit,))
+    ]
+
+
+def outbox_done(conn: Db, ids: Sequence[int]) -> None:
+    conn.executemany("DELETE FROM outbox WHERE job_id = ?", [(i,) for i in ids])
+
+
+def sweep_into_outbox(conn: Db, due_before: float) -> int:
+    """Queue again, for the relay, every unsettled job due before the given time."""
+    return conn.execute(
+        "INSERT INTO outbox (job_id) SELECT id FROM jobs"
+        " WHERE state IN ('queued', 'leased') AND due_at < ? ON CONFLICT DO NOTHING",
+        (due_before,),
+    ).rowcount

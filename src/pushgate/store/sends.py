@@ -79,6 +79,7 @@ def commit_sends(
     outcomes: Sequence[Outcome],
     now: float,
     take_cap: frequency_cap.TakeCap = frequency_cap.take,
+    outbox: bool = False,
 ) -> list[int]:
     """Apply the frequency cap and queue one job per remaining send.
 
@@ -116,5 +117,5 @@ def commit_sends(
                 variant_id=variants[o.push.index],
             )
         )
-    job_table.enqueue(conn, jobs, now)
+    job_table.enqueue(conn, jobs, now, outbox)
     return capped

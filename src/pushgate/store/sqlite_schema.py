@@ -174,6 +174,10 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs(due_at) WHERE state IN ('queued', 'leased');
 CREATE INDEX IF NOT EXISTS jobs_campaign ON jobs(partner_id, camp_id);
+-- Jobs not yet published to the broker (only with PUSHGATE_QUEUE_URL; queue/relay.py).
+CREATE TABLE IF NOT EXISTS outbox (
+    job_id INTEGER PRIMARY KEY
+);
 CREATE TABLE IF NOT EXISTS fail_records (
     id INTEGER PRIMARY KEY,
     partner_id INTEGER NOT NULL,

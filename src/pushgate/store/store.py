@@ -46,6 +46,7 @@ class Store:
         self.count_stats = count_stats
         self.caps = caps  # frequency-cap counters in Redis; None: in the database
         self.queue = TableJobQueue(db)
+        self.outbox = False  # jobs also go to the outbox, for a broker's relay
 
     def start(self) -> None:
         self.db.start()
@@ -85,7 +86,9 @@ class Store:
                     return None
             matches, found = profiles.resolve(conn, partner.id, identifiers)
             outcomes = decide.plan(pushes, matches, found, partner.validated_platforms)
-            capped = sends.commit_sends(conn, partner, pushes, built, outcomes, now, take_cap)
+            capped = sends.commit_sends(
+                conn, partner, pushes, built, outcomes, now, take_cap, self.outbox
+            )
             final = decide.apply_cap(outcomes, capped)
             if self.count_stats:
                 stats.add_counts(conn, partner.id, funnel.outcome_counts(final), hour)

@@ -1,0 +1,205 @@
+"""The delivery queue carried by NATS JetStream, with the job table as the truth (docs/queue.md).
+
+- Relay: jobs committed with an `outbox` row are published (the job id, with `Nats-Msg-Id` so
+  the stream drops a republished copy) and then removed from the outbox. Dying in between
+  republishes them: never lost, de-duplicated by the stream and by the claim below.
+- Workers fetch ids from one durable pull consumer on a work-queue stream and lease those jobs
+  in the database by id; a message whose job is already settled, or leased by a live worker, is
+  acknowledged or put back until the job is due. After the outcome is recorded the message is
+  acknowledged, or, for a retry, negatively acknowledged with the backoff delay.
+- A worker that dies leaves its messages unacknowledged: JetStream redelivers them after
+  `AckWait` (the lease), and the next claim finds the lease run out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import nats
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from pushgate import names
+from pushgate.delivery.outcome import DeliveryOutcome
+from pushgate.queue import table
+from pushgate.queue.base import DEAD, DONE, EXPIRED, FAILED, QUEUED, Job
+from pushgate.store.db import Executor
+
+log = logging.getLogger("pushgate.queue")
+FINAL = (DONE, FAILED, EXPIRED, DEAD)
+PUBLISH_CONCURRENCY = 256
+RELAY_BATCH = 500
+DUPLICATE_WINDOW_SECONDS = 120.0
+# Every retry is a redelivery; the cap only stops a job that fails unexpectedly forever.
+MAX_DELIVER = 1000
+SWEEP_EVERY_SECONDS = 60.0
+
+
+class JetStreamQueue:
+    def __init__(
+        self,
+        url: str,
+        db: Executor,
+        prefix: str = names.DEFAULT_STREAM_PREFIX,
+        ack_wait_seconds: float = 30.0,
+    ) -> None:
+        self.url = url
+        self.db = db
+        self.stream = names.jobs_stream(prefix)
+        self.subject = names.jobs_subject(prefix)
+        self.ack_wait = ack_wait_seconds
+        self.counters: dict[str, int] = {"published": 0, "duplicates": 0, "skipped": 0}
+        self._nc: Any = None
+        self._js: Any = None
+        self._sub: Any = None
+        self._messages: dict[int, Msg] = {}  # job id -> its message, while leased here
+        self.relay_wakeup = asyncio.Event()
+
+    async def start(self) -> None:
+        self._nc = await nats.connect(self.url, name="pushgate")
+        self._js = self._nc.jetstream()
+        config = StreamConfig(
+            name=self.stream,
+            subjects=[self.subject],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        )
+        try:
+            await self._js.stream_info(self.stream)
+        except NotFoundError:
+            with contextlib.suppress(Exception):  # another process made it meanwhile
+                await self._js.add_stream(config)
+
+    async def close(self) -> None:
+        """Messages still unacknowledged come back to another worker after AckWait."""
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        if self._nc is not None:
+            await self._nc.close()
+
+    # ---- relay: outbox -> stream ----
+
+    async def relay_once(self) -> int:
+        ids = await self.db.run(lambda c: table.outbox_batch(c, RELAY_BATCH))
+        if not ids:
+            return 0
+        slots = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+
+        async def publish(job_id: int) -> None:
+            async with slots:
+                ack = await self._js.publish(
+                    self.subject, str(job_id).encode(), headers={"Nats-Msg-Id": str(job_id)}
+                )
+                self.counters["duplicates" if ack.duplicate else "published"] += 1
+
+        await asyncio.gather(*(publish(i) for i in ids))
+        await self.db.run(lambda c: table.outbox_done(c, ids))
+        return len(ids)
+
+    async def run_relay(self, idle_seconds: float = 0.25) -> None:
+        swept_at = time.monotonic()
+        while True:
+            try:
+                if time.monotonic() - swept_at > SWEEP_EVERY_SECONDS:
+                    swept_at = time.monotonic()
+                    await self.sweep()
+                moved = await self.relay_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the broker or the database is away: the outbox keeps them
+                log.exception("relay to JetStream failed; retrying")
+                moved = 0
+                await asyncio.sleep(1.0)
+            if moved < RELAY_BATCH:
+                self.relay_wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.relay_wakeup.wait(), idle_seconds)
+
+    async def sweep(self) -> int:
+        """Jobs overdue by more than the stream's de-duplication window plus a lease have no
+        live message (a broker that lost messages in a failover): published again."""
+        before = time.time() - DUPLICATE_WINDOW_SECONDS - self.ack_wait
+        return await self.db.run(lambda c: table.sweep_into_outbox(c, before))
+
+    # ---- workers: stream -> leased jobs ----
+
+    async def _subscription(self) -> Any:
+        if self._sub is None:
+            self._sub = await self._js.pull_subscribe(
+                self.subject,
+                durable=names.JOBS_CONSUMER,
+                stream=self.stream,
+                config=ConsumerConfig(
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=self.ack_wait,
+                    max_deliver=MAX_DELIVER,
+                ),
+            )
+        return self._sub
+
+    async def claim(
+        self, worker: str, limit: int, lease_seconds: float, wait: float = 0.25
+    ) -> list[Job]:
+        sub = await self._subscription()
+        try:
+            messages: list[Msg] = await sub.fetch(limit, timeout=wait)
+        except nats.errors.TimeoutError:
+            return []
+        by_id: dict[int, Msg] = {}
+        for msg in messages:
+            try:
+                by_id[int(msg.data)] = msg
+            except ValueError:
+                await msg.term()  # not ours
+        now = time.time()
+        ids = sorted(by_id)
+        claimed, others = await self.db.run(
+            lambda c: table.claim_ids(c, ids, worker, lease_seconds, now)
+        )
+        for job in claimed:
+            self._messages[job.id] = by_id.pop(job.id)
+        await self._put_back(by_id, others, now)
+        return claimed
+
+    async def _put_back(
+        self, messages: dict[int, Msg], states: dict[int, tuple[str, float]], now: float
+    ) -> None:
+        """Messages whose job was not leased: settled or unknown jobs are done with; a job not
+        yet due (a retry, or another worker's live lease) comes back when it is."""
+        for job_id, msg in messages.items():
+            state, due_at = states.get(job_id, (DONE, 0.0))
+            self.counters["skipped"] += 1
+            if state in FINAL:
+                await msg.ack()
+            else:
+                await msg.nak(delay=max(0.1, due_at - now))
+
+    async def settled(self, job: Job, outcome: DeliveryOutcome, recorded: bool) -> None:
+        msg = self._messages.pop(job.id, None)
+        if msg is None:
+            return
+        if not recorded:
+            # The lease ran out and another worker holds the job, through a redelivery of this
+            # same message: its outcome decides what becomes of the message.
+            return
+        if outcome.state == QUEUED and outcome.retry_at is not None:
+            await msg.nak(delay=max(0.1, outcome.retry_at - time.time()))
+        else:
+            await msg.ack()
+
+    def forget(self, jobs: Sequence[Job]) -> None:
+        """A worker gave these up without an outcome (it is stopping): redelivery after
+        AckWait brings them back."""
+        for job in jobs:
+            self._messages.pop(job.id, None)
+
+    async def depth(self) -> int:
+        return await self.db.run(table.depth)

@@ -1,0 +1,193 @@
+"""The JetStream-carried queue against the NATS server on 127.0.0.1:4222 and a real SQLite
+store: the outbox relay, claims by id, acks, retries as delayed redeliveries, and a dead
+worker's messages coming back after the lease."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import nats
+import pytest
+
+from pushgate import names
+from pushgate.delivery.outcome import DeliveryOutcome
+from pushgate.queue import table
+from pushgate.queue.base import DONE, QUEUED, NewJob
+from pushgate.queue.jetstream import JetStreamQueue
+from pushgate.store import partners, profiles
+from pushgate.store.backend import open_store
+from pushgate.store.db import Db
+from pushgate.store.store import Store
+
+NATS_URL = os.environ.get("PUSHGATE_TEST_NATS", "nats://127.0.0.1:4222")
+LEASE = 2.0
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    found = open_store(tmp_path / "data")
+    found.start()
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"T{os.getpid()}X{time.time_ns() % 10**9}"
+
+
+@pytest.fixture
+async def queue(store: Store, prefix: str) -> AsyncIterator[JetStreamQueue]:
+    found = await started(store, prefix)
+    yield found
+    await found.close()
+    nc = await nats.connect(NATS_URL)
+    await nc.jetstream().delete_stream(names.jobs_stream(prefix))
+    await nc.close()
+
+
+async def started(store: Store, prefix: str) -> JetStreamQueue:
+    found = JetStreamQueue(NATS_URL, store.db, prefix, ack_wait_seconds=LEASE)
+    await found.start()
+    return found
+
+
+async def enqueue(store: Store, count: int) -> list[int]:
+    """`count` jobs of one partner to users of their own, with their outbox rows."""
+    now = time.time()
+
+    def unit(c: Db) -> list[int]:
+        partners.create_partner(c, f"p{time.time_ns()}")
+        partner_id = int(c.execute("SELECT max(id) FROM partners").fetchone()[0])
+        jobs = [
+            NewJob(
+                partner_id,
+                7,
+                profiles.create_profile(c, partner_id, now),
+                i,
+                "ios",
+                f"tok{i}",
+                "production",
+                b"{}",
+                "alert",
+                10,
+                now + 3600,
+            )
+            for i in range(count)
+        ]
+        table.enqueue(c, jobs, now, outbox=True)
+        return [int(r[0]) for r in c.execute("SELECT id FROM jobs ORDER BY id")]
+
+    return await store.db.run(unit)
+
+
+async def stream_messages(prefix: str) -> int:
+    nc = await nats.connect(NATS_URL)
+    try:
+        info = await nc.jetstream().stream_info(names.jobs_stream(prefix))
+        return int(info.state.messages)
+    finally:
+        await nc.close()
+
+
+async def outbox(store: Store) -> list[int]:
+    return await store.db.run(lambda c: table.outbox_batch(c, 100))
+
+
+async def test_relay_publishes_each_outbox_job_once_and_empties_the_outbox(
+    store: Store, queue: JetStreamQueue, prefix: str
+) -> None:
+    ids = await enqueue(store, 3)
+    assert await outbox(store) == ids
+    assert await queue.relay_once() == 3
+    assert await outbox(store) == []
+    assert await queue.relay_once() == 0
+    assert await stream_messages(prefix) == 3
+
+
+async def test_a_relay_that_died_before_emptying_the_outbox_publishes_no_copy(
+    store: Store, queue: JetStreamQueue, prefix: str
+) -> None:
+    ids = await enqueue(store, 3)
+    await queue.relay_once()
+    # As if the relay had died after publishing, before deleting the outbox rows.
+    await store.db.run(
+        lambda c: c.executemany("INSERT INTO outbox VALUES (?)", [(i,) for i in ids])
+    )
+    await queue.relay_once()
+    assert queue.counters["duplicates"] == 3
+    assert await stream_messages(prefix) == 3
+
+
+async def test_a_claimed_job_settled_done_leaves_the_stream(
+    store: Store, queue: JetStreamQueue, prefix: str
+) -> None:
+    ids = await enqueue(store, 2)
+    await queue.relay_once()
+    claimed = await queue.claim("w1", 10, LEASE)
+    assert sorted(j.id for j in claimed) == ids
+    for job in claimed:
+        recorded = await store.record_delivery(job, "w1", DeliveryOutcome(DONE))
+        await queue.settled(job, DeliveryOutcome(DONE), recorded)
+    assert await stream_messages(prefix) == 0
+    assert await queue.claim("w1", 10, LEASE, wait=0.3) == []
+
+
+async def test_a_retry_comes_back_when_its_backoff_ends(
+    store: Store, queue: JetStreamQueue
+) -> None:
+    await enqueue(store, 1)
+    await queue.relay_once()
+    (job,) = await queue.claim("w1", 10, LEASE)
+    retry = DeliveryOutcome(QUEUED, detail="503", retry_at=time.time() + 1.0)
+    await queue.settled(job, retry, await store.record_delivery(job, "w1", retry))
+    assert await queue.claim("w1", 10, LEASE, wait=0.3) == []
+    await asyncio.sleep(1.0)
+    (again,) = await queue.claim("w1", 10, LEASE, wait=2.0)
+    assert (again.id, again.attempts) == (job.id, 2)
+
+
+async def test_a_dead_workers_job_is_claimed_again_after_its_lease(
+    store: Store, queue: JetStreamQueue, prefix: str
+) -> None:
+    await enqueue(store, 1)
+    await queue.relay_once()
+    (job,) = await queue.claim("dead", 10, LEASE)  # never settled: the worker died
+    other = await started(store, prefix)
+    try:
+        assert await other.claim("live", 10, LEASE, wait=0.5) == []
+        (again,) = await other.claim("live", 10, LEASE, wait=LEASE + 2.0)
+        assert (again.id, again.attempts) == (job.id, 2)
+        # The dead worker's late outcome is refused; the live one's is recorded.
+        assert not await store.record_delivery(job, "dead", DeliveryOutcome(DONE))
+        assert await store.record_delivery(again, "live", DeliveryOutcome(DONE))
+        await other.settled(again, DeliveryOutcome(DONE), True)
+    finally:
+        await other.close()
+    assert await stream_messages(prefix) == 0
+
+
+async def test_a_message_for_a_settled_job_is_acknowledged_and_skipped(
+    store: Store, queue: JetStreamQueue, prefix: str
+) -> None:
+    await enqueue(store, 1)
+    (job,) = await store.queue.claim("w1", 10, LEASE)  # settled without the broker
+    await store.record_delivery(job, "w1", DeliveryOutcome(DONE))
+    await queue.relay_once()
+    assert await queue.claim("w2", 10, LEASE, wait=0.5) == []
+    assert queue.counters["skipped"] == 1
+    assert await stream_messages(prefix) == 0
+
+
+async def test_the_sweeper_republishes_a_job_whose_message_was_lost(
+    store: Store, queue: JetStreamQueue
+) -> None:
+    (job_id,) = await enqueue(store, 1)
+    await store.db.run(lambda c: table.outbox_done(c, [job_id]))  # lost before publishing
+    assert await store.db.run(lambda c: table.sweep_into_outbox(c, time.time() - 60)) == 0
+    assert await store.db.run(lambda c: table.sweep_into_outbox(c, time.time() + 1)) == 1
+    assert await outbox(store) == [job_id]
