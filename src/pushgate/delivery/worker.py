@@ -30,6 +30,7 @@ SEND_TIMEOUT_SECONDS = 12.0  # the provider clients time out at 10 s
 # Longer than any send can take, so a live worker keeps its jobs; short enough that
 # the jobs of a killed worker are sent again within half a minute.
 LEASE_SECONDS = 30.0
+CLAIM_RETRY = 1.0  # seconds between claims while the queue cannot be reached
 
 
 class Sender(Protocol):
@@ -82,11 +83,18 @@ class DeliveryWorker:
         try:
             while True:
                 free = self.concurrency - len(self._inflight)
-                jobs = (
-                    await self.queue.claim(self.name, min(self.batch, free), LEASE_SECONDS)
-                    if free
-                    else []
-                )
+                try:
+                    jobs = (
+                        await self.queue.claim(self.name, min(self.batch, free), LEASE_SECONDS)
+                        if free
+                        else []
+                    )
+                except Exception:
+                    # The database or the broker is away: keep trying, the jobs wait there.
+                    log.exception("claiming jobs failed; trying again in %s s", CLAIM_RETRY)
+                    self.counters["claim_failed"] += 1
+                    await asyncio.sleep(CLAIM_RETRY)
+                    continue
                 for job in jobs:
                     await self._slots.acquire()
                     task = asyncio.create_task(self._deliver(job))

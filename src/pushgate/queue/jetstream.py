@@ -151,7 +151,7 @@ class JetStreamQueue:
         sub = await self._subscription()
         try:
             messages: list[Msg] = await sub.fetch(limit, timeout=wait)
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, TimeoutError):  # nats-py raises either when idle
             return []
         by_id: dict[int, Msg] = {}
         for msg in messages:
