@@ -46,7 +46,9 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -63,7 +65,14 @@ import run_stats_bench as rs  # noqa: E402
 
 POSTGRES_URL = os.environ.get("PUSHGATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("PUSHGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
-BACKEND_SETTINGS = ("PUSHGATE_DATABASE_URL", "PUSHGATE_REDIS_URL", "PUSHGATE_REDIS_PREFIX")
+BACKEND_SETTINGS = (
+    "PUSHGATE_DATABASE_URL",
+    "PUSHGATE_REDIS_URL",
+    "PUSHGATE_REDIS_PREFIX",
+    "PUSHGATE_QUEUE_URL",  # measured: the job table as the queue (the default)
+    "PUSHGATE_QUEUE_PREFIX",
+    "PGAPPNAME",
+)
 EMBEDDED, POSTGRES = "embedded", "postgres"
 # (backend, processes) measured for the API and for delivery; SQLite is one process by design.
 CONFIGS = ((EMBEDDED, 1), (POSTGRES, 1), (POSTGRES, 2))
@@ -76,6 +85,7 @@ DONE = "SELECT count(*) FROM jobs WHERE state = 'done'"
 GOAL_LOOKUP_RATIO = 1.5
 KINDS = ("email", "phone_number", "uuid")  # the kinds run_api_bench's users have
 SMALL = 10_000
+WAIT_POLL = 0.05  # seconds between looks at pg_stat_activity
 
 
 def rotated(items: Sequence[Any], r: int) -> list[Any]:
@@ -190,6 +200,62 @@ class Clock:
         }
 
 
+class WaitSampler:
+    """What this run's PostgreSQL sessions are doing, sampled from pg_stat_activity every
+    WAIT_POLL s on a thread while the block runs: shares of the samples per state and wait
+    event (the sessions are told apart by their application_name, PGAPPNAME), and the
+    statements waiting for another transaction's row lock."""
+
+    def __init__(self, conninfo: str | None, app: str) -> None:
+        self.conninfo = conninfo
+        self.app = app
+        self.events: Counter[str] = Counter()
+        self.locked: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> WaitSampler:
+        if self.conninfo:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _sample(self) -> None:
+        import psycopg
+
+        sql = (
+            "SELECT state, wait_event_type, wait_event, left(query, 40) FROM pg_stat_activity"
+            " WHERE application_name = %s AND backend_type = 'client backend'"
+        )
+        assert self.conninfo is not None
+        with (
+            contextlib.suppress(psycopg.Error),
+            psycopg.connect(self.conninfo, autocommit=True) as c,
+        ):
+            while not self._stop.wait(WAIT_POLL):
+                for state, kind, event, query in c.execute(sql, (self.app,)).fetchall():
+                    self.events[f"{state}: {kind}/{event}" if kind else str(state)] += 1
+                    if kind == "Lock":
+                        self.locked[f"{event}: {query}"] += 1
+
+    def shares(self, top: int = 6) -> dict[str, float]:
+        total = sum(self.events.values())
+        return (
+            {k: round(100 * v / total, 1) for k, v in self.events.most_common(top)} if total else {}
+        )
+
+    def lock_waits(self, top: int = 3) -> dict[str, float]:
+        total = sum(self.events.values())
+        return (
+            {k: round(100 * v / total, 1) for k, v in self.locked.most_common(top)} if total else {}
+        )
+
+
 # ---------------------------------------------------------------- one backend
 
 
@@ -231,6 +297,11 @@ class BackendBench(api.Bench):
             for s in servers:
                 with contextlib.suppress(Exception):
                     s.stop()
+
+    def sampler(self) -> WaitSampler:
+        """Wait events of this backend's sessions (none for the embedded one)."""
+        app = self.backend_env.get("PGAPPNAME", "")
+        return WaitSampler(self.args.postgres_conninfo if self.url else None, app)
 
     def db(self) -> Any:
         """A connection (autocommit, `?` placeholders) to the measured database."""
@@ -332,7 +403,9 @@ class ScaleBench:
         self.name = f"bench_scale_{os.getpid()}_{time.time_ns() % 10**6}"
         self.schemas: list[str] = []
         self.waited: list[dict[str, Any]] = []
-        self.embedded = BackendBench(rs.api_args(args), work / "embedded", EMBEDDED, {})
+        self.embedded = BackendBench(
+            rs.api_args(args), work / "embedded", EMBEDDED, {rs.STATS_ENV: args.campaign_stats}
+        )
         self.log = self.embedded.log
         self.pg: BackendBench | None = None
         self.bodies: dict[str, api.Bodies] = {}
@@ -355,10 +428,13 @@ class ScaleBench:
         # The same source tree, already snapshotted: both backends serve one version.
         pg_args = rs.api_args(argparse.Namespace(**{**vars(self.args), "rev": None}))
         pg_args.src = self.embedded.src
+        pg_args.postgres_conninfo = self.args.postgres
         backend_env = {
             "PUSHGATE_DATABASE_URL": self.schema(),
             "PUSHGATE_REDIS_URL": self.args.redis,
             "PUSHGATE_REDIS_PREFIX": f"{self.name}:",
+            "PGAPPNAME": self.name,  # libpq's application_name: tells our sessions apart
+            rs.STATS_ENV: self.args.campaign_stats,
         }
         self.pg = BackendBench(pg_args, self.work / "postgres", POSTGRES, backend_env)
         self.bodies[POSTGRES] = self.pg.setup()
@@ -394,7 +470,8 @@ class ScaleBench:
             self.wrk_all(bench, servers, body, self.args.warmup)
             background = api.wait_quiet(self.args.quiet_wait, servers[0].pid)
             clock = Clock([s.pid for s in servers])
-            raws = self.wrk_all(bench, servers, body, self.args.duration)
+            with bench.sampler() as waits:
+                raws = self.wrk_all(bench, servers, body, self.args.duration)
             cores = clock.cores()
         failures = ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
         rates = [r["requests"] / (r["duration_us"] / 1e6) for r in raws]
@@ -414,6 +491,8 @@ class ScaleBench:
             "others": cores["others"],
             "background_before": background,
             "load": load_average(),
+            "pg_waits": waits.shares(),
+            "pg_lock_waits": waits.lock_waits(),
         }
         series.runs.append(run)
         self.log(
@@ -457,9 +536,10 @@ class ScaleBench:
             left = depth = int(db.execute(rs.QUEUE_DEPTH).fetchone()[0])
             emulator_cpu0 = processes_cpu([emulator.pid])
             deadline = time.monotonic() + rs.DRAIN_LIMIT
-            while depth and time.monotonic() < deadline:
-                time.sleep(POLL)
-                depth = int(db.execute(rs.QUEUE_DEPTH).fetchone()[0])
+            with bench.sampler() as waits:
+                while depth and time.monotonic() < deadline:
+                    time.sleep(POLL)
+                    depth = int(db.execute(rs.QUEUE_DEPTH).fetchone()[0])
             cores = clock.cores()
             emulator_cores = (processes_cpu([emulator.pid]) - emulator_cpu0) / cores["wall_s"]
             total_s = time.perf_counter() - made_due
@@ -484,6 +564,8 @@ class ScaleBench:
             "others": cores["others"],
             "background_before": background,
             "load": load_average(),
+            "pg_waits": waits.shares(),
+            "pg_lock_waits": waits.lock_waits(),
         }
         series.runs.append(run)
         self.log(
@@ -595,8 +677,6 @@ class ScaleBench:
                 populated[f"{dialect} {n}"] = round(took, 1)
                 self.log(f"lookups: {dialect}, {n:,} profiles inserted in {took:.1f} s")
             results: dict[str, Any] = {"populate_s": populated, "runs": {}, "plans": {}}
-            for (dialect, n), (conn, partner) in dbs.items():
-                results["plans"][f"{dialect} {n}"] = query_plan(conn, dialect, partner, n)
             for r in range(self.args.runs):
                 self.quiet(f"lookup round {r + 1}")
                 for (dialect, n), (conn, partner) in rotated(list(dbs.items()), r):
@@ -609,6 +689,8 @@ class ScaleBench:
                             for k, v in run.items()
                         )
                     )
+            for (dialect, n), (conn, partner) in dbs.items():  # after the runs: warm
+                results["plans"][f"{dialect} {n}"] = explain(conn, dialect, partner, n)
         finally:
             for conn, _ in dbs.values():
                 with contextlib.suppress(Exception):
@@ -619,14 +701,6 @@ class ScaleBench:
         """Warm-up, then `--lookups` lookups of 1 identifier and a fifth as many of 20
         (20 random users, one identifier each, the kinds in turn)."""
         from pushgate.store.profiles import resolve
-        from pushgate.targeting.push import Identifier
-
-        def idents(count: int) -> list[Any]:
-            users = rng.sample(range(1, n + 1), count)
-            return [
-                Identifier(KINDS[i % 3], api.user_identifiers(u)[KINDS[i % 3]])
-                for i, u in enumerate(users)
-            ]
 
         found: dict[str, Any] = {}
         for name, size, count in (
@@ -636,7 +710,7 @@ class ScaleBench:
         ):
             times = []
             for _ in range(count):
-                wanted = idents(size)
+                wanted = random_identifiers(rng, n, size)
                 t0 = time.perf_counter_ns()
                 matches, profiles = resolve(conn, partner, wanted)
                 times.append(time.perf_counter_ns() - t0)
@@ -718,30 +792,57 @@ class Recording:
         return self.conn.executemany(sql, params)
 
 
-def query_plan(conn: Any, dialect: str, partner: int, n: int) -> list[str]:
-    """The plan of resolve's statement for 20 identifiers (EXPLAIN ANALYZE in PostgreSQL,
-    EXPLAIN QUERY PLAN in SQLite)."""
-    from pushgate.store.profiles import resolve
+def random_identifiers(rng: random.Random, n: int, count: int) -> list[Any]:
+    """One identifier each of `count` random users of 1..n, the kinds in turn."""
     from pushgate.targeting.push import Identifier
 
-    rec = Recording(conn)
-    users = range(1, n + 1, max(1, n // 20))[:20]
-    resolve(
-        rec,
-        partner,
-        [
-            Identifier(KINDS[i % 3], api.user_identifiers(u)[KINDS[i % 3]])
-            for i, u in enumerate(users)
-        ],
-    )
-    sql, params = rec.statements[-1]
+    users = rng.sample(range(1, n + 1), count)
+    return [
+        Identifier(KINDS[i % 3], api.user_identifiers(u)[KINDS[i % 3]]) for i, u in enumerate(users)
+    ]
+
+
+def explain(conn: Any, dialect: str, partner: int, n: int, samples: int = 50) -> dict[str, Any]:
+    """resolve's statement for 20 random users: its plan (PostgreSQL: EXPLAIN ANALYZE with
+    BUFFERS, and over `samples` lookups the shared buffers hit and read per lookup and the
+    median planning and execution times the server reports; SQLite: EXPLAIN QUERY PLAN), and
+    the size of the three tables."""
+    from pushgate.store.profiles import resolve
+
+    rng = random.Random(n)
+    found: dict[str, Any] = {}
+    hit = read = 0
+    timings: dict[str, list[float]] = {"Planning Time": [], "Execution Time": []}
+    for i in range(samples if dialect == "postgres" else 1):
+        rec = Recording(conn)
+        resolve(rec, partner, random_identifiers(rng, n, 20))
+        sql, params = rec.statements[-1]
+        if dialect == "sqlite":
+            rows = conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+            found["plan"] = [str(r[-1]) for r in rows]
+            break
+        if i == 0:
+            options = "ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY ON"
+            rows = conn.execute(f"EXPLAIN ({options}) {sql}", params).fetchall()
+            found["plan"] = [str(r[0]) for r in rows]
+        doc = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", params).fetchone()[0]
+        doc = json.loads(doc) if isinstance(doc, str) else doc
+        hit += doc[0]["Plan"]["Shared Hit Blocks"]
+        read += doc[0]["Plan"]["Shared Read Blocks"]
+        for name, values in timings.items():
+            values.append(doc[0][name] * 1000)
     if dialect == "postgres":
-        rows = conn.execute(
-            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) " + sql, params
-        ).fetchall()
+        found["buffers_per_lookup"] = {"hit": hit / samples, "read": read / samples}
+        found["server_us"] = {k: statistics.median(v) for k, v in timings.items()}
+        size = "SELECT " + " + ".join(
+            f"pg_total_relation_size('{t}')" for t in ("profiles", "identifiers", "devices")
+        )
+        found["tables_mb"] = round(int(conn.execute(size).fetchone()[0]) / 2**20)
     else:
-        rows = [(r[-1],) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()]
-    return [str(r[0]) for r in rows]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        found["tables_mb"] = round(pages * page_size / 2**20)  # the whole file
+    return found
 
 
 # ---------------------------------------------------------------- report
@@ -839,6 +940,38 @@ DELIVERY_COLUMNS = [
 ]
 
 
+def waits_table(series: Sequence[Series]) -> list[str]:
+    """The PostgreSQL sessions' states and wait events, mean share over each configuration's
+    runs, and the statements waiting for row locks."""
+    lines = []
+    for s in series:
+        if not any(r.get("pg_waits") for r in s.runs):
+            continue
+        for key, what in (
+            ("pg_waits", "state: wait event"),
+            ("pg_lock_waits", "waiting for a lock"),
+        ):
+            mean: Counter[str] = Counter()
+            for r in s.runs:
+                mean.update({k: v / len(s.runs) for k, v in r.get(key, {}).items()})
+            if mean:
+                cells = ", ".join(f"{k} {v:.0f}%" for k, v in mean.most_common(6) if v >= 0.5)
+                lines.append(f"| {s.title} | {what} | {cells} |")
+    if not lines:
+        return []
+    return [
+        "PostgreSQL sessions of the measured processes during the runs (pg_stat_activity every"
+        f" {WAIT_POLL * 1000:.0f} ms, mean share of the samples; `idle in transaction: Client/"
+        "ClientRead` is a transaction waiting for pushgate's next statement, `active:"
+        " Lock/transactionid` a statement waiting for another transaction's row lock):",
+        "",
+        "| configuration | | share of samples |",
+        "| --- | --- | --- |",
+        *lines,
+        "",
+    ]
+
+
 def summary(api_series: Sequence[Series], delivery: Sequence[Series]) -> dict[str, Any]:
     """The medians of each configuration, and the ratios the issue asks for."""
     out: dict[str, Any] = {}
@@ -874,7 +1007,7 @@ def report(
         " round every configuration ran once, on freshly started processes and a fresh copy of"
         " the registered state, the configurations' order rotating from round to round"
         + (f"; servers, wrk and emulator at niceness {args.nice}" if args.nice else "")
-        + ".",
+        + f". Campaign statistics (`{rs.STATS_ENV}`): {args.campaign_stats}.",
         "",
         "## Machine",
         "",
@@ -952,6 +1085,7 @@ def report(
             "",
             *runs_table(api_series, API_COLUMNS),
             "",
+            *waits_table(api_series),
         ]
     if delivery:
         lines += [
@@ -975,6 +1109,7 @@ def report(
             "",
             *runs_table(delivery, DELIVERY_COLUMNS),
             "",
+            *waits_table(delivery),
         ]
     if lookups:
         lines += [
@@ -990,8 +1125,31 @@ def report(
             " users, one identifier each, the kinds in turn), through"
             " `pushgate.store.profiles.resolve` on one connection in this process (PostgreSQL:"
             " `pushgate.store.postgres.connect`, autocommit; SQLite: `open_sync`); every lookup"
-            " must find every user with its device. The databases are warm (everything fits in"
-            " memory): this is the cost of the B-tree depth, not of disk reads.",
+            " must find every user with its device. Each lookup is one statement (one round"
+            " trip): the time is PostgreSQL's planning and execution, the round trip, psycopg"
+            " and the decoding of the rows (SQLite: all in this process).",
+            "",
+            "| database | tables (MB) | PostgreSQL buffers per 20-identifier lookup: hit"
+            " | read | server planning µs | server execution µs |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for db, found in lookups["plans"].items():
+            buffers, server = found.get("buffers_per_lookup"), found.get("server_us")
+            cells = (
+                f"{buffers['hit']:.1f} | {buffers['read']:.1f}"
+                f" | {server['Planning Time']:.0f} | {server['Execution Time']:.0f}"
+                if buffers and server
+                else "- | - | - | -"
+            )
+            size = f"{found['tables_mb']:,}" + (" (the file)" if db.startswith("sqlite") else "")
+            lines.append(f"| {db} profiles | {size} | {cells} |")
+        lines += [
+            "",
+            "Buffers (means) and server times (medians) over 50 random 20-identifier lookups"
+            " run under EXPLAIN (ANALYZE, BUFFERS) after the runs (not prepared, so planned each"
+            " time; the measured lookups are prepared statements after psycopg's fifth use)."
+            " SQLite's page cache is 64 MB per connection (`cache_size`); a larger file is read"
+            " from the OS page cache as lookups need its pages.",
             "",
             "| database | run | lookup | p50 µs | p99 µs | mean µs |",
             "| --- | ---: | --- | ---: | ---: | ---: |",
@@ -1003,9 +1161,9 @@ def report(
                         f"| {db} profiles | {n} | {size} | {v['p50_us']:.0f} | {v['p99_us']:.0f}"
                         f" | {v['mean_us']:.0f} |"
                     )
-        lines += ["", "Plans of one 20-identifier lookup:", ""]
-        for db, plan in lookups["plans"].items():
-            lines += [f"{db} profiles:", "", "```", *plan, "```", ""]
+        lines += ["", "Plans of one 20-identifier lookup, after the runs:", ""]
+        for db, found in lookups["plans"].items():
+            lines += [f"{db} profiles:", "", "```", *found["plan"], "```", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -1022,6 +1180,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=20_000, help="jobs each delivery run settles")
     p.add_argument("--profiles", type=int, default=1_000_000, help="the large lookup database")
     p.add_argument("--lookups", type=int, default=5_000, help="1-identifier lookups per run")
+    p.add_argument(
+        "--campaign-stats",
+        choices=("on", "off"),
+        default="on",
+        help="PUSHGATE_CAMPAIGN_STATS of every process (off: to see what counting costs)",
+    )
     p.add_argument("--skip-api", action="store_true")
     p.add_argument("--skip-delivery", action="store_true")
     p.add_argument("--skip-lookup", action="store_true")
@@ -1076,6 +1240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stem = (
         f"scale-{dt.date.today().isoformat()}-{info.get('served commit') or info['commit']}"
         + ("-dirty" if dirty else "")
+        + ("-stats-off" if args.campaign_stats == "off" else "")
         + ("-quick" if args.quick else "")
     )
     bench.log(f"work dir {work}; load average {info['load average at start (1, 5, 15 min)']}")
