@@ -29,3 +29,8 @@ def jobs_subject(prefix: str) -> str:
 
 
 JOBS_CONSUMER = "workers"  # the durable pull consumer every worker shares
+
+
+def max_deliveries_advisory(stream: str, consumer: str) -> str:
+    """Where JetStream announces a message that reached its consumer's MaxDeliver."""
+    return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"

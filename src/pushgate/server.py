@@ -128,6 +128,8 @@ def create_app(settings: Settings) -> App:
             queue = broker
             wakers.append(broker.relay_wakeup.set)
             delivery.relay_task = asyncio.create_task(broker.run_relay())
+            if settings.role in ("all", "worker"):
+                await broker.watch_dead_letters(store.record_delivery)
         if settings.role in ("all", "worker"):
             delivery.directory = ProviderDirectory(
                 store.credential, delivery.endpoints, delivery.ssl_context, emulator_token_url

@@ -191,3 +191,40 @@ async def test_the_sweeper_republishes_a_job_whose_message_was_lost(
     assert await store.db.run(lambda c: table.sweep_into_outbox(c, time.time() - 60)) == 0
     assert await store.db.run(lambda c: table.sweep_into_outbox(c, time.time() + 1)) == 1
     assert await outbox(store) == [job_id]
+
+
+async def test_a_job_delivered_max_deliver_times_without_an_outcome_is_given_up(
+    store: Store, prefix: str
+) -> None:
+    queue = JetStreamQueue(NATS_URL, store.db, prefix, ack_wait_seconds=1.0, max_deliver=2)
+    await queue.start()
+    try:
+        await queue.watch_dead_letters(store.record_delivery)
+        (job_id,) = await enqueue(store, 1)
+        await queue.relay_once()
+        # Two workers take it and die without an outcome: JetStream's MaxDeliver is reached.
+        assert [j.id for j in await queue.claim("dies-1", 10, 1.0)] == [job_id]
+        await asyncio.sleep(1.2)
+        assert [j.id for j in await queue.claim("dies-2", 10, 1.0, wait=2.0)] == [job_id]
+        # The advisory comes when a pull would have redelivered it a third time.
+        await asyncio.sleep(1.2)
+        assert await queue.claim("live", 10, 1.0, wait=1.0) == []
+        state = ""
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            state, reason = await store.db.run(
+                lambda c: c.execute(
+                    "SELECT j.state, f.reason FROM jobs j LEFT JOIN fail_records f"
+                    " ON f.job_id = j.id WHERE j.id = ?",
+                    (job_id,),
+                ).fetchone()
+            )
+            if state == "dead":
+                break
+        assert (state, reason) == ("dead", "Undeliverable")
+        assert queue.counters["dead_letters"] == 1
+    finally:
+        await queue.close()
+        nc = await nats.connect(NATS_URL)
+        await nc.jetstream().delete_stream(names.jobs_stream(prefix))
+        await nc.close()

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import nats
@@ -39,6 +40,13 @@ DUPLICATE_WINDOW_SECONDS = 120.0
 # Every retry is a redelivery; the cap only stops a job that fails unexpectedly forever.
 MAX_DELIVER = 1000
 SWEEP_EVERY_SECONDS = 60.0
+DEAD_LETTER = "dead-letter"  # the lease owner name of jobs given up after MaxDeliver
+UNDELIVERABLE = "Undeliverable"
+Recorder = Callable[[Job, str, DeliveryOutcome], Awaitable[bool]]
+
+
+def undeliverable(deliveries: int) -> DeliveryOutcome:
+    return DeliveryOutcome(DEAD, UNDELIVERABLE, f"delivered to workers {deliveries} times")
 
 
 class JetStreamQueue:
@@ -48,12 +56,14 @@ class JetStreamQueue:
         db: Executor,
         prefix: str = names.DEFAULT_STREAM_PREFIX,
         ack_wait_seconds: float = 30.0,
+        max_deliver: int = MAX_DELIVER,
     ) -> None:
         self.url = url
         self.db = db
         self.stream = names.jobs_stream(prefix)
         self.subject = names.jobs_subject(prefix)
         self.ack_wait = ack_wait_seconds
+        self.max_deliver = max_deliver
         self.counters: dict[str, int] = {"published": 0, "duplicates": 0, "skipped": 0}
         self._nc: Any = None
         self._js: Any = None
@@ -140,7 +150,7 @@ class JetStreamQueue:
                 config=ConsumerConfig(
                     ack_policy=AckPolicy.EXPLICIT,
                     ack_wait=self.ack_wait,
-                    max_deliver=MAX_DELIVER,
+                    max_deliver=self.max_deliver,
                 ),
             )
         return self._sub
@@ -203,3 +213,40 @@ class JetStreamQueue:
 
     async def depth(self) -> int:
         return await self.db.run(table.depth)
+
+    # ---- dead letters: MaxDeliver reached ----
+
+    async def watch_dead_letters(self, record: Recorder) -> None:
+        """JetStream stops delivering a message after MaxDeliver and says so on an advisory
+        subject; its job is then given up (`dead`, fail record `Undeliverable`) through the
+        store's usual recording, and the message removed."""
+        subject = names.max_deliveries_advisory(self.stream, names.JOBS_CONSUMER)
+
+        async def handle(advisory: Msg) -> None:
+            try:
+                seq = int(json.loads(advisory.data)["stream_seq"])
+                stored = await self._js.get_msg(self.stream, seq)
+                job_id = int(stored.data or b"0")
+                claimed = await self._claim_when_due(job_id)
+                for job in claimed:
+                    await record(job, DEAD_LETTER, undeliverable(self.max_deliver))
+                    self.counters["dead_letters"] = self.counters.get("dead_letters", 0) + 1
+                await self._js.delete_msg(self.stream, seq)
+            except Exception:
+                log.exception("handling a dead-letter advisory failed")
+
+        await self._nc.subscribe(subject, cb=handle)
+
+    async def _claim_when_due(self, job_id: int) -> list[Job]:
+        """The advisory can come a moment before the last worker's lease in the database ends
+        (the lease starts after the delivery): wait for it, within reason."""
+        for _ in range(3):
+            now = time.time()
+            claimed, others = await self.db.run(
+                lambda c: table.claim_ids(c, [job_id], DEAD_LETTER, self.ack_wait, now)
+            )
+            state, due_at = others.get(job_id, (DONE, 0.0))
+            if claimed or state in FINAL:
+                return claimed
+            await asyncio.sleep(min(self.ack_wait, max(0.05, due_at - now + 0.05)))
+        return []
