@@ -243,7 +243,7 @@ class JetStreamQueue:
         for _ in range(3):
             now = time.time()
             claimed, others = await self.db.run(
-                lambda c: table.claim_ids(c, [job_id], DEAD_LETTER, self.ack_wait, now)
+                lambda c, at=now: table.claim_ids(c, [job_id], DEAD_LETTER, self.ack_wait, at)
             )
             state, due_at = others.get(job_id, (DONE, 0.0))
             if claimed or state in FINAL:
