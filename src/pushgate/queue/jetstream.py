@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -242,9 +243,14 @@ class JetStreamQueue:
         (the lease starts after the delivery): wait for it, within reason."""
         for _ in range(3):
             now = time.time()
-            claimed, others = await self.db.run(
-                lambda c, at=now: table.claim_ids(c, [job_id], DEAD_LETTER, self.ack_wait, at)
+            claim = functools.partial(
+                table.claim_ids,
+                ids=[job_id],
+                worker=DEAD_LETTER,
+                lease_seconds=self.ack_wait,
+                now=now,
             )
+            claimed, others = await self.db.run(claim)
             state, due_at = others.get(job_id, (DONE, 0.0))
             if claimed or state in FINAL:
                 return claimed
