@@ -7,7 +7,6 @@ them around the store, so the HTTP layer stays a thin adapter.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from pushgate.targeting import decide, errors, validate
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.push import Push
 from pushgate.targeting.schema import TargetedPushRequest
+from pushgate.wakeup import idle
 
 log = logging.getLogger("pushgate.push")
 
@@ -129,9 +129,7 @@ class PushService:
                 except Exception:
                     log.exception("async request %d failed; it stays pending", request_id)
             if not pending:
-                self._async_wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._async_wakeup.wait(), poll_seconds)
+                await idle(self._async_wakeup, poll_seconds)
 
     async def _send_stored(self, request_id: int, partner_id: int, body: bytes) -> None:
         partner = await self.store.partner_by_id(partner_id)

@@ -10,7 +10,6 @@ a growing queue waits in the database, not in memory.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -23,6 +22,7 @@ from pushgate.delivery import outcome as outcomes
 from pushgate.delivery.outcome import DeliveryOutcome
 from pushgate.providers.verdict import Verdict
 from pushgate.queue.base import Job, JobQueue
+from pushgate.wakeup import idle
 
 log = logging.getLogger("pushgate.delivery")
 
@@ -101,9 +101,7 @@ class DeliveryWorker:
                     self._inflight.add(task)
                     task.add_done_callback(self._done)
                 if len(jobs) < self.batch or not free:
-                    self._wakeup.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), self.idle_poll)
+                    await idle(self._wakeup, self.idle_poll)
         finally:
             for task in list(self._inflight):
                 task.cancel()

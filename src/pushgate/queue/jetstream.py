@@ -19,7 +19,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nats
@@ -32,6 +32,7 @@ from pushgate.delivery.outcome import DeliveryOutcome
 from pushgate.queue import table
 from pushgate.queue.base import DEAD, DONE, EXPIRED, FAILED, QUEUED, Job
 from pushgate.store.db import Executor
+from pushgate.wakeup import idle
 
 log = logging.getLogger("pushgate.queue")
 FINAL = (DONE, FAILED, EXPIRED, DEAD)
@@ -65,7 +66,7 @@ class JetStreamQueue:
         self.subject = names.jobs_subject(prefix)
         self.ack_wait = ack_wait_seconds
         self.max_deliver = max_deliver
-        self.counters: dict[str, int] = {"published": 0, "duplicates": 0, "skipped": 0}
+        self.counters = dict.fromkeys(("published", "duplicates", "skipped", "dead_letters"), 0)
         self._nc: Any = None
         self._js: Any = None
         self._sub: Any = None
@@ -130,9 +131,7 @@ class JetStreamQueue:
                 moved = 0
                 await asyncio.sleep(1.0)
             if moved < RELAY_BATCH:
-                self.relay_wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.relay_wakeup.wait(), idle_seconds)
+                await idle(self.relay_wakeup, idle_seconds)
 
     async def sweep(self) -> int:
         """Jobs overdue by more than the stream's de-duplication window plus a lease have no
@@ -206,12 +205,6 @@ class JetStreamQueue:
         else:
             await msg.ack()
 
-    def forget(self, jobs: Sequence[Job]) -> None:
-        """A worker gave these up without an outcome (it is stopping): redelivery after
-        AckWait brings them back."""
-        for job in jobs:
-            self._messages.pop(job.id, None)
-
     async def depth(self) -> int:
         return await self.db.run(table.depth)
 
@@ -231,7 +224,7 @@ class JetStreamQueue:
                 claimed = await self._claim_when_due(job_id)
                 for job in claimed:
                     await record(job, DEAD_LETTER, undeliverable(self.max_deliver))
-                    self.counters["dead_letters"] = self.counters.get("dead_letters", 0) + 1
+                    self.counters["dead_letters"] += 1
                 await self._js.delete_msg(self.stream, seq)
             except Exception:
                 log.exception("handling a dead-letter advisory failed")

@@ -24,6 +24,12 @@ _ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _OUTBOX_CHUNK = 500  # rows per multi-row INSERT: 7,000 parameters, under SQLite's limit
 
 
+# Leasing a job (parameters: owner, lease end), and which jobs may be leased (parameter: now):
+# queued ones whose time has come, and leased ones whose worker let the lease run out.
+_LEASE = f"UPDATE jobs SET state = '{LEASED}', lease_owner = ?, due_at = ?, attempts = attempts + 1"
+_DUE = "state IN ('queued', 'leased') AND due_at <= ?"
+
+
 def _values(j: NewJob, now: float) -> tuple[object, ...]:
     return (
         j.partner_id,
@@ -45,7 +51,7 @@ def _values(j: NewJob, now: float) -> tuple[object, ...]:
 
 def enqueue(conn: Db, jobs: Sequence[NewJob], now: float, outbox: bool = False) -> None:
     """Insert jobs inside the caller's transaction. With `outbox`, each job's id also goes to
-    the outbox, from which the relay publishes it to the broker (queue/relay.py): committed
+    the outbox, from which the relay publishes it to the broker (queue/jetstream.py): committed
     together, so a job is never in one without the other."""
     if not outbox:
         conn.executemany(_INSERT + _ROW, [_values(j, now) for j in jobs])
@@ -66,10 +72,8 @@ def claim(conn: Db, worker: str, limit: int, lease_seconds: float, now: float) -
     # has one writer at a time.
     skip_locked = " FOR UPDATE SKIP LOCKED" if is_postgres(conn) else ""
     rows = conn.execute(
-        f"UPDATE jobs SET state = '{LEASED}', lease_owner = ?, due_at = ?, attempts = attempts + 1"
-        " WHERE id IN (SELECT id FROM jobs WHERE state IN ('queued', 'leased') AND due_at <= ?"
-        f" ORDER BY due_at LIMIT ?{skip_locked})"
-        f" RETURNING {_JOB_COLUMNS}",
+        f"{_LEASE} WHERE id IN (SELECT id FROM jobs WHERE {_DUE}"
+        f" ORDER BY due_at LIMIT ?{skip_locked}) RETURNING {_JOB_COLUMNS}",
         (worker, now + lease_seconds, now, limit),
     ).fetchall()
     return sorted((Job(*row) for row in rows), key=lambda j: j.id)
@@ -135,9 +139,7 @@ def claim_ids(
         return [], {}
     marks = ",".join("?" * len(ids))
     rows = conn.execute(
-        f"UPDATE jobs SET state = '{LEASED}', lease_owner = ?, due_at = ?, attempts = attempts + 1"
-        f" WHERE id IN ({marks}) AND state IN ('queued', 'leased') AND due_at <= ?"
-        f" RETURNING {_JOB_COLUMNS}",
+        f"{_LEASE} WHERE id IN ({marks}) AND {_DUE} RETURNING {_JOB_COLUMNS}",
         (worker, now + lease_seconds, *ids, now),
     ).fetchall()
     claimed = sorted((Job(*row) for row in rows), key=lambda j: j.id)

@@ -19,10 +19,6 @@ class ClosableDb(Db, Protocol):
     def close(self) -> None: ...
 
 
-def is_postgres_url(url: str | None) -> bool:
-    return bool(url) and str(url).startswith(("postgresql://", "postgres://"))
-
-
 def open_store(
     data_dir: Path,
     database_url: str | None = None,
