@@ -29,36 +29,42 @@ def _content_hash(push: Push) -> bytes:
 def record_campaigns(
     conn: Db, partner_id: int, pushes: Sequence[Push], now: float
 ) -> dict[int, int]:
-    """A campaign is recorded on the first use of its camp_id; later sends keep its row.
-    Each distinct content of a campaign is a variant; returns the variant of every push index."""
-    conn.executemany(
-        "INSERT INTO campaigns (partner_id, camp_id, name, title, message, image_url,"
-        " deep_links, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        [
-            (partner_id, p.camp_id, p.camp_name, p.title, p.message, p.image_url, links, now)
-            for p, links in ((p, _deep_links(p)) for p in pushes)
-        ],
-    )
+    """Each distinct content of a campaign is a variant; returns the variant of every push index.
+    A campaign is recorded with its first variant, on the first use of its camp_id; later
+    sends keep its row. So a known content costs one read, no write."""
     variants: dict[int, int] = {}
     seen: dict[tuple[int, bytes], int] = {}
+    select = (
+        "SELECT id FROM campaign_variants WHERE partner_id = ? AND camp_id = ? AND content_hash = ?"
+    )
     for p in pushes:
         key = (p.camp_id, _content_hash(p))
         if key not in seen:
-            # Read first: after its first request a campaign's content is almost always known.
-            # Concurrent writers (PostgreSQL) may both miss it; the conflict clause lets one
-            # insert and the other read it back.
-            select = (
-                "SELECT id FROM campaign_variants"
-                " WHERE partner_id = ? AND camp_id = ? AND content_hash = ?"
-            )
             row = conn.execute(select, (partner_id, *key)).fetchone()
             if row is None:
+                links = _deep_links(p)
+                conn.execute(
+                    "INSERT INTO campaigns (partner_id, camp_id, name, title, message, image_url,"
+                    " deep_links, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (
+                        partner_id,
+                        p.camp_id,
+                        p.camp_name,
+                        p.title,
+                        p.message,
+                        p.image_url,
+                        links,
+                        now,
+                    ),
+                )
+                # Concurrent writers (PostgreSQL) may both miss the variant; the conflict clause
+                # lets one insert it and the other read it back.
                 row = (
                     conn.execute(
                         "INSERT INTO campaign_variants (partner_id, camp_id, content_hash, title,"
                         " message, image_url, deep_links, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                         " ON CONFLICT DO NOTHING RETURNING id",
-                        (partner_id, *key, p.title, p.message, p.image_url, _deep_links(p), now),
+                        (partner_id, *key, p.title, p.message, p.image_url, links, now),
                     ).fetchone()
                     or conn.execute(select, (partner_id, *key)).fetchone()
                 )
