@@ -10,10 +10,12 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pushgate import keys
 from pushgate.store.models import Partner
 from pushgate.store.partners import KeyKind
+from pushgate.targeting import errors
 
 Lookup = Callable[[KeyKind, str], Awaitable[Partner | None]]
 
@@ -38,6 +40,26 @@ class PartnerCache:
             self._entries.clear()
         self._entries[key] = (now + self._ttl, partner)
         return partner
+
+    async def admit(
+        self, kind: KeyKind, secret: str | None, client_ip: str | None
+    ) -> Partner | None:
+        """The partner of the secret (None: no such secret), if it accepts this address."""
+        partner = await self.get(kind, secret)
+        if partner is not None:
+            check_ip(partner, client_ip)
+        return partner
+
+
+def body_api_key(body: Any) -> str | None:
+    """The `api_key` of a JSON body, when it has a string one."""
+    key = body.get("api_key") if isinstance(body, dict) else None
+    return key if isinstance(key, str) else None
+
+
+def check_ip(partner: Partner, client_ip: str | None) -> None:
+    if not ip_allowed(partner, client_ip):
+        raise errors.IP_NOT_ALLOWED
 
 
 def ip_allowed(partner: Partner, client_ip: str | None) -> bool:

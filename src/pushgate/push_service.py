@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pushgate.auth import PartnerCache, ip_allowed
+from pushgate.auth import PartnerCache
 from pushgate.limits.rate import RateLimiter
 from pushgate.payloads.build import MAX_PAYLOAD_BYTES, BuiltPayloads, build_all, oversized
 from pushgate.store.models import Partner
@@ -58,11 +58,9 @@ class PushService:
 
     async def targeted_push(self, body: bytes, client_ip: str | None) -> Answer:
         decoded = validate.decode(body)
-        partner = await self.partners.get("api_key", decoded.api_key)
+        partner = await self.partners.admit("api_key", decoded.api_key, client_ip)
         if partner is None:
             raise errors.BAD_API_KEY
-        if not ip_allowed(partner, client_ip):
-            raise errors.IP_NOT_ALLOWED
         request = decoded.request
         await self._check_rate(partner, request)
         if decoded.error is not None:

@@ -128,9 +128,9 @@ def create_app(settings: Settings) -> App:
             queue = broker
             wakers.append(broker.relay_wakeup.set)
             delivery.relay_task = asyncio.create_task(broker.run_relay())
-            if settings.role in ("all", "worker"):
-                await broker.watch_dead_letters(store.record_delivery)
         if settings.role in ("all", "worker"):
+            if delivery.broker is not None:
+                await delivery.broker.watch_dead_letters(store.record_delivery)
             delivery.directory = ProviderDirectory(
                 store.credential, delivery.endpoints, delivery.ssl_context, emulator_token_url
             )

@@ -10,14 +10,14 @@ from typing import Any
 from pushgate.api.http import Request, Response, json_response, text_response
 from pushgate.api.push import error_response
 from pushgate.api.sdk import BAD_SDK_KEY
-from pushgate.auth import PartnerCache, ip_allowed
+from pushgate.auth import PartnerCache, body_api_key
 from pushgate.stats import campaign, insider
 from pushgate.stats.events import parse_events
 from pushgate.stats.message_center import BAD_API_KEY as MC_BAD_API_KEY
 from pushgate.stats.message_center import BAD_PAYLOAD, MessageCenterError, answer, parse_query
 from pushgate.store.models import Partner
 from pushgate.store.store import Store
-from pushgate.targeting.errors import IP_NOT_ALLOWED, ApiError
+from pushgate.targeting.errors import ApiError
 from pushgate.targeting.validate import parse_json
 
 INVALID_API_KEY = ApiError(401, "invalid_api_key", "'X-API-KEY' is either empty or wrong")
@@ -38,17 +38,10 @@ class StatsRoutes:
         self.store = store
         self.partners = partners
 
-    async def _partner(self, request: Request, key: str | None) -> Partner | None:
-        partner = await self.partners.get("api_key", key)
-        if partner is not None and not ip_allowed(partner, request.client_ip):
-            raise IP_NOT_ALLOWED
-        return partner
-
     async def get_statistics(self, request: Request) -> Response:
         try:
-            body = parse_json(request.body)
-            key = body.get("api_key") if isinstance(body, dict) else None
-            partner = await self._partner(request, key if isinstance(key, str) else None)
+            key = body_api_key(parse_json(request.body))
+            partner = await self.partners.admit("api_key", key, request.client_ip)
         except ApiError as error:
             return error_response(error)
         if partner is None:
@@ -60,7 +53,9 @@ class StatsRoutes:
 
     async def message_center(self, request: Request) -> Response:
         try:
-            partner = await self._partner(request, request.header(b"x-insider-api-key"))
+            partner = await self.partners.admit(
+                "api_key", request.header(b"x-insider-api-key"), request.client_ip
+            )
         except ApiError:
             return text_response(403, "ip not allowed")
         if partner is None:
@@ -80,7 +75,8 @@ class StatsRoutes:
 
         async def handle(request: Request) -> Response:
             try:
-                partner = await self._partner(request, request.header(b"x-api-key"))
+                key = request.header(b"x-api-key")
+                partner = await self.partners.admit("api_key", key, request.client_ip)
                 if partner is None:
                     raise INVALID_API_KEY
                 return json_response(200, await read(partner, request))

@@ -18,11 +18,11 @@ from typing import Any
 from pushgate import keys
 from pushgate.api.http import Request, Response, json_response
 from pushgate.api.push import error_response
-from pushgate.auth import PartnerCache, ip_allowed
+from pushgate.auth import PartnerCache, body_api_key, check_ip
 from pushgate.store import sessions
 from pushgate.store.models import Partner
 from pushgate.store.store import Store
-from pushgate.targeting.errors import IP_NOT_ALLOWED, ApiError
+from pushgate.targeting.errors import ApiError
 from pushgate.targeting.validate import parse_json
 
 PREFIX = "/dashboard"
@@ -137,12 +137,10 @@ class Dashboard:
             raise NOT_SIGNED_IN
         digest = keys.hash_secret(token)
         now = time.time()
-        name = await self.store.db.run(lambda c: sessions.partner_of(c, digest, now))
-        partner = None if name is None else await self.store.partner_by_name(name)
+        partner = await self.store.db.run(lambda c: sessions.partner_of(c, digest, now))
         if partner is None:
             raise NOT_SIGNED_IN
-        if not ip_allowed(partner, request.client_ip):
-            raise IP_NOT_ALLOWED
+        check_ip(partner, request.client_ip)
         return partner
 
     async def session(self, request: Request) -> Response:
@@ -164,13 +162,10 @@ class Dashboard:
         content_type = (request.header(b"content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/json":
             raise JSON_ONLY
-        body = parse_json(request.body)
-        key = body.get("api_key") if isinstance(body, dict) else None
-        partner = await self.partners.get("api_key", key if isinstance(key, str) else None)
+        key = body_api_key(parse_json(request.body))
+        partner = await self.partners.admit("api_key", key, request.client_ip)
         if partner is None:
             raise INVALID_API_KEY
-        if not ip_allowed(partner, request.client_ip):
-            raise IP_NOT_ALLOWED
         token = secrets.token_urlsafe(32)
         digest = keys.hash_secret(token)
         now, partner_id = time.time(), partner.id

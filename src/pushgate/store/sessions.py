@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from pushgate.store import partners
 from pushgate.store.db import Db
+from pushgate.store.models import Partner
 
 
 def create(conn: Db, token_hash: bytes, partner_id: int, now: float, ttl: float) -> None:
@@ -14,14 +16,14 @@ def create(conn: Db, token_hash: bytes, partner_id: int, now: float, ttl: float)
     )
 
 
-def partner_of(conn: Db, token_hash: bytes, now: float) -> str | None:
-    """The signed-in partner's name, while the session lasts."""
+def partner_of(conn: Db, token_hash: bytes, now: float) -> Partner | None:
+    """The signed-in partner, while the session lasts."""
     row = conn.execute(
         "SELECT p.name FROM dashboard_sessions s JOIN partners p ON p.id = s.partner_id"
         " WHERE s.token_hash = ? AND s.expires_at > ?",
         (token_hash, now),
     ).fetchone()
-    return None if row is None else str(row[0])
+    return None if row is None else partners.partner_by_name(conn, str(row[0]))
 
 
 def delete(conn: Db, token_hash: bytes) -> None:
