@@ -848,8 +848,7 @@ def explain(conn: Any, dialect: str, partner: int, n: int, samples: int = 50) ->
 # ---------------------------------------------------------------- report
 
 
-def fmt(x: float) -> str:
-    return f"{x:,.0f}" if x >= 100 else f"{x:,.2f}"
+fmt = rs.fmt  # numbers as the statistics benchmark writes them
 
 
 def ratio(a: float, b: float) -> str:
