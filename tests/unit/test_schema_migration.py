@@ -306,8 +306,7 @@ def test_the_version_1_database_is_what_version_1_made(conn: sqlite3.Connection)
 
 
 def test_the_migration_ends_at_the_current_version(migrated: sqlite3.Connection) -> None:
-    assert SCHEMA_VERSION == 2
-    assert migrated.execute("PRAGMA user_version").fetchone() == (2,)
+    assert migrated.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
 
 
 def test_the_old_counter_table_is_gone(migrated: sqlite3.Connection) -> None:
@@ -383,7 +382,7 @@ def test_a_version_1_database_without_counters_migrates(tmp_path: Path) -> None:
     conn.executescript(V1_SCHEMA)
     conn.execute("PRAGMA user_version=1")
     create_schema(conn)
-    assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     assert not table_exists(conn, "campaign_counters")
     assert stats_rows(conn) == []
     conn.close()
@@ -394,7 +393,7 @@ def test_a_new_database_starts_at_the_current_version_without_the_old_table(
 ) -> None:
     conn = connect(tmp_path / "new.sqlite3")
     create_schema(conn)
-    assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     assert not table_exists(conn, "campaign_counters")
     assert "variant_id" in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
     conn.close()
@@ -428,3 +427,26 @@ def test_jobs_settled_before_the_upgrade_are_not_pending(migrated: sqlite3.Conne
     assert unsettled == 2
     assert report["funnel"]["pending"] == unsettled
     assert report["funnel"]["accepted"] == 1
+
+
+def test_a_version_2_database_keeps_its_counters_in_shard_0(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "v2.sqlite3")
+    create_schema(conn)
+    conn.execute("DROP TABLE campaign_stats")
+    conn.execute(  # version 2's counter table: one row per counter
+        "CREATE TABLE campaign_stats (partner_id INTEGER NOT NULL, camp_id INTEGER NOT NULL,"
+        " name TEXT NOT NULL, hour INTEGER NOT NULL, count INTEGER NOT NULL,"
+        " PRIMARY KEY (partner_id, camp_id, name, hour)) WITHOUT ROWID"
+    )
+    conn.execute("INSERT INTO campaign_stats VALUES (1, 7, 'requested', 100, 6)")
+    conn.execute("INSERT INTO campaign_stats VALUES (1, 7, 'queued:ios', 101, 2)")
+    conn.execute("PRAGMA user_version=2")
+    create_schema(conn)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    assert conn.execute(
+        "SELECT name, hour, shard, count FROM campaign_stats ORDER BY name"
+    ).fetchall() == [("queued:ios", 101, 0, 2), ("requested", 100, 0, 6)]
+    assert not table_exists(conn, "campaign_stats_v2")
+    stats.add_counts(conn, 1, {(7, "requested"): 1}, 100)  # the new key accepts the upsert
+    assert stats_rows(conn)[-1] == (1, 7, "requested", 100, 7)
+    conn.close()

@@ -34,6 +34,13 @@ def is_postgres(conn: Db) -> bool:
     return getattr(conn, "dialect", "sqlite") == "postgres"
 
 
+def counter_shard(conn: Db) -> int:
+    """Which of a counter's rows this connection adds to (store/stats.py): PostgreSQL's pooled
+    connections each own one, so concurrent transactions never wait on a counter's row lock;
+    SQLite has one writer, hence one row."""
+    return int(getattr(conn, "shard", 0))
+
+
 def begin_write(conn: Db) -> None:
     """Start a transaction that holds the write lock from its first statement (SQLite), or a
     plain one (PostgreSQL locks rows as it goes)."""

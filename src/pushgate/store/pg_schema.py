@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pushgate.store.postgres import PgConnection, PgTarget, connect
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Serialises concurrent starts: the first process creates, the others find it done.
 _LOCK_KEY = 0x70757368  # "push"
 
@@ -117,8 +117,9 @@ CREATE TABLE IF NOT EXISTS campaign_stats (
     camp_id BIGINT NOT NULL,
     name TEXT NOT NULL,
     hour BIGINT NOT NULL,
+    shard SMALLINT NOT NULL DEFAULT 0,
     count BIGINT NOT NULL,
-    PRIMARY KEY (partner_id, camp_id, name, hour)
+    PRIMARY KEY (partner_id, camp_id, name, hour, shard)
 );
 CREATE TABLE IF NOT EXISTS campaign_events (
     partner_id BIGINT NOT NULL,
@@ -211,13 +212,33 @@ def create_schema(conn: PgConnection) -> int:
     never see a half-made schema."""
     with conn.raw.transaction():
         conn.raw.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        version = _stored_version(conn)
         conn.raw.execute(SCHEMA)
+        if version is not None and version < 3:
+            _migrate_to_3(conn)
         conn.execute(
             "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (str(SCHEMA_VERSION),),
         )
     return SCHEMA_VERSION
+
+
+def _stored_version(conn: PgConnection) -> int | None:
+    """The version the schema was made at; None for a new schema."""
+    if conn.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+        return None
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return None if row is None else int(row[0])
+
+
+def _migrate_to_3(conn: PgConnection) -> None:
+    """Version 2 kept one row per counter; version 3 adds the shard to the key."""
+    conn.raw.execute(
+        "ALTER TABLE campaign_stats ADD COLUMN IF NOT EXISTS shard SMALLINT NOT NULL DEFAULT 0;"
+        " ALTER TABLE campaign_stats DROP CONSTRAINT campaign_stats_pkey;"
+        " ALTER TABLE campaign_stats ADD PRIMARY KEY (partner_id, camp_id, name, hour, shard)"
+    )
 
 
 def ensure_schema(target: PgTarget) -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +37,9 @@ RETRYABLE = (
     pg_errors.SerializationFailure,
     pg_errors.DeadlockDetected,
 )
+# Rows per campaign counter (store/stats.py): each executor thread adds to its own, from a
+# random start per process, so processes sharing the database rarely share one.
+COUNTER_SHARDS = 64
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -71,8 +76,9 @@ class PgConnection:
 
     dialect = "postgres"
 
-    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+    def __init__(self, raw: psycopg.Connection[Any], shard: int = 0) -> None:
         self.raw = raw
+        self.shard = shard
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> PgCursor:
         return PgCursor(self.raw.execute(translate(sql), tuple(parameters)))
@@ -144,6 +150,8 @@ class PgExecutor:
             kwargs={"autocommit": True},
         )
         self._threads = ThreadPoolExecutor(size, thread_name_prefix="pushgate-pg")
+        self._next_shard = itertools.count(random.randrange(COUNTER_SHARDS))
+        self._thread = threading.local()
 
     def start(self) -> None:
         self._pool.open(wait=True, timeout=30)
@@ -156,11 +164,18 @@ class PgExecutor:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, self.run_sync, unit)
 
+    def _shard(self) -> int:
+        shard: int | None = getattr(self._thread, "shard", None)
+        if shard is None:
+            shard = self._thread.shard = next(self._next_shard) % COUNTER_SHARDS
+        return shard
+
     def run_sync(self, unit: Callable[[PgConnection], T]) -> T:
+        shard = self._shard()
         for attempt in range(RETRIES):
             with self._pool.connection() as raw:
                 try:
-                    conn = PgConnection(raw)
+                    conn = PgConnection(raw, shard)
                     with raw.transaction(), stats.collecting(conn):
                         result = unit(conn)
                 except RETRYABLE as exc:

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-SCHEMA = """
+_CAMPAIGN_STATS = """
+CREATE TABLE IF NOT EXISTS campaign_stats (
+    partner_id INTEGER NOT NULL,
+    camp_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    shard INTEGER NOT NULL DEFAULT 0,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (partner_id, camp_id, name, hour, shard)
+) WITHOUT ROWID"""
+
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -107,14 +119,10 @@ CREATE TABLE IF NOT EXISTS campaign_variants (
 );
 -- The funnel per campaign and UTC hour (docs/statistics.md): "requested", "queued:<platform>",
 -- "excluded:<reason>", "accepted:<platform>", "failed:<platform>:<name>", "delivered", ...
-CREATE TABLE IF NOT EXISTS campaign_stats (
-    partner_id INTEGER NOT NULL,
-    camp_id INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    hour INTEGER NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (partner_id, camp_id, name, hour)
-) WITHOUT ROWID;
+-- A counter is the sum of its shards: one per concurrent writer on PostgreSQL, 0 here.
+"""
+    + _CAMPAIGN_STATS
+    + """;
 -- One row per (campaign, user, event): what makes app events count once.
 CREATE TABLE IF NOT EXISTS campaign_events (
     partner_id INTEGER NOT NULL,
@@ -199,6 +207,7 @@ CREATE TABLE IF NOT EXISTS async_requests (
     received_at REAL NOT NULL
 );
 """
+)
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
@@ -207,6 +216,8 @@ def create_schema(conn: sqlite3.Connection) -> None:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if 0 < version < 2:
         _migrate_to_2(conn)
+    if 0 < version < 3:
+        _migrate_to_3(conn)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
@@ -250,6 +261,26 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
                 " GROUP BY partner_id, camp_id, platform, reason, CAST(created_at / 3600 AS INTEGER)"
             )
             conn.execute("DROP TABLE campaign_counters")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    """Version 2 kept one row per counter; version 3 adds the shard to the key (shard 0 here)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(campaign_stats)")}
+    if "shard" in columns:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("ALTER TABLE campaign_stats RENAME TO campaign_stats_v2")
+        conn.execute(_CAMPAIGN_STATS)  # (executescript would commit the rename first)
+        conn.execute(
+            "INSERT INTO campaign_stats (partner_id, camp_id, name, hour, shard, count)"
+            " SELECT partner_id, camp_id, name, hour, 0, count FROM campaign_stats_v2"
+        )
+        conn.execute("DROP TABLE campaign_stats_v2")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -18,7 +18,7 @@ from pushgate.stats.campaign import Campaign
 from pushgate.stats.events import AppEvent
 from pushgate.stats.funnel import CountKey, Funnel
 from pushgate.stats.message_center import SentPush
-from pushgate.store.db import Db
+from pushgate.store.db import Db, counter_shard
 
 SAMPLE_TOKENS = 5
 
@@ -53,15 +53,18 @@ def add_counts(conn: Db, partner_id: int, counts: Mapping[CountKey, int], hour: 
 
 
 def _write(conn: Db, counts: Mapping[StatKey, int]) -> None:
-    """Additive upserts, so concurrent writers never read-modify-write a counter. Sorted, so
-    that concurrent PostgreSQL transactions lock counter rows in one order (no deadlock)."""
+    """Additive upserts, so concurrent writers never read-modify-write a counter, into the
+    connection's own shard of each counter (readers sum the shards), so concurrent PostgreSQL
+    transactions do not queue on one hot row until each commits. Sorted, so that transactions
+    that do share a shard lock its rows in one order (no deadlock)."""
     if not counts:
         return
+    shard = counter_shard(conn)
     conn.executemany(
-        "INSERT INTO campaign_stats (partner_id, camp_id, name, hour, count) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (partner_id, camp_id, name, hour)"
+        "INSERT INTO campaign_stats (partner_id, camp_id, name, hour, shard, count)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (partner_id, camp_id, name, hour, shard)"
         " DO UPDATE SET count = campaign_stats.count + excluded.count",
-        [(*key, n) for key, n in sorted(counts.items())],
+        [(*key, shard, n) for key, n in sorted(counts.items())],
     )
 
 
@@ -207,7 +210,9 @@ def campaign_report(conn: Db, partner_id: int, camp_id: int) -> dict[str, Any] |
         return None
     (campaign,) = _campaigns(conn, partner_id, [row])
     hours = conn.execute(
-        "SELECT hour, name, count FROM campaign_stats WHERE partner_id = ? AND camp_id = ?",
+        "SELECT hour, name, CAST(sum(count) AS BIGINT) FROM campaign_stats"
+        " WHERE partner_id = ? AND camp_id = ?"
+        " GROUP BY hour, name",
         (partner_id, camp_id),
     ).fetchall()
     fails = conn.execute(
