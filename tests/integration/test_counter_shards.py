@@ -50,7 +50,7 @@ def shard_rows(url: str) -> dict[int, int]:
 async def test_concurrent_units_count_into_their_threads_shards_and_reads_sum_them(
     url: str,
 ) -> None:
-    executor = PgExecutor(parse_url(url), size=4)
+    executor = PgExecutor(parse_url(url), size=4, max_batch=1)
     executor.start()
     # Every unit holds its transaction open until all four threads are inside one, so the four
     # transactions overlap: on one counter row the others would wait for the first's commit.

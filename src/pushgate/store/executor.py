@@ -216,13 +216,16 @@ class SqliteExecutor:
         results = run_batch(conn, [unit for unit, _ in batch])
         self.batches += 1
         self.units += len(batch)
-        by_loop: dict[
-            asyncio.AbstractEventLoop, tuple[list[asyncio.Future[Any]], list[Result]]
-        ] = {}
-        for (_, future), result in zip(batch, results, strict=True):
-            futures, answers = by_loop.setdefault(future.get_loop(), ([], []))
-            futures.append(future)
-            answers.append(result)
-        for loop, (futures, answers) in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # the loop has closed
-                loop.call_soon_threadsafe(_settle, futures, answers)
+        answer(batch, results)
+
+
+def answer(batch: list[tuple[Any, asyncio.Future[Any]]], results: list[Result]) -> None:
+    """Settle a batch's futures from a worker thread: one call into each event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, tuple[list[asyncio.Future[Any]], list[Result]]] = {}
+    for (_, future), result in zip(batch, results, strict=True):
+        futures, answers = by_loop.setdefault(future.get_loop(), ([], []))
+        futures.append(future)
+        answers.append(result)
+    for loop, (futures, answers) in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop has closed
+            loop.call_soon_threadsafe(_settle, futures, answers)
