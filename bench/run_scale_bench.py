@@ -74,6 +74,14 @@ BACKEND_SETTINGS = (
     "PGAPPNAME",
 )
 EMBEDDED, POSTGRES = "embedded", "postgres"
+# Lookups may also run on a second PostgreSQL server (--lookup-postgres), one whose shared
+# buffers hold the large database, as a production server's would.
+LARGE_BUFFERS = "postgres-large-buffers"
+DATABASE_NAMES = {
+    "postgres": "PostgreSQL",
+    LARGE_BUFFERS: "PostgreSQL, large shared buffers",
+    "sqlite": "SQLite",
+}
 # (backend, processes) measured for the API and for delivery; SQLite is one process by design.
 CONFIGS = ((EMBEDDED, 1), (POSTGRES, 1), (POSTGRES, 2))
 BUSY = re.compile(r"pytest|run_stats_bench|run_api_bench")  # wait until none of these runs
@@ -401,7 +409,8 @@ class ScaleBench:
         self.args = args
         self.work = work
         self.name = f"bench_scale_{os.getpid()}_{time.time_ns() % 10**6}"
-        self.schemas: list[str] = []
+        self.schemas: list[tuple[str, str]] = []  # (server, schema)
+        self.shared_buffers: dict[str, str] = {}  # per PostgreSQL lookup database
         self.waited: list[dict[str, Any]] = []
         self.embedded = BackendBench(
             rs.api_args(args), work / "embedded", EMBEDDED, {rs.STATS_ENV: args.campaign_stats}
@@ -417,10 +426,11 @@ class ScaleBench:
         waited = wait_for_quiet_machine(self.args.busy_wait, self.log)
         self.waited.append({"before": what, "waited_s": waited, "load": load_average()})
 
-    def schema(self, suffix: str = "") -> str:
+    def schema(self, suffix: str = "", server: str | None = None) -> str:
+        server = server or self.args.postgres
         name = self.name + suffix
-        self.schemas.append(name)
-        return f"{self.args.postgres}?schema={name}"
+        self.schemas.append((server, name))
+        return f"{server}?schema={name}"
 
     def setup(self) -> None:
         self.bodies[EMBEDDED] = self.embedded.setup()
@@ -652,12 +662,16 @@ class ScaleBench:
         return int(partner)
 
     def lookup_targets(self) -> list[tuple[str, str, int]]:
-        """(dialect, where, profiles) of every lookup database."""
+        """(database, where, profiles) of every lookup database; the database's name starts
+        with its dialect."""
         targets = []
         sizes = (SMALL, self.args.profiles)
         if not self.args.skip_sqlite_lookup:
             targets += [("sqlite", str(self.work / f"lookup-{n}"), n) for n in sizes]
         targets += [("postgres", self.schema(f"_lk{n}"), n) for n in sizes]
+        if self.args.lookup_postgres:
+            server = self.args.lookup_postgres
+            targets += [(LARGE_BUFFERS, self.schema(f"_lkb{n}", server), n) for n in sizes]
         return targets
 
     def lookup_phase(self) -> dict[str, Any]:
@@ -667,30 +681,39 @@ class ScaleBench:
         dbs: dict[tuple[str, int], tuple[Any, int]] = {}
         populated: dict[str, Any] = {}
         try:
-            for dialect, where, n in self.lookup_targets():
+            for db, where, n in self.lookup_targets():
+                dialect = dialect_of(db)
                 url = where if dialect == "postgres" else None
                 conn = store_backend.connect_sync(Path(where), url)
                 started = time.perf_counter()
                 partner = self.populate(conn, dialect, n)
                 took = time.perf_counter() - started
-                dbs[(dialect, n)] = (conn, partner)
-                populated[f"{dialect} {n}"] = round(took, 1)
-                self.log(f"lookups: {dialect}, {n:,} profiles inserted in {took:.1f} s")
-            results: dict[str, Any] = {"populate_s": populated, "runs": {}, "plans": {}}
+                dbs[(db, n)] = (conn, partner)
+                populated[f"{db} {n}"] = round(took, 1)
+                if dialect == "postgres":
+                    buffers = conn.execute("SHOW shared_buffers").fetchone()[0]
+                    self.shared_buffers[db] = str(buffers)
+                self.log(f"lookups: {db}, {n:,} profiles inserted in {took:.1f} s")
+            results: dict[str, Any] = {
+                "populate_s": populated,
+                "shared_buffers": self.shared_buffers,
+                "runs": {},
+                "plans": {},
+            }
             for r in range(self.args.runs):
                 self.quiet(f"lookup round {r + 1}")
-                for (dialect, n), (conn, partner) in rotated(list(dbs.items()), r):
+                for (db, n), (conn, partner) in rotated(list(dbs.items()), r):
                     run = self.lookups(conn, partner, n, random.Random(r))
-                    results["runs"].setdefault(f"{dialect} {n}", []).append(run)
+                    results["runs"].setdefault(f"{db} {n}", []).append(run)
                     self.log(
-                        f"lookups round {r + 1}/{self.args.runs}, {dialect}, {n:,} profiles: "
+                        f"lookups round {r + 1}/{self.args.runs}, {db}, {n:,} profiles: "
                         + ", ".join(
                             f"{k} p50 {v['p50_us']:.0f} µs p99 {v['p99_us']:.0f} µs"
                             for k, v in run.items()
                         )
                     )
-            for (dialect, n), (conn, partner) in dbs.items():  # after the runs: warm
-                results["plans"][f"{dialect} {n}"] = explain(conn, dialect, partner, n)
+            for (db, n), (conn, partner) in dbs.items():  # after the runs: warm
+                results["plans"][f"{db} {n}"] = explain(conn, dialect_of(db), partner, n)
         finally:
             for conn, _ in dbs.values():
                 with contextlib.suppress(Exception):
@@ -732,12 +755,11 @@ class ScaleBench:
     def cleanup(self) -> None:
         import psycopg
 
-        with (
-            contextlib.suppress(Exception),
-            psycopg.connect(self.args.postgres, autocommit=True) as c,
-        ):
-            for schema in self.schemas:
-                c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        for server in dict.fromkeys(server for server, _ in self.schemas):
+            with contextlib.suppress(Exception), psycopg.connect(server, autocommit=True) as c:
+                for where, schema in self.schemas:
+                    if where == server:
+                        c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         with contextlib.suppress(Exception):
             import redis
 
@@ -745,7 +767,7 @@ class ScaleBench:
             for key in client.scan_iter(f"{self.name}:*"):
                 client.delete(key)
         if self.schemas:
-            self.log(f"dropped schemas {', '.join(self.schemas)}")
+            self.log(f"dropped schemas {', '.join(schema for _, schema in self.schemas)}")
 
 
 # The lookup databases' bulk inserts, per dialect: the row numbers g = 1..n, and the values of
@@ -871,17 +893,22 @@ def lookup_medians(results: dict[str, Any]) -> dict[str, dict[str, dict[str, flo
     return found
 
 
+def dialect_of(db: str) -> str:
+    """The SQL dialect of a lookup database's name ("postgres-large-buffers": postgres)."""
+    return db.partition("-")[0]
+
+
 def lookup_ratios(args: argparse.Namespace, medians: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
-    for dialect in ("postgres", "sqlite"):
-        small, large = medians.get(f"{dialect} {SMALL}"), medians.get(f"{dialect} {args.profiles}")
+    for db in ("postgres", LARGE_BUFFERS, "sqlite"):
+        small, large = medians.get(f"{db} {SMALL}"), medians.get(f"{db} {args.profiles}")
         if not small or not large:
             continue
         for size in small:
             a, b = small[size], large[size]
             rows.append(
                 {
-                    "database": "PostgreSQL" if dialect == "postgres" else "SQLite",
+                    "database": DATABASE_NAMES[db],
                     "lookup": size,
                     "small": a,
                     "large": b,
@@ -1126,7 +1153,10 @@ def report(
             " `pushgate.store.postgres.connect`, autocommit; SQLite: `open_sync`); every lookup"
             " must find every user with its device. Each lookup is one statement (one round"
             " trip): the time is PostgreSQL's planning and execution, the round trip, psycopg"
-            " and the decoding of the rows (SQLite: all in this process).",
+            " and the decoding of the rows (SQLite: all in this process). PostgreSQL's shared"
+            " buffers: "
+            + ", ".join(f"{k} {v}" for k, v in lookups.get("shared_buffers", {}).items())
+            + ".",
             "",
             "| database | tables (MB) | PostgreSQL buffers per 20-identifier lookup: hit"
             " | read | server planning µs | server execution µs |",
@@ -1204,6 +1234,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rev", default=None, help="serve this commit's src/ (git archive), e.g. HEAD")
     p.add_argument("--postgres", default=POSTGRES_URL, help="PostgreSQL URL (without schema=)")
     p.add_argument("--redis", default=REDIS_URL)
+    p.add_argument(
+        "--lookup-postgres",
+        default=None,
+        help="a second PostgreSQL URL (without schema=) for the lookups too, e.g. a server whose"
+        " shared_buffers hold the large database (bench/README.md shows how to start one)",
+    )
     p.add_argument("--out", type=Path, default=BENCH / "results")
     p.add_argument("--keep", action="store_true", help="keep the work dir (data dirs, logs)")
     p.add_argument("--lock-wait", type=float, default=1800.0)
