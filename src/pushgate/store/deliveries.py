@@ -5,7 +5,7 @@ from __future__ import annotations
 from pushgate.delivery.outcome import DeliveryOutcome
 from pushgate.queue import table as job_table
 from pushgate.queue.base import Job
-from pushgate.store import credentials, stats
+from pushgate.store import credentials, profiles, stats
 from pushgate.store.db import Db
 
 
@@ -32,6 +32,8 @@ def record(
         return False
     stats.record_settled(conn, job, outcome.state, outcome.reason, now, count_stats)
     if outcome.reason is not None:
+        # A profile erased while its push was on the way leaves only the reason behind.
+        named = profiles.profile_exists(conn, job.profile_id)
         conn.execute(
             "INSERT INTO fail_records (partner_id, camp_id, job_id, profile_id, device_id, platform,"
             " token, reason, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -39,12 +41,12 @@ def record(
                 job.partner_id,
                 job.camp_id,
                 job.id,
-                job.profile_id,
-                job.device_id,
+                job.profile_id if named else 0,
+                job.device_id if named else 0,
                 job.platform,
-                job.token,
+                job.token if named else "",
                 outcome.reason,
-                outcome.detail,
+                outcome.detail if named else None,
                 now,
             ),
         )

@@ -73,9 +73,11 @@ def record_settled(
 ) -> None:
     """A job moved on; only its lease holder can settle it, so a final state is seen once."""
     if state == DONE:
+        # Not for a profile erased while its push was on the way (store/erasure.py).
         conn.execute(
             "INSERT INTO inbox (partner_id, profile_id, camp_id, variant_id, platform,"
-            " job_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            " job_id, created_at) SELECT ?, ?, ?, ?, ?, ?, ?"
+            " WHERE EXISTS (SELECT 1 FROM profiles WHERE id = ?) ON CONFLICT DO NOTHING",
             (
                 job.partner_id,
                 job.profile_id,
@@ -84,6 +86,7 @@ def record_settled(
                 job.platform,
                 job.id,
                 job.created_at,
+                job.profile_id,
             ),
         )
     name = funnel.settled_counter(state, job.platform, reason) if count else None
@@ -224,7 +227,8 @@ def campaign_report(conn: Db, partner_id: int, camp_id: int) -> dict[str, Any] |
     for reason, token in conn.execute(
         "SELECT reason, token FROM (SELECT reason, token, row_number() OVER"
         " (PARTITION BY reason ORDER BY id DESC) AS n FROM fail_records"
-        " WHERE partner_id = ? AND camp_id = ?) AS newest WHERE n <= ? ORDER BY reason, n",
+        " WHERE partner_id = ? AND camp_id = ? AND token != '') AS newest"  # '': an erased user's
+        " WHERE n <= ? ORDER BY reason, n",
         (partner_id, camp_id, SAMPLE_TOKENS),
     ):
         samples.setdefault(reason, []).append(token)

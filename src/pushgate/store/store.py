@@ -17,7 +17,7 @@ from pushgate.stats.campaign import Campaign
 from pushgate.stats.events import EventBatch
 from pushgate.stats.message_center import InboxQuery, SentPush
 from pushgate.store import credentials as creds
-from pushgate.store import deliveries, partners, profiles, sends, stats
+from pushgate.store import deliveries, erasure, partners, profiles, sends, stats
 from pushgate.store.db import Db, Executor
 from pushgate.store.models import Partner
 from pushgate.store.partners import KeyKind
@@ -203,7 +203,7 @@ class Store:
             profile_id = profiles.locate(conn, partner_id, identifiers, insider_id)
             if profile_id is None:
                 return False
-            profiles.delete_profile(conn, profile_id)
+            erasure.erase_profile(conn, profile_id, time.time(), self.count_stats)
             return True
 
         return await self.db.run(unit)
