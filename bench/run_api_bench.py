@@ -306,14 +306,33 @@ def serving(server: Server) -> Iterator[Server]:
         server.stop()
 
 
+# pushgate_delivery_sends_total's outcomes, under the job states that older servers' counters
+# (`pushgate_delivery_done`, ...) were named after, so that results of any revision compare.
+SEND_OUTCOME_STATES = {
+    "accepted": "done",
+    "retried": "queued",
+    "failed": "failed",
+    "expired": "expired",
+    "dead": "dead",
+}
+
+
 def pushgate_metrics(port: int) -> dict[str, float]:
-    """Queue depth, group commits and delivery counters from pushgate's /metrics."""
+    """Queue depth, group commits and delivery counts from pushgate's /metrics: unlabelled
+    `pushgate_queue*`, `pushgate_sqlite*`, `pushgate_delivery*` samples, and `delivery_<state>`
+    summed over pushgate_delivery_sends_total by outcome."""
     found: dict[str, float] = {}
     url = f"http://{HOST}:{port}/metrics"
     with contextlib.suppress(OSError, ValueError), urllib.request.urlopen(url, timeout=10) as r:
         for line in r.read().decode().splitlines():
-            name, _, value = line.partition(" ")
-            if name.startswith(("pushgate_queue", "pushgate_sqlite", "pushgate_delivery")):
+            name, _, value = line.rpartition(" ")
+            if name.startswith("pushgate_delivery_sends_total{"):
+                outcome = name.partition('outcome="')[2].partition('"')[0]
+                key = f"delivery_{SEND_OUTCOME_STATES.get(outcome, outcome)}"
+                found[key] = found.get(key, 0.0) + float(value)
+            elif "{" not in name and name.startswith(
+                ("pushgate_queue", "pushgate_sqlite", "pushgate_delivery")
+            ):
                 found[name.removeprefix("pushgate_")] = float(value)
     return found
 

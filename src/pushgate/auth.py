@@ -1,8 +1,13 @@
 """Partner look-up by secret, cached briefly so that the hot path rarely touches the store.
 
-Entries live `ttl` seconds, so `partners update` reaches a running server within
-seconds. Unknown secrets are cached too (a flood of bad keys costs no queries);
-the cache is cleared whole when it grows past its bound.
+Entries live `ttl` seconds, so `partners update` and `partners rotate-keys` reach a
+running server within seconds (a rotated-out key keeps working for at most `ttl`).
+Unknown secrets are cached too (a flood of one bad key costs no queries); the cache
+is cleared whole when it grows past its bound. Entries are found by the SHA-256 of
+the secret, so nothing here depends on how close a wrong key is to a real one.
+
+Every key check goes through `admit`, which also counts failed checks per client
+address (limits/bad_keys.py).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pushgate import keys
+from pushgate.config import Settings
+from pushgate.limits import bad_keys
 from pushgate.store.models import Partner
 from pushgate.store.partners import KeyKind
 from pushgate.targeting import errors
@@ -21,11 +28,20 @@ Lookup = Callable[[KeyKind, str], Awaitable[Partner | None]]
 
 
 class PartnerCache:
-    def __init__(self, lookup: Lookup, ttl: float = 2.0, max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        lookup: Lookup,
+        ttl: float = 2.0,
+        max_entries: int = 10_000,
+        bad: bad_keys.BadKeys | None = None,
+    ) -> None:
         self._lookup = lookup
         self._ttl = ttl
         self._max = max_entries
         self._entries: dict[tuple[KeyKind, bytes], tuple[float, Partner | None]] = {}
+        # Its settings are PUSHGATE_* variables like the rest (config.py), read here so that
+        # every place that builds the cache gets the limit.
+        self.bad_keys = bad or bad_keys.from_settings(Settings.load())
 
     async def get(self, kind: KeyKind, secret: str | None) -> Partner | None:
         if not secret:
@@ -42,13 +58,31 @@ class PartnerCache:
         return partner
 
     async def admit(
-        self, kind: KeyKind, secret: str | None, client_ip: str | None
+        self,
+        kind: KeyKind,
+        secret: str | None,
+        client_ip: str | None,
+        *,
+        allow_list: bool = True,
     ) -> Partner | None:
-        """The partner of the secret (None: no such secret), if it accepts this address."""
+        """The partner of the secret (None: no such secret), if it accepts this address.
+
+        Raises 429 (`too_many_requests`) while the address is over its allowance of bad keys,
+        before the lookup, so that a blocked client learns nothing about the key it sent; and
+        403 (`ip_not_allowed`) when `allow_list` and the partner does not accept the address
+        (the API key's allow list; the SDK key and the request token have none)."""
+        await self.bad_keys.check(client_ip)
         partner = await self.get(kind, secret)
-        if partner is not None:
+        if partner is None:
+            if secret:
+                await self.bad_keys.failed(client_ip)
+            return None
+        if allow_list:
             check_ip(partner, client_ip)
         return partner
+
+    async def aclose(self) -> None:
+        await self.bad_keys.aclose()
 
 
 def body_api_key(body: Any) -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 import sys
 from collections.abc import Callable
@@ -12,12 +11,14 @@ from typing import Any, TypeVar
 
 import click
 
+from pushgate import logs
 from pushgate.config import Settings, env
 from pushgate.crypto import box_for
 from pushgate.emulation import install_emulator_credentials, is_emulated
 from pushgate.store import partners as partner_ops
 from pushgate.store.backend import connect_sync
 from pushgate.store.db import begin_write
+from pushgate.store.models import PartnerSecrets
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -87,12 +88,14 @@ def serve(
         tls_key=tls_key,
         role=role,
     )
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure(settings.log_level)
     app = create_app(settings)
     uvicorn.run(
         app,
+        log_config=logs.uvicorn_log_config(),
+        # Requests under way get this long to be answered on SIGTERM; then the workers get as
+        # long again to finish their sends (server.py, docs/operations.md).
+        timeout_graceful_shutdown=int(settings.shutdown_grace) or None,
         host=settings.host,
         port=settings.port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
@@ -135,9 +138,17 @@ def emulate(
 
     from pushgate.emulation import StandaloneEmulators
 
-    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure("info")
     app = StandaloneEmulators(data_dir, host, (apns_port, fcm_port, hms_port))
-    uvicorn.run(app, host=host, port=port, lifespan="on", access_log=False, log_level="info")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        access_log=False,
+        log_level="info",
+        log_config=logs.uvicorn_log_config(),
+    )
 
 
 @main.command()
@@ -192,6 +203,10 @@ def partners_create(
         conn.execute("COMMIT")
     finally:
         conn.close()
+    _echo_secrets(secrets)
+
+
+def _echo_secrets(secrets: PartnerSecrets) -> None:
     click.echo(
         json.dumps(
             {
@@ -202,6 +217,31 @@ def partners_create(
             }
         )
     )
+
+
+@partners.command("rotate-keys")
+@click.argument("name")
+@data_dir_option
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the secrets as JSON (the default output)."
+)
+def partners_rotate_keys(name: str, data_dir: Path | None, as_json: bool) -> None:
+    """Replace a partner's api_key, request_token and sdk_key; print the new ones once.
+
+    The old ones stop working on running servers within 2 seconds, and the partner's dashboard
+    sessions end. The app's SDK key changes too: ship the new one in the app."""
+    conn = connect_sync(_data_dir(data_dir), env("DATABASE_URL"))
+    try:
+        begin_write(conn)
+        try:
+            secrets = partner_ops.rotate_keys(conn, name)
+        except partner_ops.NoSuchPartner:
+            conn.execute("ROLLBACK")
+            raise click.ClickException(f"no partner named {name!r}") from None
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    _echo_secrets(secrets)
 
 
 @partners.command("update")

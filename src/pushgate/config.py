@@ -34,6 +34,18 @@ class Settings:
     queue_prefix: str = "PUSHGATE"  # of the stream and subject names
     # Campaign counters of the API and workers (docs/statistics.md); off only to measure their cost.
     campaign_stats: bool = True
+    # Failed key checks one client address may make per window before every key it sends is
+    # answered 429 until the window ends (limits/bad_keys.py); 0 turns the check off.
+    bad_key_limit: int = 20
+    bad_key_window: int = 60  # seconds
+    # Load shedding (api/admission.py): bounds past which requests are answered 503 at once.
+    max_requests: int = 1024  # handled at once by one process
+    max_request_mb: int = 256  # bodies held at once by one process
+    max_store_backlog: int = 4096  # units waiting for the database
+    max_queue_depth: int = 10_000_000  # jobs waiting for delivery; 0: no bound
+    # Seconds that sends under way get to finish on SIGTERM before being handed back, and that
+    # requests under way get to be answered (each; docs/operations.md).
+    shutdown_grace: float = 10.0
 
     @classmethod
     def load(cls, **flags: object) -> Settings:
@@ -55,6 +67,13 @@ class Settings:
             "queue_url": env("QUEUE_URL") or None,
             "queue_prefix": env("QUEUE_PREFIX") or cls.queue_prefix,
             "campaign_stats": (env("CAMPAIGN_STATS") or "on").lower() not in ("0", "off", "false"),
+            "bad_key_limit": int(env("BAD_KEY_LIMIT") or cls.bad_key_limit),
+            "bad_key_window": int(env("BAD_KEY_WINDOW") or cls.bad_key_window),
+            "max_requests": int(env("MAX_REQUESTS") or cls.max_requests),
+            "max_request_mb": int(env("MAX_REQUEST_MB") or cls.max_request_mb),
+            "max_store_backlog": int(env("MAX_STORE_BACKLOG") or cls.max_store_backlog),
+            "max_queue_depth": int(env("MAX_QUEUE_DEPTH") or cls.max_queue_depth),
+            "shutdown_grace": float(env("SHUTDOWN_GRACE") or cls.shutdown_grace),
         }
         values.update({k: v for k, v in flags.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -16,6 +16,12 @@ def cap_key(prefix: str, partner_id: int, profile_id: int, window_start: int) ->
     return f"{prefix}gfc:{partner_id}:{profile_id}:{window_start}"
 
 
+def bad_key_key(prefix: str, client: str) -> str:
+    """Failed key checks from one client address (an IPv4 address, an IPv6 /64) in the current
+    window; expires with the window (limits/bad_keys.py)."""
+    return f"{prefix}badkey:{client}"
+
+
 # NATS JetStream (PUSHGATE_QUEUE_URL=nats://...): one work-queue stream of job ids.
 DEFAULT_STREAM_PREFIX = "PUSHGATE"
 

@@ -13,8 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from pushgate.auth import PartnerCache
 from pushgate.limits.rate import RateLimiter
+from pushgate.metrics import PushMetrics
 from pushgate.payloads.build import MAX_PAYLOAD_BYTES, BuiltPayloads, build_all, oversized
 from pushgate.store.models import Partner
 from pushgate.store.store import Store
@@ -27,16 +30,6 @@ from pushgate.wakeup import idle
 log = logging.getLogger("pushgate.push")
 
 ASYNC_ACCEPTED = {"message": "Async request accepted"}
-
-
-def too_many_requests(wait: float) -> ApiError:
-    seconds = max(1, int(wait + 0.999))
-    return ApiError(
-        429,
-        "too_many_requests",
-        f"rate limit exceeded; retry after {seconds} seconds",
-        retry_after=seconds,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +45,7 @@ class PushService:
         self.rate = rate
         # Called after sends were queued, so an in-process worker claims them at once.
         self.on_queued: Callable[[], None] = lambda: None
+        self.metrics = PushMetrics()  # users queued and excluded, for /metrics
         self.contents = validate.ContentCache()
         self._payloads: dict[bytes, BuiltPayloads] = {}
         self._async_wakeup = asyncio.Event()
@@ -71,7 +65,11 @@ class PushService:
         if not partner.validated_platforms:
             raise errors.INVALID_CERTIFICATE
         if request.is_async:
-            await self.store.save_async_request(partner.id, body, time.time())
+            # Kept for later without the API key, which is stored only as a hash; the request
+            # is sent for the partner of the stored row. The decoded request encodes back to
+            # itself (less the unknown keys, which are ignored anyway).
+            kept = msgspec.json.encode(msgspec.structs.replace(request, api_key=None))
+            await self.store.save_async_request(partner.id, kept, time.time())
             self._async_wakeup.set()
             return Answer(202, ASYNC_ACCEPTED)
         return Answer(200, await self._send(partner, request, pushes, built))
@@ -99,7 +97,7 @@ class PushService:
         ):
             wait = await self.rate.take(f"advanced:{partner.id}", partner.advanced_rate_limit)
         if wait:
-            raise too_many_requests(wait)
+            raise errors.too_many_requests(wait)
 
     async def _send(
         self,
@@ -111,6 +109,8 @@ class PushService:
     ) -> dict[str, Any]:
         final = await self.store.send_pushes(partner, pushes, built, time.time(), async_request_id)
         self.on_queued()
+        if final:
+            self.metrics.count(final)
         return decide.answer(final or [], request.report_attributes)
 
     async def run_async_requests(self, poll_seconds: float = 1.0) -> None:

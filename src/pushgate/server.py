@@ -10,12 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST
-
+from pushgate import logs
 from pushgate.api import openapi
+from pushgate.api.admission import Admission, Limits
 from pushgate.api.app import App
 from pushgate.api.certificates import CertificateRoutes
 from pushgate.api.http import Request, Response, json_response, text_response
+from pushgate.api.monitoring import Monitoring
 from pushgate.api.push import targeted_push
 from pushgate.api.sdk import SdkRoutes
 from pushgate.api.stats import REPORT_PREFIX, StatsRoutes
@@ -29,10 +30,10 @@ from pushgate.delivery.worker import DeliveryWorker
 from pushgate.emulation import StoredCredentials, mark_emulated
 from pushgate.emulators.runner import Emulators
 from pushgate.limits.rate import MemoryRateLimiter, RateLimiter
-from pushgate.metrics import exposition
 from pushgate.providers.h2client import make_ssl_context
 from pushgate.providers.senders import Endpoints
 from pushgate.push_service import PushService
+from pushgate.queue import backlog
 from pushgate.queue.base import JobQueue
 from pushgate.store.backend import connect_sync, open_store
 
@@ -79,8 +80,28 @@ def create_app(settings: Settings) -> App:
     users = UserRoutes(store, partners, push.rate)
     sdk = SdkRoutes(store, partners)
     stats = StatsRoutes(store, partners)
-    app = App()
+    app = App(access_log=logs.access_log_enabled())
+    queue_watch = backlog.QueueWatch(
+        backlog.BacklogReader(backlog.connector(settings.data_dir, settings.database_url))
+    )
+    app.admission = Admission(
+        Limits(
+            max_requests=settings.max_requests,
+            max_body_bytes=settings.max_request_mb * 2**20,
+            max_store_backlog=settings.max_store_backlog,
+            max_queue_depth=settings.max_queue_depth,
+        ),
+        store_backlog=lambda: store.db.waiting,
+        queue_depth=lambda: queue_watch.queued,
+    )
     delivery = Delivery()
+    monitoring = Monitoring(
+        app,
+        store,
+        push.metrics,
+        backlog.BacklogReader(backlog.connector(settings.data_dir, settings.database_url)),
+        settings.redis_url,
+    )
     doc = openapi.document()
     docs_html = openapi.docs_page(doc)
 
@@ -94,9 +115,8 @@ def create_app(settings: Settings) -> App:
         delivery.emulators = emulators
         control = emulators.control_app()
         app.mounts.append((control.handles, control))
-        log.info(
-            "provider emulators: %s", {k: v for k, v in emulators.info().items() if k != "ca_pem"}
-        )
+        urls = {k: v["url"] for k, v in emulators.info().items() if isinstance(v, dict)}
+        log.info("provider emulators: %s", urls)
         endpoints = Endpoints(
             apns_url=emulators.apns_url,
             apns_sandbox_url=emulators.apns_url,
@@ -105,6 +125,11 @@ def create_app(settings: Settings) -> App:
             hms_token_url=emulators.hms_token_url,
         )
         return endpoints, emulators.ca.ca_pem, emulators.fcm_token_url
+
+    async def configure_logging() -> None:
+        # Here rather than only in the CLI: by the lifespan's start uvicorn has installed its
+        # own log handlers, which this replaces, so that its lines are in the chosen format too.
+        logs.configure(settings.log_level)
 
     async def start() -> None:
         store.start()
@@ -137,6 +162,7 @@ def create_app(settings: Settings) -> App:
             delivery.worker = DeliveryWorker(queue, store.record_delivery, delivery.directory)
             wakers.append(delivery.worker.wake)
             delivery.task = asyncio.create_task(delivery.worker.run())
+        monitoring.started(delivery.worker, delivery.broker)
 
         def on_queued() -> None:
             for wake in wakers:
@@ -145,6 +171,8 @@ def create_app(settings: Settings) -> App:
         push.on_queued = on_queued
 
     async def stop() -> None:
+        if delivery.worker is not None:  # first: handing jobs back needs the queue and broker
+            await delivery.worker.stop(settings.shutdown_grace)
         for task in (delivery.task, delivery.relay_task):
             if task is not None:
                 task.cancel()
@@ -158,35 +186,10 @@ def create_app(settings: Settings) -> App:
             await delivery.emulators.stop()
         if delivery.stored is not None:
             delivery.stored.close()
+        await monitoring.aclose()
         store.close()
         if redis_limits is not None:
             await redis_limits.aclose()
-
-    async def healthz(request: Request) -> Response:
-        if not app.ready:
-            return json_response(503, {"status": "starting"})
-        return json_response(200, {"status": "ok"})
-
-    async def metrics(request: Request) -> Response:
-        gauges = {
-            "pushgate_queue_depth": (
-                "Delivery jobs queued or leased",
-                float(await store.queue.depth()),
-            ),
-            "pushgate_sqlite_commits": (
-                "Group commits of the SQLite writer",
-                float(store.db.batches),
-            ),
-            "pushgate_sqlite_units": (
-                "Units of work the SQLite writer committed",
-                float(store.db.units),
-            ),
-        }
-        if delivery.worker is not None:
-            for name, count in delivery.worker.counters.items():
-                metric = "pushgate_delivery_" + "".join(ch if ch.isalnum() else "_" for ch in name)
-                gauges[metric] = (f"Delivery worker counter {name}", float(count))
-        return Response(200, exposition(app.metrics, gauges), CONTENT_TYPE_LATEST.encode())
 
     async def openapi_json(request: Request) -> Response:
         return json_response(200, doc)
@@ -194,25 +197,36 @@ def create_app(settings: Settings) -> App:
     async def docs(request: Request) -> Response:
         return text_response(200, docs_html, b"text/html; charset=utf-8")
 
+    app.on_startup.append(configure_logging)
     app.on_startup.append(start)
     app.on_shutdown.append(stop)
+    app.on_shutdown.append(partners.aclose)  # the bad-key counter's Redis client
     if settings.role in ("all", "api"):
         app.background.append(push.run_async_requests)
+        if settings.max_queue_depth:
+            app.background.append(queue_watch.run)
     app.route("POST", "/api/v2/notification/user", targeted_push(push))
     app.route("POST", "/api/sdk/v1/session", sdk.session)
     app.route("POST", "/api/sdk/v1/events", stats.events)
     app.route("POST", "/api/v1/notification/get_statistics", stats.get_statistics)
     app.route("POST", "/api/message_center/v1", stats.message_center)
     app.route("GET", "/api/v1/campaigns", stats.with_api_key(stats.campaigns))
-    app.route_prefix("GET", REPORT_PREFIX, stats.with_api_key(stats.report))
+    app.route_prefix(
+        "GET", REPORT_PREFIX, stats.with_api_key(stats.report), REPORT_PREFIX + "{camp_id}/report"
+    )
     dashboard = Dashboard(store, partners, stats.campaigns, stats.report)
     app.route("GET", PREFIX, dashboard.page)
     app.route("GET", PREFIX + "/", dashboard.page)
     for method in ("GET", "POST", "DELETE"):
         app.route(method, PREFIX + "/session", dashboard.session)
-    app.route_prefix("GET", PREFIX + "/static/", dashboard.static)
+    app.route_prefix("GET", PREFIX + "/static/", dashboard.static, PREFIX + "/static/{file}")
     app.route("GET", PREFIX + "/api/campaigns", dashboard.api("campaigns"))
-    app.route_prefix("GET", PREFIX + "/api/campaigns/", dashboard.api("report"))
+    app.route_prefix(
+        "GET",
+        PREFIX + "/api/campaigns/",
+        dashboard.api("report"),
+        PREFIX + "/api/campaigns/{camp_id}/report",
+    )
     app.route("POST", "/api/user/v1/upsert", users.handler(users.upsert), user_too_large)
     app.route("POST", "/api/user/v1/profile", users.handler(users.profile), user_too_large)
     app.route("POST", "/api/user/v1/delete", users.handler(users.delete), user_too_large)
@@ -221,8 +235,9 @@ def create_app(settings: Settings) -> App:
     )
     for provider in ("firebase", "apns", "huawei"):
         app.route("POST", f"/v1/settings/certificate/{provider}", certificates.handler(provider))
-    app.route("GET", "/healthz", healthz)
-    app.route("GET", "/metrics", metrics)
+    app.route("GET", "/healthz", monitoring.healthz)
+    app.route("GET", "/readyz", monitoring.readyz)
+    app.route("GET", "/metrics", monitoring.metrics)
     app.route("GET", "/openapi.json", openapi_json)
     app.route("GET", "/docs", docs)
     return app

@@ -75,10 +75,17 @@ def _drop_schemas() -> None:
             c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
 
 
+# The suite sends many bad keys from 127.0.0.1 on purpose (error and fuzz tests), which the
+# limit on repeated bad keys per client address (limits/bad_keys.py) would answer 429; it is
+# off here, and tests/e2e/test_bad_key_limit.py turns it on with its default.
+SUITE_SETTINGS = {"PUSHGATE_BAD_KEY_LIMIT": "0"}
+
+
 def process_env(backend_env: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
-    """This process's environment without its own backend settings, then the given ones."""
+    """This process's environment without its own backend settings, then the suite's settings,
+    then the given ones."""
     env = {k: v for k, v in os.environ.items() if k not in BACKEND_SETTINGS}
-    return {**env, **backend_env, **extra}
+    return {**env, **SUITE_SETTINGS, **backend_env, **extra}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -3,6 +3,11 @@
 Handlers are plain async functions of a `Request`; each endpoint family maps
 its own errors to its documented shape, and anything unexpected becomes a
 JSON 500 (never a stack trace or HTML).
+
+Every request gets an id (the client's `X-Request-Id` when sane, else a new one), returned in
+`X-Request-Id` and carried by every log line emitted while it is handled; it is counted under
+its route template (metrics.py) and logged once on `pushgate.access`: method, route template,
+status and duration only, never the path's parameters, the query string or the body.
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from pushgate import logs
+from pushgate.api.admission import Admission
 from pushgate.api.http import BodyTooLarge, Handler, Request, Response, json_response, read_body
 from pushgate.api.types import ASGIApp, Receive, Scope, Send
-from pushgate.metrics import RequestMetrics
+from pushgate.metrics import EndpointStats, RequestMetrics
 
 log = logging.getLogger("pushgate.api")
+access = logging.getLogger("pushgate.access")
 
 Route = tuple[str, str]  # (method, path)
 BodyLimitAnswer = Callable[[], Response]
@@ -35,7 +43,12 @@ def request_too_large() -> Response:
 @dataclass
 class Endpoint:
     handler: Handler
+    stats: EndpointStats  # its label, `template`, is the route's path or path template
     too_large: BodyLimitAnswer = request_too_large
+
+    @property
+    def template(self) -> str:
+        return self.stats.endpoint
 
 
 @dataclass
@@ -46,6 +59,8 @@ class App:
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     ready: bool = False
     metrics: RequestMetrics = field(default_factory=RequestMetrics)
+    access_log: bool = True  # one INFO line per request on `pushgate.access`
+    admission: Admission | None = None  # load shedding; None: every request is handled
     # Sub-apps that own every path their predicate accepts (the emulators' control routes).
     mounts: list[tuple[Callable[[str], bool], ASGIApp]] = field(default_factory=list)
     # Routes owning every path under a prefix, for paths with parameters in them.
@@ -59,10 +74,17 @@ class App:
         handler: Handler,
         too_large: BodyLimitAnswer = request_too_large,
     ) -> None:
-        self.routes[(method, path)] = Endpoint(handler, too_large)
+        self.routes[(method, path)] = Endpoint(
+            handler, self.metrics.endpoint(method, path), too_large
+        )
 
-    def route_prefix(self, method: str, prefix: str, handler: Handler) -> None:
-        self.prefixes[(method, prefix)] = Endpoint(handler)
+    def route_prefix(
+        self, method: str, prefix: str, handler: Handler, template: str | None = None
+    ) -> None:
+        """A route for every path under `prefix`; `template` (say `/x/{id}/report`) is what it
+        is counted and logged as, so that the paths' parameters never become label values."""
+        stats = self.metrics.endpoint(method, template or prefix + "*")
+        self.prefixes[(method, prefix)] = Endpoint(handler, stats)
 
     def _find(self, method: str, path: str) -> Endpoint | None:
         endpoint = self.routes.get((method, path))
@@ -90,43 +112,72 @@ class App:
             if owns(path):
                 await sub_app(scope, receive, send)
                 return
-        endpoint = self._find(method, path)
-        if endpoint is None:
-            if method == "HEAD" and (e := self._find("GET", path)):
-                endpoint = e
-            elif self._path_known(path):
-                await json_response(
-                    405,
-                    {
-                        "error": "method_not_allowed",
-                        "message": f"{method} is not allowed on {path}",
-                    },
-                )(send)
-                return
-            else:
-                await json_response(
-                    404, {"error": "not_found", "message": f"no endpoint at {path}"}
-                )(send)
-                return
         started = time.perf_counter()
+        rid = logs.request_id(_header(scope, b"x-request-id"))
+        context = logs.REQUEST_ID.set(rid)
+        try:
+            endpoint = self._find(method, path)
+            if endpoint is None and method == "HEAD":
+                endpoint = self._find("GET", path)
+            if endpoint is None:
+                stats = self.metrics.unmatched(method)
+                response = self._unmatched(method, path)
+            else:
+                stats = endpoint.stats
+                response = await self._admitted(endpoint, scope, receive)
+            await response(send, rid.encode())
+            seconds = time.perf_counter() - started
+            stats.observe(response.status, seconds)
+            if self.access_log and access.isEnabledFor(logging.INFO):
+                access.info(
+                    "%s %s %d %.1fms",
+                    method,
+                    stats.endpoint,
+                    response.status,
+                    seconds * 1000,
+                    extra={
+                        "method": method,
+                        "route": stats.endpoint,
+                        "status": response.status,
+                        "duration_ms": round(seconds * 1000, 3),
+                    },
+                )
+        finally:
+            logs.REQUEST_ID.reset(context)
+
+    def _unmatched(self, method: str, path: str) -> Response:
+        if self._path_known(path):
+            return json_response(
+                405,
+                {"error": "method_not_allowed", "message": f"{method} is not allowed on {path}"},
+            )
+        return json_response(404, {"error": "not_found", "message": f"no endpoint at {path}"})
+
+    async def _admitted(self, endpoint: Endpoint, scope: Scope, receive: Receive) -> Response:
+        """The endpoint's answer, or a 503 when the service is overloaded (api/admission.py)."""
+        if self.admission is None:
+            return await self._handle(endpoint, scope, receive)
+        refusal = self.admission.refuse(scope)
+        if refusal is not None:
+            return refusal
+        try:
+            return await self._handle(endpoint, scope, receive)
+        finally:
+            self.admission.release(scope)
+
+    async def _handle(self, endpoint: Endpoint, scope: Scope, receive: Receive) -> Response:
         try:
             body = await read_body(scope, receive)
         except BodyTooLarge:
-            response = endpoint.too_large()
-        else:
-            try:
-                response = await endpoint.handler(Request(scope, body))
-            except Exception:
-                log.exception("unhandled error on %s %s", method, path)
-                response = json_response(
-                    500,
-                    {
-                        "error": "internal_error",
-                        "message": "the server failed to process the request",
-                    },
-                )
-        await response(send)
-        self.metrics.observe(path, response.status, time.perf_counter() - started)
+            return endpoint.too_large()
+        try:
+            return await endpoint.handler(Request(scope, body))
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], endpoint.template)
+            return json_response(
+                500,
+                {"error": "internal_error", "message": "the server failed to process the request"},
+            )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -153,3 +204,10 @@ class App:
                     await hook()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from pushgate.api.http import Handler, Request, Response, json_response
+from pushgate.api.push import error_response
 from pushgate.auth import PartnerCache
 from pushgate.credential_check import Checked, check, obtain_token
 from pushgate.store import credentials as creds
@@ -55,7 +56,10 @@ class CertificateRoutes:
         key = request.header(b"x-api-key")
         if not key:
             return json_response(400, {"error": "No api key provided"})
-        partner = await self.partners.get("api_key", key)
+        try:
+            partner = await self.partners.admit("api_key", key, request.client_ip)
+        except ApiError as error:  # the allow list, or too many bad keys
+            return error_response(error)
         if partner is None:
             return json_response(403, {"error": "Invalid api key"})
         try:

@@ -56,18 +56,15 @@ class Response:
     content_type: bytes = b"application/json"
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
-    async def __call__(self, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.status,
-                "headers": [
-                    (b"content-type", self.content_type),
-                    (b"content-length", str(len(self.body)).encode()),
-                    *self.headers,
-                ],
-            }
-        )
+    async def __call__(self, send: Send, request_id: bytes | None = None) -> None:
+        headers = [
+            (b"content-type", self.content_type),
+            (b"content-length", str(len(self.body)).encode()),
+            *self.headers,
+        ]
+        if request_id is not None:
+            headers.append((b"x-request-id", request_id))
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
 
 

@@ -21,6 +21,10 @@ ERROR = {
 }
 PLAIN_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 ANY_OBJECT = {"type": "object", "additionalProperties": True}
+# Every endpoint that takes a key: a client address over its allowance of bad keys
+# (limits/bad_keys.py) gets this family's 429 until its window ends.
+BAD_KEYS = ("429", "Too many bad keys from this address (see Retry-After)")
+NOT_ALLOWED = ("403", "Address not allowed for this key")
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -104,7 +108,7 @@ def document() -> dict[str, Any]:
                         {"type": "object", "properties": {"insider_id": {"type": "string"}}},
                         "Profile id",
                     ),
-                    **_errors(ERROR, ("400", "Invalid session"), ("401", "Bad SDK key")),
+                    **_errors(ERROR, ("400", "Invalid session"), ("401", "Bad SDK key"), BAD_KEYS),
                 },
             }
         },
@@ -176,8 +180,11 @@ def document() -> dict[str, Any]:
                             "Validated and in use",
                         ),
                         **_errors(
-                            PLAIN_ERROR, ("400", "No api key provided"), ("403", "Invalid api key")
+                            PLAIN_ERROR,
+                            ("400", "No api key provided"),
+                            ("403", "Invalid api key, or address not allowed for this key"),
                         ),
+                        **_errors(ERROR, BAD_KEYS),
                         "406": _json(ERROR, "Not usable: kept, but not used"),
                     },
                 }
@@ -192,9 +199,7 @@ def document() -> dict[str, Any]:
             )
         },
         **statistics_paths(),
-        "/healthz": {
-            "get": {"summary": "Liveness", "responses": {"200": _json(ANY_OBJECT, "Serving")}}
-        },
+        **health_paths(),
         "/openapi.json": {
             "get": {"summary": "This document", "responses": {"200": _json(ANY_OBJECT, "OpenAPI")}}
         },
@@ -204,6 +209,46 @@ def document() -> dict[str, Any]:
         "info": {"title": "pushgate", "version": __version__},
         "paths": paths,
         "components": {"schemas": components},
+    }
+
+
+def health_paths() -> dict[str, Any]:
+    """docs/operations.md, "Monitoring": liveness for restarts, readiness for load balancers."""
+    status = _object(["status"], status={"type": "string"})
+    unavailable = _object(
+        ["status", "failing"],
+        status={"const": "unavailable"},
+        failing={
+            "type": "array",
+            "items": {"enum": ["store", "queue", "redis", "service"]},
+            "description": "The checks that failed within their second; `service`: the"
+            " process is starting or stopping",
+        },
+    )
+    retry_after = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}}
+    return {
+        "/healthz": {
+            "get": {
+                "summary": "Liveness: the process serves requests (nothing else is checked)",
+                "responses": {
+                    "200": _json(_object(["status"], status={"const": "ok"}), "Serving"),
+                    "503": _json(status, "Starting"),
+                },
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: the store answers, the queue and Redis (when configured)"
+                " are reachable; each checked within one second",
+                "responses": {
+                    "200": _json(_object(["status"], status={"const": "ready"}), "Ready"),
+                    "503": {
+                        **_json(unavailable, "Not ready: send no traffic here for now"),
+                        "headers": retry_after,
+                    },
+                },
+            }
+        },
     }
 
 
@@ -267,7 +312,9 @@ def statistics_paths() -> dict[str, Any]:
             "items": _object(["hour"], hour=DATE_TIME, **dict.fromkeys(FUNNEL_FIELDS, INTEGER)),
         },
     )
-    own_errors = _errors(ERROR, ("400", "Invalid parameter"), ("401", "Bad API key"))
+    own_errors = _errors(
+        ERROR, ("400", "Invalid parameter"), ("401", "Bad API key"), NOT_ALLOWED, BAD_KEYS
+    )
     text_error = {"text/plain": {"schema": STRING}}
     insider_campaign = _object(
         [],
@@ -306,6 +353,7 @@ def statistics_paths() -> dict[str, Any]:
                     ),
                     "400": _json(ERROR, "Body is not JSON"),
                     "401": _json(PLAIN_ERROR, "Bad Api Key."),
+                    **_errors(ERROR, NOT_ALLOWED, BAD_KEYS),
                 },
             }
         },
@@ -347,6 +395,8 @@ def statistics_paths() -> dict[str, Any]:
                     ),
                     "400": {"description": "bad payload / bad limit", "content": text_error},
                     "401": {"description": "Bad API key", "content": text_error},
+                    "403": {"description": NOT_ALLOWED[1], "content": text_error},
+                    "429": {"description": BAD_KEYS[1], "content": text_error},
                 },
             }
         },
@@ -394,6 +444,7 @@ def statistics_paths() -> dict[str, Any]:
                         ("400", "Invalid events"),
                         ("401", "Bad SDK key"),
                         ("404", "No user with that insider_id"),
+                        BAD_KEYS,
                     ),
                 },
             }

@@ -22,7 +22,8 @@ class SdkRoutes:
 
     async def session(self, request: Request) -> Response:
         try:
-            partner = await self.partners.get("sdk_key", request.header(b"x-sdk-key"))
+            key = request.header(b"x-sdk-key")
+            partner = await self.partners.admit("sdk_key", key, request.client_ip, allow_list=False)
             if partner is None:
                 raise BAD_SDK_KEY
             session = validate_session(parse_json(request.body))

@@ -56,7 +56,11 @@ class StatsRoutes:
             partner = await self.partners.admit(
                 "api_key", request.header(b"x-insider-api-key"), request.client_ip
             )
-        except ApiError:
+        except ApiError as error:  # this family answers in plain text
+            if error.retry_after is not None:
+                response = text_response(error.status, error.message)
+                response.headers = ((b"retry-after", str(error.retry_after).encode()),)
+                return response
             return text_response(403, "ip not allowed")
         if partner is None:
             return text_response(401, MC_BAD_API_KEY)
@@ -109,7 +113,8 @@ class StatsRoutes:
     async def events(self, request: Request) -> Response:
         """POST /api/sdk/v1/events (contract.md): the app's receipts and opens."""
         try:
-            partner = await self.partners.get("sdk_key", request.header(b"x-sdk-key"))
+            key = request.header(b"x-sdk-key")
+            partner = await self.partners.admit("sdk_key", key, request.client_ip, allow_list=False)
             if partner is None:
                 raise BAD_SDK_KEY
             batch = parse_events(parse_json(request.body), time.time())

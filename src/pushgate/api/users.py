@@ -32,7 +32,7 @@ def too_large() -> Response:
 
 
 def _error(error: UserDataError) -> Response:
-    headers = [(b"retry-after", b"1")] if error.status == 429 else []
+    headers = [(b"retry-after", str(error.retry_after).encode())] if error.status == 429 else []
     return json_response(error.status, {"error": error.error}, headers)
 
 
@@ -44,7 +44,13 @@ class UserRoutes:
 
     async def _partner(self, request: Request) -> Partner:
         name = request.header(b"x-partner-name")
-        partner = await self.partners.get("request_token", request.header(b"x-request-token"))
+        token = request.header(b"x-request-token")
+        try:
+            partner = await self.partners.admit(
+                "request_token", token, request.client_ip, allow_list=False
+            )
+        except ApiError as error:  # the client is over its allowance of bad keys
+            raise UserDataError(429, TOO_MANY_REQUESTS.error, error.retry_after or 1) from None
         if partner is None or name is None or name.lower() != partner.name.lower():
             raise FORBIDDEN
         if await self.rate.take(f"user:{partner.id}", partner.rate_limit):

@@ -14,14 +14,14 @@ import logging
 import os
 import socket
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from pushgate.delivery import outcome as outcomes
 from pushgate.delivery.outcome import DeliveryOutcome
+from pushgate.metrics import DeliveryMetrics
 from pushgate.providers.verdict import Verdict
-from pushgate.queue.base import Job, JobQueue
+from pushgate.queue.base import QUEUED, Job, JobQueue
 from pushgate.wakeup import idle
 
 log = logging.getLogger("pushgate.delivery")
@@ -70,10 +70,16 @@ class DeliveryWorker:
         self.concurrency = concurrency
         self.batch = batch
         self.idle_poll = idle_poll_seconds
-        self.counters: Counter[str] = Counter()
+        self.metrics = DeliveryMetrics()
+        self.counters = self.metrics.events  # claim_failed, lease_lost, crashed
         self._slots = asyncio.Semaphore(concurrency)
         self._wakeup = asyncio.Event()
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight: dict[asyncio.Task[None], Job] = {}
+        self._stopping = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
 
     def wake(self) -> None:
         """New jobs were queued: claim now instead of at the next poll."""
@@ -81,7 +87,7 @@ class DeliveryWorker:
 
     async def run(self) -> None:
         try:
-            while True:
+            while not self._stopping:
                 free = self.concurrency - len(self._inflight)
                 try:
                     jobs = (
@@ -98,28 +104,55 @@ class DeliveryWorker:
                 for job in jobs:
                     await self._slots.acquire()
                     task = asyncio.create_task(self._deliver(job))
-                    self._inflight.add(task)
+                    self._inflight[task] = job
                     task.add_done_callback(self._done)
                 if len(jobs) < self.batch or not free:
                     await idle(self._wakeup, self.idle_poll)
         finally:
-            for task in list(self._inflight):
-                task.cancel()
+            if not self._stopping:  # cancelled, not stopped: the leases run out
+                for task in list(self._inflight):
+                    task.cancel()
+
+    async def stop(self, grace: float) -> int:
+        """Claim nothing more; give the sends under way up to `grace` seconds to finish, then
+        cut off the rest and hand their jobs back to the queue at once (due now, lease
+        released), so that another worker, or this one restarted, sends them without waiting
+        for the lease to run out. Returns how many were handed back."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._inflight:
+            await asyncio.wait(list(self._inflight), timeout=grace)
+        leftover = dict(self._inflight)
+        for task in leftover:
+            task.cancel()
+        await asyncio.gather(*leftover, return_exceptions=True)
+        now = time.time()
+        back = DeliveryOutcome(QUEUED, detail="handed back at shutdown", retry_at=now)
+        handed = 0
+        for job in leftover.values():
+            try:
+                if await self.record(job, self.name, back):
+                    await self.queue.settled(job, back, True)
+                    handed += 1
+            except Exception:
+                # Its lease runs out and the job is claimed again, as after a crash.
+                log.warning("handing job %d back failed", job.id, exc_info=True)
+        if leftover:
+            log.info("stopped: %d sends cut off and handed back to the queue", handed)
+        return handed
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
+        self._inflight.pop(task, None)
         self._slots.release()
         self._wakeup.set()
 
     async def _deliver(self, job: Job) -> None:
         try:
-            result = await self._attempt(job)
+            result, why = await self._attempt(job)
             recorded = await self.record(job, self.name, result)
             await self.queue.settled(job, result, recorded)
             if recorded:
-                self.counters[result.state] += 1
-                if result.reason:
-                    self.counters[f"reason:{result.reason}"] += 1
+                self.metrics.settled(job.platform, result, why)
             else:
                 self.counters["lease_lost"] += 1
         except asyncio.CancelledError:
@@ -129,20 +162,26 @@ class DeliveryWorker:
             log.exception("delivery of job %d failed unexpectedly", job.id)
             self.counters["crashed"] += 1
 
-    async def _attempt(self, job: Job) -> DeliveryOutcome:
+    async def _attempt(self, job: Job) -> tuple[DeliveryOutcome, str]:
+        """The outcome, and the provider's reason for it (what a retry is counted under)."""
         now = time.time()
         if job.expires_at <= now:
-            return outcomes.expired()
+            return outcomes.expired(), ""
         sender = await self.senders.sender_for(job)
         if sender is None:
-            return DeliveryOutcome(
+            failed = DeliveryOutcome(
                 "failed", outcomes.INVALID_CERTIFICATE, "no validated credential"
             )
+            return failed, ""
+        started = time.perf_counter()
         try:
             verdict = await asyncio.wait_for(sender.send(job), SEND_TIMEOUT_SECONDS)
         except TimeoutError:
             verdict = Verdict(kind="retry", reason="Timeout", status=0, detail="send timed out")
-        self.counters[f"verdict:{verdict.kind}"] += 1
+        self.metrics.provider_answered(job.platform, time.perf_counter() - started)
+        why = ""
+        if verdict.kind == "retry":
+            why = verdict.reason or (f"HTTP{verdict.status}" if verdict.status else "Unknown")
         return outcomes.decide(
             job,
             verdict.kind,
@@ -151,4 +190,4 @@ class DeliveryWorker:
             retry_after=verdict.retry_after,
             timestamp_ms=verdict.timestamp_ms,
             detail=verdict.detail,
-        )
+        ), why

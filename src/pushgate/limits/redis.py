@@ -40,6 +40,18 @@ end
 return 1
 """
 
+# One failed key check of a client (limits/bad_keys.py): the window opens with the first failure
+# and its key expires with it. Replies: the failures so far and the window's milliseconds left.
+BAD_KEY = """
+local n = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {n, left}
+"""
+
 
 class RedisLimits:
     def __init__(self, url: str, prefix: str = names.DEFAULT_REDIS_PREFIX) -> None:
@@ -75,3 +87,21 @@ class RedisLimits:
     async def aclose(self) -> None:
         await self._async.aclose()
         self._sync.close()
+
+
+class RedisBadKeyCounter:
+    """Failed key checks per client address, shared by every API process."""
+
+    def __init__(self, url: str, prefix: str = names.DEFAULT_REDIS_PREFIX) -> None:
+        self.prefix = prefix
+        self._redis = redis.asyncio.Redis.from_url(url)
+        self._count = self._redis.register_script(BAD_KEY)
+
+    async def add_failure(self, client: str, window: float) -> tuple[int, float]:
+        failures, left_ms = await self._count(
+            keys=[names.bad_key_key(self.prefix, client)], args=[max(1, int(window * 1000))]
+        )
+        return int(failures), int(left_ms) / 1000
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()

@@ -97,6 +97,12 @@ class JetStreamQueue:
         if self._nc is not None:
             await self._nc.close()
 
+    async def check(self) -> None:
+        """Raises unless the broker is connected and answers for the stream (/readyz)."""
+        if self._nc is None or not self._nc.is_connected:
+            raise ConnectionError("not connected to NATS")
+        await self._js.stream_info(self.stream)
+
     # ---- relay: outbox -> stream ----
 
     async def relay_once(self) -> int:

@@ -53,6 +53,7 @@ class Executor(Protocol):
 
     units: int
     batches: int
+    waiting: int  # units submitted and not yet answered
 
     def start(self) -> None: ...
 

@@ -87,6 +87,7 @@ class InlineExecutor:
         self._checkpointer: threading.Thread | None = None
         self.batches = 0  # commits, for metrics and benchmarks
         self.units = 0
+        self.waiting = 0  # units submitted and not yet answered (load shedding reads it)
 
     def start(self) -> None:
         self._conn = connect(self._path, self._synchronous)
@@ -118,7 +119,11 @@ class InlineExecutor:
             # After the callbacks already due: every request that reached the store in
             # this loop iteration joins the same transaction.
             loop.call_soon(self._flush)
-        return await future
+        self.waiting += 1
+        try:
+            return await future
+        finally:
+            self.waiting -= 1
 
     def _flush(self) -> None:
         self._scheduled = False
@@ -161,6 +166,7 @@ class SqliteExecutor:
         self._error: BaseException | None = None
         self.batches = 0  # commits, for metrics and benchmarks
         self.units = 0
+        self.waiting = 0  # units submitted and not yet answered (load shedding reads it)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
@@ -178,7 +184,11 @@ class SqliteExecutor:
     async def run(self, unit: Callable[[sqlite3.Connection], T]) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._units.put((unit, future))
-        return await future
+        self.waiting += 1
+        try:
+            return await future
+        finally:
+            self.waiting -= 1
 
     def _run(self) -> None:
         try:

@@ -37,13 +37,17 @@ class NoSuchPartner(Exception):
     pass
 
 
-def create_partner(conn: Db, name: str) -> PartnerSecrets:
-    secrets = PartnerSecrets(
+def _new_secrets(name: str) -> PartnerSecrets:
+    return PartnerSecrets(
         partner=name,
         api_key=keys.new_secret(keys.API_KEY_PREFIX),
         request_token=keys.new_secret(keys.REQUEST_TOKEN_PREFIX),
         sdk_key=keys.new_secret(keys.SDK_KEY_PREFIX),
     )
+
+
+def create_partner(conn: Db, name: str) -> PartnerSecrets:
+    secrets = _new_secrets(name)
     now = time.time()
     created = conn.execute(
         "INSERT INTO partners (name, api_key_hash, request_token_hash, sdk_key_hash,"
@@ -64,6 +68,31 @@ def create_partner(conn: Db, name: str) -> PartnerSecrets:
     ).fetchone()
     if created is None:  # names are unique regardless of case
         raise PartnerExists(name)
+    return secrets
+
+
+def rotate_keys(conn: Db, name: str) -> PartnerSecrets:
+    """Replace all three of the partner's secrets with new ones, returned once.
+
+    The old ones stop matching at once in the database; running servers stop accepting them
+    when their partner cache entry expires (auth.py: 2 s). Dashboard sessions end too, since
+    they were opened with an API key that may be the stolen one."""
+    partner = partner_by_name(conn, name)
+    if partner is None:
+        raise NoSuchPartner(name)
+    secrets = _new_secrets(partner.name)
+    conn.execute(
+        "UPDATE partners SET api_key_hash = ?, request_token_hash = ?, sdk_key_hash = ?,"
+        " updated_at = ? WHERE id = ?",
+        (
+            keys.hash_secret(secrets.api_key),
+            keys.hash_secret(secrets.request_token),
+            keys.hash_secret(secrets.sdk_key),
+            time.time(),
+            partner.id,
+        ),
+    )
+    conn.execute("DELETE FROM dashboard_sessions WHERE partner_id = ?", (partner.id,))
     return secrets
 
 

@@ -45,6 +45,16 @@ COUNTER_SHARDS = 64
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+def terse(exc: Exception) -> Exception:
+    """A database error as its callers, and so the logs, see it: the primary message only.
+    PostgreSQL's DETAIL quotes the values of the row at fault (`Key (kind, value)=(email,
+    ada@example.com) already exists`), personal data that must not reach a log; `exc.diag`
+    keeps every field for code that needs one, and the type is unchanged."""
+    if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
+        exc.args = (exc.diag.message_primary,)
+    return exc
+
+
 @functools.lru_cache(maxsize=4096)
 def translate(sql: str) -> str:
     """`?` placeholders to psycopg's `%s` (a literal `%` is doubled first)."""
@@ -145,6 +155,7 @@ class PgExecutor:
         self.max_batch = max_batch
         self.units = 0
         self.batches = 0  # commits, for metrics and benchmarks
+        self.waiting = 0  # units submitted and not yet answered (load shedding reads it)
 
         def configure(raw: psycopg.Connection[Any]) -> None:
             raw.execute(f"SET search_path TO {target.schema}")
@@ -182,7 +193,11 @@ class PgExecutor:
     async def run(self, unit: Callable[[PgConnection], T]) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put((unit, future))
-        return await future
+        self.waiting += 1
+        try:
+            return await future
+        finally:
+            self.waiting -= 1
 
     def _work(self) -> None:
         while True:
@@ -212,13 +227,17 @@ class PgExecutor:
             values = self._transaction(units)
         except Exception as exc:
             if len(units) == 1:
-                return [(None, exc)]
+                return [(None, terse(exc))]
             return [self._run_batch([unit])[0] for unit in units]
         return [(value, None) for value in values]
 
     def run_sync(self, unit: Callable[[PgConnection], T]) -> T:
         """One unit in a transaction of its own, on the calling thread."""
-        value: T = self._transaction([unit])[0]
+        try:
+            value: T = self._transaction([unit])[0]
+        except Exception as exc:
+            terse(exc)
+            raise
         return value
 
     def _transaction(self, units: list[Unit]) -> list[Any]:

@@ -60,6 +60,18 @@ TOO_MANY_IDENTIFIERS = ApiError(
 )
 
 
+def too_many_requests(wait: float) -> ApiError:
+    """429 with `Retry-After`: a partner over its rate limit, or a client address over its
+    allowance of bad keys (limits/bad_keys.py); one body for both, so neither tells more."""
+    seconds = max(1, int(wait + 0.999))
+    return ApiError(
+        429,
+        "too_many_requests",
+        f"rate limit exceeded; retry after {seconds} seconds",
+        retry_after=seconds,
+    )
+
+
 def blacklisted_deeplink(key: str) -> ApiError:
     return ApiError(400, "blacklisted_deeplink", f"deepLink can't contain '{key}' key")
 

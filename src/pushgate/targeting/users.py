@@ -30,10 +30,11 @@ PLATFORMS = frozenset({"ios", "android", "huawei"})
 class UserDataError(Exception):
     """A request-level failure of the user API: its own `{"error": "..."}` shape."""
 
-    def __init__(self, status: int, error: str) -> None:
+    def __init__(self, status: int, error: str, retry_after: int = 1) -> None:
         super().__init__(error)
         self.status = status
         self.error = error
+        self.retry_after = retry_after  # seconds, for a 429
 
 
 USERS_MISSING = UserDataError(400, "users must be defined: bad request")

@@ -1,0 +1,103 @@
+"""The operator's endpoints: /healthz (liveness), /readyz (readiness), /metrics (Prometheus).
+
+docs/operations.md, "Monitoring", documents their answers and every metric.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from pushgate.api.app import App
+from pushgate.api.http import Request, Response, json_response
+from pushgate.delivery.worker import DeliveryWorker
+from pushgate.exposition import Scrape, exposition
+from pushgate.health import RETRY_AFTER_SECONDS, Check, Readiness, RedisPing
+from pushgate.metrics import PushMetrics
+from pushgate.queue.backlog import BacklogReader
+from pushgate.store.store import Store
+
+if TYPE_CHECKING:  # nats-py is an optional dependency
+    from pushgate.queue.jetstream import JetStreamQueue
+
+_PROMETHEUS = CONTENT_TYPE_LATEST.encode()
+_UNAVAILABLE_HEADERS = ((b"retry-after", str(RETRY_AFTER_SECONDS).encode()),)
+
+
+def _select_one(conn: Any) -> None:
+    conn.execute("SELECT 1").fetchone()
+
+
+def _jobs_readable(conn: Any) -> None:
+    conn.execute("SELECT id FROM jobs LIMIT 1").fetchall()
+
+
+class Monitoring:
+    """The routes, and what they read: the worker and the broker exist once the service has
+    started (`started`)."""
+
+    def __init__(
+        self,
+        app: App,
+        store: Store,
+        pushes: PushMetrics,
+        backlog: BacklogReader,
+        redis_url: str | None = None,
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.pushes = pushes
+        self.backlog = backlog
+        self.worker: DeliveryWorker | None = None
+        self.broker: JetStreamQueue | None = None
+        self.redis = RedisPing(redis_url) if redis_url else None
+        self.readiness = Readiness({})
+
+    def started(self, worker: DeliveryWorker | None, broker: JetStreamQueue | None) -> None:
+        self.worker, self.broker = worker, broker
+        self.backlog.outbox = broker is not None
+        # The queue is the job table, or JetStream in front of it.
+        queue: Check = broker.check if broker is not None else self._jobs_readable
+        checks: dict[str, Check] = {"store": self._store_answers, "queue": queue}
+        if self.redis is not None:
+            checks["redis"] = self.redis
+        self.readiness = Readiness(checks)
+
+    async def _store_answers(self) -> None:
+        await self.store.db.run(_select_one)
+
+    async def _jobs_readable(self) -> None:
+        await self.store.db.run(_jobs_readable)
+
+    async def aclose(self) -> None:
+        self.backlog.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    async def healthz(self, request: Request) -> Response:
+        """Liveness: the process serves HTTP (and has started); nothing else is checked."""
+        if not self.app.ready:
+            return json_response(503, {"status": "starting"})
+        return json_response(200, {"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        failing = ["service"] if not self.app.ready else await self.readiness.failing()
+        if failing:
+            body = {"status": "unavailable", "failing": failing}
+            return json_response(503, body, _UNAVAILABLE_HEADERS)
+        return json_response(200, {"status": "ready"})
+
+    async def metrics(self, request: Request) -> Response:
+        worker = self.worker
+        scrape = Scrape(
+            requests=self.app.metrics,
+            pushes=self.pushes,
+            delivery=worker.metrics if worker is not None else None,
+            in_flight=worker.in_flight if worker is not None else 0,
+            backlog=await self.backlog.read(),
+            store_units=self.store.db.units,
+            store_commits=self.store.db.batches,
+            jetstream=self.broker.counters if self.broker is not None else {},
+        )
+        return Response(200, exposition(scrape), _PROMETHEUS)
