@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pushgate import keys
-from pushgate.config import Settings
 from pushgate.limits import bad_keys
 from pushgate.store.models import Partner
 from pushgate.store.partners import KeyKind
@@ -33,15 +32,13 @@ class PartnerCache:
         lookup: Lookup,
         ttl: float = 2.0,
         max_entries: int = 10_000,
-        bad: bad_keys.BadKeys | None = None,
+        bad: bad_keys.BadKeys | None = None,  # None: no limit on bad keys
     ) -> None:
         self._lookup = lookup
         self._ttl = ttl
         self._max = max_entries
         self._entries: dict[tuple[KeyKind, bytes], tuple[float, Partner | None]] = {}
-        # Its settings are PUSHGATE_* variables like the rest (config.py), read here so that
-        # every place that builds the cache gets the limit.
-        self.bad_keys = bad or bad_keys.from_settings(Settings.load())
+        self.bad_keys = bad or bad_keys.BadKeys(0, 0)
 
     async def get(self, kind: KeyKind, secret: str | None) -> Partner | None:
         if not secret:

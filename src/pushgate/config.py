@@ -46,6 +46,8 @@ class Settings:
     # Seconds that sends under way get to finish on SIGTERM before being handed back, and that
     # requests under way get to be answered (each; docs/operations.md).
     shutdown_grace: float = 10.0
+    # Days a finished delivery job (token and payload) is kept; 0: forever (delivery/retention.py).
+    job_retention_days: float = 7.0
 
     @classmethod
     def load(cls, **flags: object) -> Settings:
@@ -74,6 +76,7 @@ class Settings:
             "max_store_backlog": int(env("MAX_STORE_BACKLOG") or cls.max_store_backlog),
             "max_queue_depth": int(env("MAX_QUEUE_DEPTH") or cls.max_queue_depth),
             "shutdown_grace": float(env("SHUTDOWN_GRACE") or cls.shutdown_grace),
+            "job_retention_days": float(env("JOB_RETENTION_DAYS") or cls.job_retention_days),
         }
         values.update({k: v for k, v in flags.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

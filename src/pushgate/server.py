@@ -25,10 +25,12 @@ from pushgate.api.users import too_large as user_too_large
 from pushgate.auth import PartnerCache
 from pushgate.config import Settings, env
 from pushgate.dashboard.app import PREFIX, Dashboard
+from pushgate.delivery.retention import JobRetention
 from pushgate.delivery.senders import ProviderDirectory
 from pushgate.delivery.worker import DeliveryWorker
 from pushgate.emulation import StoredCredentials, mark_emulated
 from pushgate.emulators.runner import Emulators
+from pushgate.limits import bad_keys
 from pushgate.limits.rate import MemoryRateLimiter, RateLimiter
 from pushgate.providers.h2client import make_ssl_context
 from pushgate.providers.senders import Endpoints
@@ -75,7 +77,7 @@ def create_app(settings: Settings) -> App:
         settings.campaign_stats,
         caps=redis_limits,
     )
-    partners = PartnerCache(store.partner_by_secret)
+    partners = PartnerCache(store.partner_by_secret, bad=bad_keys.from_settings(settings))
     push = PushService(store, partners, rate)
     users = UserRoutes(store, partners, push.rate)
     sdk = SdkRoutes(store, partners)
@@ -201,6 +203,8 @@ def create_app(settings: Settings) -> App:
     app.on_startup.append(start)
     app.on_shutdown.append(stop)
     app.on_shutdown.append(partners.aclose)  # the bad-key counter's Redis client
+    if settings.role in ("all", "worker") and settings.job_retention_days > 0:
+        app.background.append(JobRetention(store.db, settings.job_retention_days).run)
     if settings.role in ("all", "api"):
         app.background.append(push.run_async_requests)
         if settings.max_queue_depth:

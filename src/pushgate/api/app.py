@@ -95,10 +95,13 @@ class App:
                 return e
         return None
 
-    def _path_known(self, path: str) -> bool:
-        return any(p == path for _, p in self.routes) or any(
-            path.startswith(prefix) for _, prefix in self.prefixes
-        )
+    def _methods(self, path: str) -> set[str]:
+        """The methods some route takes at this path (empty: no route knows it)."""
+        methods = {m for m, p in self.routes if p == path}
+        methods |= {m for m, prefix in self.prefixes if path.startswith(prefix)}
+        if "GET" in methods:
+            methods.add("HEAD")
+        return methods
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -146,10 +149,11 @@ class App:
             logs.REQUEST_ID.reset(context)
 
     def _unmatched(self, method: str, path: str) -> Response:
-        if self._path_known(path):
-            return json_response(
+        if methods := self._methods(path):
+            return json_response(  # RFC 9110 15.5.6: a 405 names the methods that are allowed
                 405,
                 {"error": "method_not_allowed", "message": f"{method} is not allowed on {path}"},
+                headers=((b"allow", ", ".join(sorted(methods)).encode()),),
             )
         return json_response(404, {"error": "not_found", "message": f"no endpoint at {path}"})
 

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from pushgate import __version__
+from pushgate.api import admission
 from pushgate.targeting.schema import TargetedPushRequest
 
 ERROR = {
@@ -25,6 +26,12 @@ ANY_OBJECT = {"type": "object", "additionalProperties": True}
 # (limits/bad_keys.py) gets this family's 429 until its window ends.
 BAD_KEYS = ("429", "Too many bad keys from this address (see Retry-After)")
 NOT_ALLOWED = ("403", "Address not allowed for this key")
+# Every endpoint but the health ones: the service is full (api/admission.py).
+OVERLOADED = {
+    "description": "Overloaded: nothing was done; send again after Retry-After seconds",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}},
+    "content": {"application/json": {"schema": ERROR}},
+}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -204,6 +211,10 @@ def document() -> dict[str, Any]:
             "get": {"summary": "This document", "responses": {"200": _json(ANY_OBJECT, "OpenAPI")}}
         },
     }
+    for path, operations in paths.items():
+        if path not in admission.EXEMPT and path != "/openapi.json":
+            for operation in operations.values():
+                operation["responses"].setdefault("503", OVERLOADED)
     return {
         "openapi": "3.1.0",
         "info": {"title": "pushgate", "version": __version__},
@@ -455,11 +466,18 @@ def statistics_paths() -> dict[str, Any]:
                 "parameters": [
                     _header("X-API-KEY"),
                     *(
-                        {"name": name, "in": "query", "required": False, "schema": schema}
+                        # An empty value means the default (docs/statistics.md: `?from=&to=`).
+                        {
+                            "name": name,
+                            "in": "query",
+                            "required": False,
+                            "allowEmptyValue": True,
+                            "schema": schema,
+                        }
                         for name, schema in (
                             ("from", STRING),
                             ("to", STRING),
-                            ("page", {"type": "integer", "minimum": 1}),
+                            ("page", {"type": "integer", "minimum": 1, "maximum": 1_000_000}),
                             ("per_page", {"type": "integer", "minimum": 1, "maximum": 200}),
                         )
                     ),

@@ -98,6 +98,17 @@ def settle(
     return cursor.rowcount == 1
 
 
+def purge_finished(conn: Db, before: float, limit: int) -> int:
+    """Delete up to `limit` jobs that reached their end before `before`: their device token
+    and payload are kept no longer than the retention (campaign counts, fail records and the
+    Message Center do not need them). Returns how many went."""
+    return conn.execute(
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL"
+        " AND finished_at < ? ORDER BY finished_at LIMIT ?)",
+        (before, limit),
+    ).rowcount
+
+
 def depth(conn: Db) -> int:
     return int(
         conn.execute("SELECT count(*) FROM jobs WHERE state IN ('queued', 'leased')").fetchone()[0]

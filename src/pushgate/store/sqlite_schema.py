@@ -182,6 +182,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs(due_at) WHERE state IN ('queued', 'leased');
 CREATE INDEX IF NOT EXISTS jobs_campaign ON jobs(partner_id, camp_id);
+-- Finished jobs, oldest first, for the retention purge (queue/table.py purge_finished).
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;
 -- Jobs not yet published to the broker (only with PUSHGATE_QUEUE_URL; queue/relay.py).
 CREATE TABLE IF NOT EXISTS outbox (
     job_id INTEGER PRIMARY KEY
