@@ -27,7 +27,7 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -242,13 +242,20 @@ async def open_loop(
     connections: int = 32,
     max_connections: int = 512,
     drain_timeout: float = 5.0,
+    on_start: Callable[[_Pool, float], object] | None = None,
 ) -> dict:
-    """Send `rate` requests per second for `duration` seconds, cycling through `requests`."""
+    """Send `rate` requests per second for `duration` seconds, cycling through `requests`.
+
+    `on_start(pool, start)`, if given, is called once the connections are open, with the
+    perf_counter time the first request is due: e.g. to start a task that reads (or swaps)
+    `pool.stats` at intervals, as bench/run_soak.py does for its windows."""
     pool = _Pool(port, max_connections)
     await asyncio.gather(*(pool.spawn() for _ in range(connections)))
     total = int(rate * duration)
     interval = 1.0 / rate
     start = time.perf_counter() + 0.01
+    if on_start is not None:
+        on_start(pool, start)
     sent = 0
     while sent < total:
         now = time.perf_counter()
