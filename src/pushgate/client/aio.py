@@ -1,0 +1,222 @@
+"""`AsyncPushgateClient`: every public endpoint, for asyncio (httpx.AsyncClient); waits before
+a retry with `asyncio.sleep`, so other tasks run meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from pushgate.client.calls import USER_AGENT, Call, Credentials, Endpoints, Instant
+from pushgate.client.errors import ConnectionFailed, PushgateError
+from pushgate.client.retry import RetryPolicy
+from pushgate.client.sending import Sending
+from pushgate.wire.certificates import (
+    ApnsCertificate,
+    ApnsTokenKey,
+    CertificateResult,
+    FirebaseServiceAccount,
+    HuaweiCredential,
+)
+from pushgate.wire.health import HealthStatus, ReadyStatus
+from pushgate.wire.push import AsyncAccepted, Notification, TargetedPushResponse
+from pushgate.wire.sdk import Device, EventsResult, PushEvent, SessionResult
+from pushgate.wire.stats import CampaignPage, CampaignReport, MessageCenterEntry, Statistics
+from pushgate.wire.users import Profile, UpsertResult, UserRecord
+
+T = TypeVar("T")
+
+
+class AsyncPushgateClient:
+    """The asyncio twin of `PushgateClient`: the same methods, awaited.
+
+    Give the secrets of the endpoints you call: `api_key` (push, statistics, Message Center,
+    campaigns, credentials), `sdk_key` (sessions, app events), `partner_name` and
+    `request_token` (user data). `http` is an `httpx.AsyncClient` of your own (proxies, TLS, event
+    hooks); it is used as is and not closed by `aclose()`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        sdk_key: str | None = None,
+        partner_name: str | None = None,
+        request_token: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.endpoints = Endpoints(Credentials(api_key, sdk_key, partner_name, request_token))
+        self.retry = retry or RetryPolicy()
+        self._own_http = http is None
+        self.http = http or httpx.AsyncClient(timeout=timeout)
+
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self.http.aclose()
+
+    async def __aenter__(self) -> AsyncPushgateClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def call(self, call: Call[T]) -> T:
+        """Make one request, sending it again after a 429/503 as `self.retry` allows."""
+        attempt, waited = 1, 0.0
+        while True:
+            try:
+                response = await self.http.request(
+                    call.method,
+                    self.base_url + call.path,
+                    headers={"user-agent": USER_AGENT, **call.headers},
+                    content=call.body,
+                    params=call.params,
+                )
+            except httpx.TransportError as exc:
+                raise ConnectionFailed(f"{call.method} {call.path}: {exc!r}") from exc
+            try:
+                return call.result(response.status_code, response.headers, response.content)
+            except PushgateError as error:
+                delay = self.retry.delay(error, attempt, waited)
+                if delay is None:
+                    raise
+            await asyncio.sleep(delay)
+            waited += delay
+            attempt += 1
+
+    # ---- Targeted Push API ----
+
+    async def send(
+        self,
+        notifications: Sequence[Notification],
+        *,
+        report_attributes: Sequence[str] | None = None,
+    ) -> TargetedPushResponse:
+        """Send now; the per-user answer of every notification, in requests of at most 20
+        notifications and 50 identifiers, merged into one answer."""
+        sending = Sending(
+            self.endpoints.credentials.need("api_key"), notifications, report_attributes, False
+        )
+        for index, request in enumerate(sending.requests):
+            try:
+                sending.merged.add(await self.call(self.endpoints.push(request)))
+            except PushgateError as error:
+                sending.failed(index, error)
+                raise
+        return sending.merged.result()
+
+    async def submit(
+        self,
+        notifications: Sequence[Notification],
+        *,
+        report_attributes: Sequence[str] | None = None,
+    ) -> AsyncAccepted:
+        """Send in the background (`"async": true`): validated and stored, then 202 without
+        per-user results; in requests of at most 20 notifications and 50 identifiers."""
+        sending = Sending(
+            self.endpoints.credentials.need("api_key"), notifications, report_attributes, True
+        )
+        accepted: list[AsyncAccepted] = []
+        for index, request in enumerate(sending.requests):
+            try:
+                accepted.append(await self.call(self.endpoints.push_async(request)))
+            except PushgateError as error:
+                sending.failed(index, error)
+                raise
+        return accepted[-1]  # every request has one
+
+    # ---- the SDK's endpoints ----
+
+    async def session(
+        self,
+        device: Device,
+        *,
+        identifiers: Mapping[str, Any] | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        insider_id: str | None = None,
+    ) -> SessionResult:
+        """Register or refresh a device, as the mobile SDK does."""
+        return await self.call(self.endpoints.session(device, identifiers, attributes, insider_id))
+
+    async def events(self, insider_id: str, events: Sequence[PushEvent]) -> EventsResult:
+        """Report that pushes arrived (`push_delivered`) or were opened (`push_session`)."""
+        return await self.call(self.endpoints.events(insider_id, events))
+
+    # ---- user data ----
+
+    async def upsert(self, users: Sequence[UserRecord]) -> UpsertResult:
+        return await self.call(self.endpoints.upsert(users))
+
+    async def profile(
+        self, identifiers: Mapping[str, Any] | None = None, *, insider_id: str | None = None
+    ) -> Profile:
+        return await self.call(self.endpoints.profile(identifiers, insider_id))
+
+    async def delete_user(
+        self, identifiers: Mapping[str, Any] | None = None, *, insider_id: str | None = None
+    ) -> None:
+        await self.call(self.endpoints.delete_user(identifiers, insider_id))
+
+    # ---- statistics ----
+
+    async def statistics(self) -> Statistics:
+        return await self.call(self.endpoints.statistics())
+
+    async def message_center(
+        self,
+        identifiers: Mapping[str, str],
+        *,
+        start_date: datetime.datetime | int | None = None,
+        end_date: datetime.datetime | int | None = None,
+        limit: int | None = None,
+    ) -> list[MessageCenterEntry]:
+        return await self.call(
+            self.endpoints.message_center(identifiers, start_date, end_date, limit)
+        )
+
+    async def campaigns(
+        self,
+        *,
+        start: Instant | None = None,
+        end: Instant | None = None,
+        page: int | None = None,
+        per_page: int | None = None,
+    ) -> CampaignPage:
+        return await self.call(self.endpoints.campaigns(start, end, page, per_page))
+
+    async def campaign_report(self, camp_id: int) -> CampaignReport:
+        return await self.call(self.endpoints.campaign_report(camp_id))
+
+    # ---- credentials ----
+
+    async def upload_apns(self, credential: ApnsTokenKey | ApnsCertificate) -> CertificateResult:
+        return await self.call(self.endpoints.upload_apns(credential))
+
+    async def upload_firebase(
+        self, account: FirebaseServiceAccount | Mapping[str, Any] | bytes | str
+    ) -> CertificateResult:
+        return await self.call(self.endpoints.upload_firebase(account))
+
+    async def upload_huawei(self, credential: HuaweiCredential) -> CertificateResult:
+        return await self.call(self.endpoints.upload_huawei(credential))
+
+    # ---- monitoring ----
+
+    async def health(self) -> HealthStatus:
+        return await self.call(self.endpoints.health())
+
+    async def ready(self) -> ReadyStatus:
+        return await self.call(self.endpoints.ready())

@@ -1,0 +1,40 @@
+"""One `send`/`submit` as the Targeted Push API requests it takes (shared by both clients)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pushgate.client import chunks
+from pushgate.client.errors import PushgateError, from_api_error
+from pushgate.targeting.errors import ApiError
+from pushgate.wire.push import Notification, TargetedPushRequest
+
+
+class Sending:
+    """The requests of one send, the answers merged so far, and what a failure leaves."""
+
+    def __init__(
+        self,
+        api_key: str,
+        notifications: Sequence[Notification],
+        report_attributes: Sequence[str] | None,
+        is_async: bool,
+    ) -> None:
+        self.is_async = is_async
+        self.chunks = chunks.plan(notifications)
+        self.merged = chunks.Merged()
+        if len(self.chunks) > 1:
+            try:
+                chunks.precheck(self.chunks, report_attributes)
+            except ApiError as exc:
+                raise self.failed(0, from_api_error(exc)) from None
+        self.requests: list[TargetedPushRequest] = [
+            chunks.request(api_key, chunk, report_attributes, is_async) for chunk in self.chunks
+        ]
+
+    def failed(self, index: int, error: PushgateError) -> PushgateError:
+        """`error`, noting what was done before it: the merged answers of the requests before
+        `index` (for a sync send) and the notifications of that request and the rest."""
+        error.completed = None if self.is_async else self.merged.result()
+        error.not_sent = tuple(n for chunk in self.chunks[index:] for n in chunk)
+        return error

@@ -1,0 +1,113 @@
+"""The JSON shapes of every public endpoint, as msgspec Structs: one schema for the server and
+for `pushgate.client`.
+
+Requests the server already decodes with msgspec are not redefined: the Targeted Push API's
+`TargetedPushRequest` and `Notification` are `pushgate.targeting.schema`'s, re-exported here. The
+other shapes (the answers, and the requests the server validates field by field) are defined
+once in this package, where the server's handlers can use them too; the client decodes every
+answer with them.
+
+Optional request fields default to None and are left out of the encoded body
+(`omit_defaults`), so a Struct encodes to the minimal body the documentation shows.
+"""
+
+from pushgate.wire.certificates import (
+    ApnsCertificate,
+    ApnsTokenKey,
+    CertificateResult,
+    FirebaseServiceAccount,
+    HuaweiCredential,
+)
+from pushgate.wire.errors import ErrorBody
+from pushgate.wire.health import HealthStatus, ReadyStatus
+from pushgate.wire.push import (
+    AdvancedPushItem,
+    AdvancedPushPayload,
+    AndroidOptions,
+    AsyncAccepted,
+    IosOptions,
+    Notification,
+    TargetedPushRequest,
+    TargetedPushResponse,
+)
+from pushgate.wire.sdk import (
+    Device,
+    EventsRequest,
+    EventsResult,
+    PushEvent,
+    SessionRequest,
+    SessionResult,
+)
+from pushgate.wire.stats import (
+    CampaignPage,
+    CampaignReport,
+    CampaignSummary,
+    FailRecord,
+    FunnelCounts,
+    MessageCenterEntry,
+    MessageCenterQuery,
+    PlatformCounts,
+    Rates,
+    SeriesPoint,
+    Statistics,
+    StatisticsCampaign,
+    StatisticsRequest,
+)
+from pushgate.wire.users import (
+    Profile,
+    ProfileQuery,
+    UpsertCount,
+    UpsertData,
+    UpsertFailures,
+    UpsertRequest,
+    UpsertResult,
+    UserEvent,
+    UserRecord,
+)
+
+__all__ = [
+    "AdvancedPushItem",
+    "AdvancedPushPayload",
+    "AndroidOptions",
+    "ApnsCertificate",
+    "ApnsTokenKey",
+    "AsyncAccepted",
+    "CampaignPage",
+    "CampaignReport",
+    "CampaignSummary",
+    "CertificateResult",
+    "Device",
+    "ErrorBody",
+    "EventsRequest",
+    "EventsResult",
+    "FailRecord",
+    "FirebaseServiceAccount",
+    "FunnelCounts",
+    "HealthStatus",
+    "HuaweiCredential",
+    "IosOptions",
+    "MessageCenterEntry",
+    "MessageCenterQuery",
+    "Notification",
+    "PlatformCounts",
+    "Profile",
+    "ProfileQuery",
+    "PushEvent",
+    "Rates",
+    "ReadyStatus",
+    "SeriesPoint",
+    "SessionRequest",
+    "SessionResult",
+    "Statistics",
+    "StatisticsCampaign",
+    "StatisticsRequest",
+    "TargetedPushRequest",
+    "TargetedPushResponse",
+    "UpsertCount",
+    "UpsertData",
+    "UpsertFailures",
+    "UpsertRequest",
+    "UpsertResult",
+    "UserEvent",
+    "UserRecord",
+]

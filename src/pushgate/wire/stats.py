@@ -1,0 +1,147 @@
+"""Statistics reads: get_statistics and Message Center (insider-ecosystem.md §2, §3), and
+pushgate's campaign list and report (docs/statistics.md)."""
+
+from __future__ import annotations
+
+import datetime
+
+import msgspec
+
+# ---- POST /api/v1/notification/get_statistics ----
+
+
+class StatisticsRequest(msgspec.Struct, kw_only=True):
+    api_key: str
+
+
+class StatisticsCampaign(msgspec.Struct, kw_only=True):
+    id: int  # the camp_id
+    name: str
+    delivery_count: int  # users whose app confirmed the push
+    session_count: int  # users who opened it
+    open_rate: str  # "% 40.00"
+    message: str
+    title: str
+    segment_name: str
+    deep_link: dict[str, str]
+    push_image: str
+
+
+class Statistics(msgspec.Struct, kw_only=True):
+    """Campaigns first used since 00:00 UTC today."""
+
+    campaigns: list[StatisticsCampaign]
+    total_camp_count: int
+    total_delivery_count: int
+    total_session_count: int
+    total_open_rate: str
+
+
+# ---- POST /api/message_center/v1 ----
+
+
+class MessageCenterQuery(msgspec.Struct, kw_only=True, omit_defaults=True):
+    # One user: Email, Phone, Uuid (or email, phone_number, uuid), or a custom identifier.
+    identifiers: dict[str, str]
+    start_date: int | None = None  # epoch seconds, inclusive; default 0
+    end_date: int | None = None  # epoch seconds, inclusive; default now
+    limit: int | None = None  # 1..100; default 100
+
+
+class MessageCenterEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A push the provider accepted for the user; the answer is a bare array, newest first."""
+
+    camp_id: int
+    camp_type: str  # "Single Push"
+    created_at: datetime.datetime
+    deep_links: dict[str, str]
+    message: str
+    title: str
+    variant_id: int
+    image_url: str | None = None  # only when the push had one
+
+
+# ---- GET /api/v1/campaigns ----
+
+
+class CampaignSummary(msgspec.Struct, kw_only=True):
+    camp_id: int
+    name: str
+    title: str
+    message: str
+    created_at: datetime.datetime
+    requested: int
+    queued: int
+    accepted: int
+    failed: int
+    expired: int
+    delivered: int
+    opened: int
+    open_rate: float  # percent, two decimals
+
+
+class CampaignPage(msgspec.Struct, kw_only=True):
+    campaigns: list[CampaignSummary]  # newest first
+    page: int
+    per_page: int
+    total: int
+
+
+# ---- GET /api/v1/campaigns/{camp_id}/report ----
+
+
+class FunnelCounts(msgspec.Struct, kw_only=True):
+    requested: int
+    resolved: int
+    excluded: dict[str, int]  # only the reasons that occurred
+    queued: int
+    accepted: int
+    failed: int
+    expired: int
+    pending: int
+    delivered: int
+    opened: int
+
+
+class Rates(msgspec.Struct, kw_only=True):
+    delivery_rate: float  # delivered / accepted, percent
+    open_rate: float  # opened / delivered, percent
+
+
+class PlatformCounts(msgspec.Struct, kw_only=True):
+    queued: int
+    accepted: int
+    failed: int
+    expired: int
+
+
+class FailRecord(msgspec.Struct, kw_only=True):
+    name: str  # Unregistered, BadDeviceToken, NotRegistered, ..., Expired, UserDeleted
+    count: int
+    platforms: dict[str, int]
+    sample_tokens: list[str]  # up to 5, newest first
+
+
+class SeriesPoint(msgspec.Struct, kw_only=True):
+    hour: datetime.datetime  # UTC, on the hour
+    requested: int
+    queued: int
+    accepted: int
+    failed: int
+    expired: int
+    delivered: int
+    opened: int
+
+
+class CampaignReport(msgspec.Struct, kw_only=True):
+    camp_id: int
+    name: str
+    title: str
+    message: str
+    image_url: str
+    created_at: datetime.datetime
+    funnel: FunnelCounts
+    rates: Rates
+    platforms: dict[str, PlatformCounts]  # ios, android, huawei: always all three
+    fail_records: list[FailRecord]  # highest count first, then by name
+    series: list[SeriesPoint]  # hours with any count, oldest first
