@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
 from pushgate import logs
 from pushgate.config import Settings, env
-from pushgate.crypto import box_for
-from pushgate.emulation import install_emulator_credentials, is_emulated
 from pushgate.store import partners as partner_ops
 from pushgate.store.backend import connect_sync
 from pushgate.store.db import begin_write
 from pushgate.store.models import PartnerSecrets
+from pushgate.toolbox import commands as toolbox
+from pushgate.toolbox.admin import create_partner
+from pushgate.toolbox.options import data_dir_option
+from pushgate.toolbox.options import resolve_data_dir as _data_dir
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -31,25 +31,17 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def data_dir_option(f: F) -> F:
-    return click.option(
-        "--data-dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        default=None,
-        help="Where the embedded database lives (default ./pushgate-data, or PUSHGATE_DATA_DIR).",
-    )(f)
-
-
-def _data_dir(value: Path | None) -> Path:
-    return value or Settings.load().data_dir
-
-
 @click.group()
 def main() -> None:
     """pushgate: self-hosted targeted push notifications."""
+
+
+# The toolbox's workflows (docs/cli.md).
+main.add_command(toolbox.users)
+main.add_command(toolbox.send)
+main.add_command(toolbox.campaigns)
+main.add_command(toolbox.certs)
+main.add_command(toolbox.demo)
 
 
 @main.command()
@@ -183,26 +175,7 @@ def partners_create(
     name: str, data_dir: Path | None, as_json: bool, emulator_credentials: bool
 ) -> None:
     """Create a partner and print its secrets once."""
-    directory = _data_dir(data_dir)
-    conn = connect_sync(directory, env("DATABASE_URL"))
-    try:
-        begin_write(conn)
-        try:
-            secrets = partner_ops.create_partner(conn, name)
-        except partner_ops.PartnerExists:
-            conn.execute("ROLLBACK")
-            raise click.ClickException(f"a partner named {name!r} already exists") from None
-        if (
-            emulator_credentials
-            or is_emulated(conn)
-            or (env("EMULATE") or "").lower() in ("1", "true")
-        ):
-            partner = partner_ops.partner_by_name(conn, name)
-            assert partner is not None
-            install_emulator_credentials(conn, box_for(directory), partner.id)
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
+    secrets = create_partner(_data_dir(data_dir), env("DATABASE_URL"), name, emulator_credentials)
     _echo_secrets(secrets)
 
 

@@ -98,3 +98,19 @@ def mark_invalid(conn: Db, partner_id: int, platform: str, detail: str | None) -
         "UPDATE credentials SET validated = 0, detail = ? WHERE partner_id = ? AND platform = ?",
         (detail, partner_id, platform),
     )
+
+
+def list_public(conn: Db, partner_name: str | None = None) -> list[dict[str, Any]]:
+    """What `pushgate certs list` shows: every credential's state and public name, never
+    the sealed record (nothing here needs the sealing key)."""
+    where, params = (
+        ("WHERE lower(p.name) = lower(?)", (partner_name,)) if partner_name else ("", ())
+    )
+    rows = conn.execute(
+        "SELECT p.name, c.platform, c.kind, c.validated, c.detail, c.ref, c.updated_at"
+        f" FROM credentials c JOIN partners p ON p.id = c.partner_id {where}"
+        " ORDER BY p.name, c.platform",
+        params,
+    ).fetchall()
+    names = ("partner", "platform", "kind", "validated", "detail", "ref", "updated_at")
+    return [{**dict(zip(names, row, strict=True)), "validated": bool(row[3])} for row in rows]

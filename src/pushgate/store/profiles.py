@@ -12,7 +12,7 @@ from pushgate import attributes as attrs
 from pushgate.store.db import Db
 from pushgate.targeting.decide import DeviceView, ProfileView
 from pushgate.targeting.push import Identifier
-from pushgate.targeting.users import UserData
+from pushgate.targeting.users import Session, UserData
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -403,4 +403,21 @@ def upsert_user(conn: Db, partner_id: int, user: UserData, now: float) -> int:
     )
     if user.events:
         add_events(conn, profile_id, user.events)
+    return profile_id
+
+
+def record_session(conn: Db, partner_id: int, session: Session, now: float) -> int:
+    """An SDK session (contract.md): find or create the profile, attach the identifiers,
+    merge the attributes, upsert the device as the most recently active one. Shared by
+    `POST /api/sdk/v1/session` and `pushgate users import`; returns the profile id."""
+    ids = session.identifiers
+    profile_id = locate(conn, partner_id, ids.identifiers, ids.insider_id)
+    if profile_id is None and not ids.identifiers:
+        # An anonymous session stays with the profile its device already has.
+        profile_id = profile_of_device(conn, partner_id, session.device)
+    if profile_id is None:
+        profile_id = create_profile(conn, partner_id, now)
+    attach_identifiers(conn, partner_id, profile_id, ids.identifiers)
+    update_profile(conn, profile_id, {**ids.attributes, **session.attributes}, now, active=True)
+    upsert_device(conn, partner_id, profile_id, session.device, now)
     return profile_id

@@ -162,20 +162,8 @@ class Store:
         return await self.db.run(unit)
 
     async def sdk_session(self, partner_id: int, session: Session, now: float) -> str:
-        ids = session.identifiers
-
         def unit(conn: Db) -> str:
-            profile_id = profiles.locate(conn, partner_id, ids.identifiers, ids.insider_id)
-            if profile_id is None and not ids.identifiers:
-                # An anonymous session stays with the profile its device already has.
-                profile_id = profiles.profile_of_device(conn, partner_id, session.device)
-            if profile_id is None:
-                profile_id = profiles.create_profile(conn, partner_id, now)
-            profiles.attach_identifiers(conn, partner_id, profile_id, ids.identifiers)
-            profiles.update_profile(
-                conn, profile_id, {**ids.attributes, **session.attributes}, now, active=True
-            )
-            profiles.upsert_device(conn, partner_id, profile_id, session.device, now)
+            profile_id = profiles.record_session(conn, partner_id, session, now)
             return profiles.insider_id_of(conn, profile_id)
 
         return await self.db.run(unit)
