@@ -13,8 +13,8 @@ from pushgate import logs
 from pushgate.config import Settings, env
 from pushgate.store import partners as partner_ops
 from pushgate.store.backend import connect_sync
-from pushgate.store.db import begin_write
 from pushgate.store.models import PartnerSecrets
+from pushgate.toolbox import admin
 from pushgate.toolbox import commands as toolbox
 from pushgate.toolbox.admin import create_partner
 from pushgate.toolbox.options import data_dir_option
@@ -203,17 +203,11 @@ def partners_rotate_keys(name: str, data_dir: Path | None, as_json: bool) -> Non
 
     The old ones stop working on running servers within 2 seconds, and the partner's dashboard
     sessions end. The app's SDK key changes too: ship the new one in the app."""
-    conn = connect_sync(_data_dir(data_dir), env("DATABASE_URL"))
-    try:
-        begin_write(conn)
+    with admin.writing(_data_dir(data_dir), env("DATABASE_URL")) as conn:
         try:
             secrets = partner_ops.rotate_keys(conn, name)
         except partner_ops.NoSuchPartner:
-            conn.execute("ROLLBACK")
             raise click.ClickException(f"no partner named {name!r}") from None
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
     _echo_secrets(secrets)
 
 

@@ -158,7 +158,9 @@ def mutate(seed: dict[str, Any], ops: list[tuple[Any, ...]]) -> Any:
         if kind == "add":
             target = _at(doc, path)
             if isinstance(target, dict):
-                target[op[2]] = op[3]
+                # A copy: sampled_from hands out the same {} and [] objects every time, and
+                # a later op adding into one of them would make the document circular.
+                target[op[2]] = copy.deepcopy(op[3])
             continue
         parent = _at(doc, path[:-1])
         key = path[-1]
@@ -166,7 +168,7 @@ def mutate(seed: dict[str, Any], ops: list[tuple[Any, ...]]) -> Any:
             if kind == "drop":
                 del parent[key]
             elif kind == "replace":
-                parent[key] = op[2]
+                parent[key] = copy.deepcopy(op[2])
             elif kind == "repeat":  # a list of copies: arrays that grow past their limits
                 parent[key] = [copy.deepcopy(parent[key]) for _ in range(op[2])]
     return doc

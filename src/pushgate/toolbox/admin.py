@@ -26,17 +26,29 @@ def connection(directory: Path, database_url: str | None) -> Iterator[ClosableDb
         conn.close()
 
 
+@contextlib.contextmanager
+def writing(directory: Path, database_url: str | None) -> Iterator[ClosableDb]:
+    """A write transaction on the store: committed when the block ends, rolled back if it
+    raises."""
+    with connection(directory, database_url) as conn:
+        begin_write(conn)
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
 def create_partner(
     directory: Path, database_url: str | None, name: str, emulator_credentials: bool
 ) -> PartnerSecrets:
     """`pushgate partners create`: the partner and, on emulated data dirs, validated
     emulator credentials for every platform."""
-    with connection(directory, database_url) as conn:
-        begin_write(conn)
+    with writing(directory, database_url) as conn:
         try:
             secrets = partner_ops.create_partner(conn, name)
         except partner_ops.PartnerExists:
-            conn.execute("ROLLBACK")
             raise click.ClickException(f"a partner named {name!r} already exists") from None
         if (
             emulator_credentials
@@ -46,7 +58,6 @@ def create_partner(
             partner = partner_ops.partner_by_name(conn, name)
             assert partner is not None
             install_emulator_credentials(conn, box_for(directory), partner.id)
-        conn.execute("COMMIT")
     return secrets
 
 
