@@ -35,6 +35,8 @@ Unit = Callable[[sqlite3.Connection], Any]
 Result = tuple[Any, BaseException | None]
 _MAX_BATCH = 512
 CHECKPOINT_EVERY_SECONDS = 1.0
+WAL_RESTART_FRAMES = 16384  # 64 MB of 4 KB pages: start the log over past this
+RESTART_WAIT_SECONDS = 1.0
 log = logging.getLogger("pushgate.store")
 
 
@@ -47,6 +49,9 @@ def connect(path: Path | str, synchronous: str = "NORMAL") -> sqlite3.Connection
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA temp_store=MEMORY")
     conn.execute("PRAGMA cache_size=-65536")
+    # The log file is cut back to this size whenever it starts over (it keeps its largest size
+    # otherwise).
+    conn.execute("PRAGMA journal_size_limit=67108864")
     return conn
 
 
@@ -142,10 +147,21 @@ class InlineExecutor:
 
     def _checkpoint(self) -> None:
         conn = connect(self._path, self._synchronous)
+        # A RESTART waits this long for the writer, then gives up until the next round.
+        conn.execute(f"PRAGMA busy_timeout={int(RESTART_WAIT_SECONDS * 1000)}")
         try:
             while not self._stop.wait(CHECKPOINT_EVERY_SECONDS):
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames > WAL_RESTART_FRAMES:
+                        # Under a steady stream of commits a PASSIVE checkpoint never finds
+                        # the log fully copied when the next commit starts, so the log is never
+                        # started over and grows without bound (8.9 GB in a 10-minute soak at
+                        # 578 requests/s, reads slowing as it grew). RESTART holds the next
+                        # commit back while it copies the last second's frames (the PASSIVE
+                        # rounds did the rest), and the log then starts over and is cut back to
+                        # journal_size_limit.
+                        conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
                 except sqlite3.Error:
                     log.warning("WAL checkpoint failed", exc_info=True)
             with contextlib.suppress(sqlite3.Error):
