@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pushgate.api.http import MAX_BODY_BYTES, Response, json_response
+from pushgate.api.http import MAX_BODY_BYTES, Response, json_response, scope_header
 from pushgate.api.types import Scope
 
 RETRY_AFTER_SECONDS = 1
@@ -90,10 +90,10 @@ class Admission:
 
 def _content_length(scope: Scope) -> int:
     """The body's size as announced; a body sent without a length may grow to the limit."""
-    for key, value in scope["headers"]:
-        if key == b"content-length":
-            try:
-                return min(max(0, int(value)), MAX_BODY_BYTES)
-            except ValueError:
-                return MAX_BODY_BYTES
-    return 0 if scope["method"] in ("GET", "HEAD") else MAX_BODY_BYTES
+    length = scope_header(scope, b"content-length")
+    if length is None:
+        return 0 if scope["method"] in ("GET", "HEAD") else MAX_BODY_BYTES
+    try:
+        return min(max(0, int(length)), MAX_BODY_BYTES)
+    except ValueError:
+        return MAX_BODY_BYTES

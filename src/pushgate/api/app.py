@@ -22,7 +22,15 @@ from typing import Any
 
 from pushgate import logs
 from pushgate.api.admission import Admission
-from pushgate.api.http import BodyTooLarge, Handler, Request, Response, json_response, read_body
+from pushgate.api.http import (
+    BodyTooLarge,
+    Handler,
+    Request,
+    Response,
+    json_response,
+    read_body,
+    scope_header,
+)
 from pushgate.api.types import ASGIApp, Receive, Scope, Send
 from pushgate.metrics import EndpointStats, RequestMetrics
 
@@ -116,7 +124,7 @@ class App:
                 await sub_app(scope, receive, send)
                 return
         started = time.perf_counter()
-        rid = logs.request_id(_header(scope, b"x-request-id"))
+        rid = logs.request_id(scope_header(scope, b"x-request-id"))
         context = logs.REQUEST_ID.set(rid)
         try:
             endpoint = self._find(method, path)
@@ -208,10 +216,3 @@ class App:
                     await hook()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None

@@ -37,10 +37,8 @@ class Request:
         return str(client[0]) if client else None
 
     def header(self, name: bytes) -> str | None:
-        for key, value in self.scope["headers"]:
-            if key == name:
-                return bytes(value).decode("latin-1")
-        return None
+        value = scope_header(self.scope, name)
+        return None if value is None else value.decode("latin-1")
 
     @property
     def query(self) -> dict[str, str]:
@@ -80,15 +78,22 @@ def text_response(
     return Response(status, text.encode(), content_type)
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes:
+def scope_header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of a request header (`name` in lower case, as ASGI gives them)."""
     for key, value in scope["headers"]:
-        if key == b"content-length":
-            try:
-                if int(value) > limit:
-                    raise BodyTooLarge
-            except ValueError:
-                pass
-            break
+        if key == name:
+            return bytes(value)
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes:
+    length = scope_header(scope, b"content-length")
+    if length is not None:
+        try:
+            if int(length) > limit:
+                raise BodyTooLarge
+        except ValueError:
+            pass
     chunks: list[bytes] = []
     size = 0
     while True:
