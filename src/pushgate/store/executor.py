@@ -55,20 +55,34 @@ def connect(path: Path | str, synchronous: str = "NORMAL") -> sqlite3.Connection
     return conn
 
 
-def run_batch(conn: sqlite3.Connection, units: list[Unit]) -> list[Result]:
-    """Run the units in one transaction; on failure, each in a transaction of its own."""
+def batch_or_each(transaction: Callable[[list[Any]], list[Any]], units: list[Any]) -> list[Result]:
+    """Run the units in one transaction; if it fails, each in a transaction of its own, so one
+    failing unit cannot take the others down (the fast path needs no SAVEPOINT per unit)."""
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        with stats.collecting(conn):
-            values = [unit(conn) for unit in units]
-        conn.execute("COMMIT")
+        values = transaction(units)
     except Exception as exc:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
         if len(units) == 1:
             return [(None, exc)]
-        return [run_batch(conn, [unit])[0] for unit in units]
+        return [batch_or_each(transaction, [unit])[0] for unit in units]
     return [(value, None) for value in values]
+
+
+def run_batch(conn: sqlite3.Connection, units: list[Unit]) -> list[Result]:
+    """Run the units in one transaction; on failure, each in a transaction of its own."""
+
+    def transaction(batch: list[Unit]) -> list[Any]:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            with stats.collecting(conn):
+                values = [unit(conn) for unit in batch]
+            conn.execute("COMMIT")
+        except Exception:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        return values
+
+    return batch_or_each(transaction, units)
 
 
 def _settle(futures: list[asyncio.Future[Any]], results: list[Result]) -> None:

@@ -27,7 +27,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
 from pushgate.store import stats
-from pushgate.store.executor import Result, answer
+from pushgate.store.executor import Result, answer, batch_or_each
 
 T = TypeVar("T")
 Unit = Callable[["PgConnection"], Any]
@@ -45,7 +45,7 @@ COUNTER_SHARDS = 64
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
-def terse(exc: Exception) -> Exception:
+def terse(exc: BaseException) -> BaseException:
     """A database error as its callers, and so the logs, see it: the primary message only.
     PostgreSQL's DETAIL quotes the values of the row at fault (`Key (kind, value)=(email,
     ada@example.com) already exists`), personal data that must not reach a log; `exc.diag`
@@ -223,13 +223,10 @@ class PgExecutor:
         return shard
 
     def _run_batch(self, units: list[Unit]) -> list[Result]:
-        try:
-            values = self._transaction(units)
-        except Exception as exc:
-            if len(units) == 1:
-                return [(None, terse(exc))]
-            return [self._run_batch([unit])[0] for unit in units]
-        return [(value, None) for value in values]
+        return [
+            (value, None if exc is None else terse(exc))
+            for value, exc in batch_or_each(self._transaction, units)
+        ]
 
     def run_sync(self, unit: Callable[[PgConnection], T]) -> T:
         """One unit in a transaction of its own, on the calling thread."""
