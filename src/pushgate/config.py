@@ -38,6 +38,7 @@ class Settings:
     # answered 429 until the window ends (limits/bad_keys.py); 0 turns the check off.
     bad_key_limit: int = 20
     bad_key_window: int = 60  # seconds
+    bad_key_exempt: str = "127.0.0.0/8,::1"  # addresses whose bad keys are not counted
     # Load shedding (api/admission.py): bounds past which requests are answered 503 at once.
     max_requests: int = 1024  # handled at once by one process
     max_request_mb: int = 256  # bodies held at once by one process
@@ -71,6 +72,7 @@ class Settings:
             "campaign_stats": (env("CAMPAIGN_STATS") or "on").lower() not in ("0", "off", "false"),
             "bad_key_limit": int(env("BAD_KEY_LIMIT") or cls.bad_key_limit),
             "bad_key_window": int(env("BAD_KEY_WINDOW") or cls.bad_key_window),
+            "bad_key_exempt": env("BAD_KEY_EXEMPT", cls.bad_key_exempt),
             "max_requests": int(env("MAX_REQUESTS") or cls.max_requests),
             "max_request_mb": int(env("MAX_REQUEST_MB") or cls.max_request_mb),
             "max_store_backlog": int(env("MAX_STORE_BACKLOG") or cls.max_store_backlog),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pushgate.config import Settings
-from pushgate.limits.bad_keys import BadKeys, Windows, client_bucket
+from pushgate.limits.bad_keys import BadKeys, Windows, client_bucket, exempt_networks, from_settings
 from pushgate.targeting.errors import ApiError
 
 
@@ -85,6 +85,24 @@ async def test_a_limit_of_zero_counts_nothing() -> None:
         await guard.failed("198.51.100.1")
     await guard.check("198.51.100.1")
     assert len(guard.windows) == 0
+
+
+async def test_exempt_addresses_are_never_counted_nor_blocked() -> None:
+    guard = BadKeys(limit=1, window=60, exempt=exempt_networks("127.0.0.0/8,::1"))
+    for address in ("127.0.0.1", "127.9.9.9", "::1"):
+        for _ in range(5):
+            await guard.failed(address)
+        await guard.check(address)
+    assert len(guard.windows) == 0
+    await guard.failed("198.51.100.1")
+    with pytest.raises(ApiError):
+        await guard.failed("198.51.100.1")
+
+
+def test_the_default_exempts_loopback_only() -> None:
+    guard = from_settings(Settings())
+    assert [str(n) for n in guard.exempt] == ["127.0.0.0/8", "::1/128"]
+    assert from_settings(Settings(bad_key_exempt="")).exempt == ()
 
 
 class FakeShared:

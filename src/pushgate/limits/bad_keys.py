@@ -7,6 +7,9 @@ seconds from one address, every request from that address that carries a key is 
 (`Retry-After`: the rest of the window), good keys included and without looking the key up:
 a good key answered differently would tell a guesser that it had found one. Other addresses are
 unaffected. A request without any key is a client's mistake, not a guess, and is not counted.
+Addresses in PUSHGATE_BAD_KEY_EXEMPT (default: loopback) are not counted either: this host's own
+tools and tests, and a proxy on it whose clients are not told apart (set
+PUSHGATE_FORWARDED_ALLOW_IPS so that they are).
 
 A window opens at an address's first failure and lasts `window` seconds, so an address gets at
 most `limit` guesses per window. IPv6 addresses count per /64, the block one host is usually
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
 # ends soonest is forgotten. Only an attacker with more addresses than this gets more guesses.
 MAX_CLIENTS = 10_000
 _MAX_ADDRESS_CHARS = 64
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def client_bucket(address: str | None) -> str:
@@ -106,14 +111,32 @@ class SharedCounter(Protocol):
 class BadKeys:
     """The check before a key lookup, and the count after a failed one."""
 
-    def __init__(self, limit: int, window: float, shared: SharedCounter | None = None) -> None:
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        shared: SharedCounter | None = None,
+        exempt: Sequence[Network] = (),
+    ) -> None:
         self.limit = limit
         self.windows = Windows(window)
         self.shared = shared
+        self.exempt = tuple(exempt)
+
+    def _counts(self, address: str | None) -> bool:
+        if self.limit <= 0:
+            return False
+        if not self.exempt or address is None:
+            return True
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return True
+        return not any(ip in network for network in self.exempt)
 
     async def check(self, address: str | None) -> None:
         """Raise 429 while the address is over its allowance."""
-        if self.limit <= 0:
+        if not self._counts(address):
             return
         now = time.monotonic()
         found = self.windows.get(client_bucket(address), now)
@@ -123,7 +146,7 @@ class BadKeys:
     async def failed(self, address: str | None) -> None:
         """Count a failed key check; raise 429 when it goes over the allowance (with several
         processes, or concurrent requests, failures can arrive after the check let them in)."""
-        if self.limit <= 0:
+        if not self._counts(address):
             return
         client = client_bucket(address)
         now = time.monotonic()
@@ -146,4 +169,16 @@ def from_settings(settings: Settings) -> BadKeys:
         from pushgate.limits.redis import RedisBadKeyCounter
 
         shared = RedisBadKeyCounter(settings.redis_url, settings.redis_prefix)
-    return BadKeys(settings.bad_key_limit, settings.bad_key_window, shared)
+    return BadKeys(
+        settings.bad_key_limit,
+        settings.bad_key_window,
+        shared,
+        exempt_networks(settings.bad_key_exempt),
+    )
+
+
+def exempt_networks(text: str) -> list[Network]:
+    """`127.0.0.0/8,::1` -> the networks whose bad keys are not counted."""
+    return [
+        ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
+    ]
