@@ -28,7 +28,7 @@ MAX_REASONS = 64
 OTHER_REASON = "Other"
 # A job's state after an attempt, as the `outcome` label of pushgate_delivery_sends_total.
 OUTCOMES = {DONE: "accepted", QUEUED: "retried", FAILED: "failed", EXPIRED: "expired", DEAD: "dead"}
-DEVICE_STATUS = {"unregister": "unregistered", "invalidate": "invalid"}
+DEVICE_STATUS = {"unregister": "unregistered"}
 
 
 class Histogram:

@@ -1,11 +1,12 @@
 """Token hygiene: what a provider's permanent answer about a token does to the device.
 
-providers.md, "Which failures change a device": a dead token (APNs 410 `Unregistered`, FCM
-`UNREGISTERED`, HMS illegal token) marks the device unregistered, so later requests report the
-user as `Unregistered`; a bad token (APNs `BadDeviceToken`, `DeviceTokenNotForTopic`, FCM
-`INVALID_ARGUMENT`, `SENDER_ID_MISMATCH`) is recorded and no longer used. Fail-record names:
-targeted-push-api.txt, "Fail Records Messages". A new token for the same udid revives the device
-(contract.md).
+providers.md, "Which failures change a device" (revised): only a dead token (APNs 410
+`Unregistered`, APNs `BadDeviceToken` on both environments, FCM `UNREGISTERED` or
+`INVALID_ARGUMENT` naming `message.token`, HMS illegal token) retires the device, so later requests
+report the user as `Unregistered`. An answer about the partner's configuration (APNs
+`DeviceTokenNotForTopic`, FCM `SENDER_ID_MISMATCH`) fails that push with its fail record and
+leaves the device in use. Fail-record names: targeted-push-api.txt, "Fail Records Messages". A new
+token for the same udid revives the device (contract.md).
 """
 
 from __future__ import annotations
@@ -27,16 +28,16 @@ from tests.integration.conftest import Partner
 # (platform, outcome set at the emulator, fail-record name)
 DEAD_TOKENS = [
     ("ios", "Unregistered", "Unregistered"),
+    ("ios", "BadDeviceToken", "BadDeviceToken"),
     ("android", "UNREGISTERED", "NotRegistered"),
+    ("android", "INVALID_ARGUMENT", "InvalidRegistration"),
     ("huawei", "invalid", "NotRegistered"),
 ]
-BAD_TOKENS = [
-    ("ios", "BadDeviceToken", "BadDeviceToken"),
+CONFIGURATION_ANSWERS = [
     ("ios", "DeviceTokenNotForTopic", "DeviceTokenNotForTopic"),
-    ("android", "INVALID_ARGUMENT", "InvalidRegistration"),
     ("android", "SENDER_ID_MISMATCH", "MismatchSenderId"),
 ]
-ALL_CASES = DEAD_TOKENS + BAD_TOKENS
+ALL_CASES = DEAD_TOKENS + CONFIGURATION_ANSWERS
 
 
 @pytest.fixture
@@ -113,21 +114,24 @@ def test_dead_token_makes_the_next_request_report_the_user_unregistered(
     assert len(jobs(partner, [user.token])) == 1  # nothing queued for the dead token
 
 
-@pytest.mark.parametrize(("platform", "outcome", "reason"), BAD_TOKENS, ids=map(ids, BAD_TOKENS))
-def test_bad_token_is_no_longer_used(
+@pytest.mark.parametrize(
+    ("platform", "outcome", "reason"),
+    CONFIGURATION_ANSWERS,
+    ids=map(ids, CONFIGURATION_ANSWERS),
+)
+def test_configuration_answer_fails_the_push_and_keeps_the_device(
     partner: Partner, emulator: Control, platform: str, outcome: str, reason: str
 ) -> None:
     user = fail_once(partner, emulator, platform, outcome)
-    # Even a provider that would now accept the token must not get it again.
+    # The partner fixes the configuration: the same device gets the next push.
     emulator.token_outcome(platform, user.token, "ok")
 
     body = user.push(camp_id=2)
 
-    assert body["successes"] == [], body
-    assert body["errors"] == {"Unregistered": [{"uuid": user.uuid}]}, body
-    assert len(jobs(partner, [user.token])) == 1
-    time.sleep(0.3)
-    assert emulator.deliveries(token=user.token) == []
+    assert body == {"successes": [{"INSIDER.device_token": user.token}], "errors": {}}
+    emulator.wait_delivered([user.token], timeout=10)
+    settled = wait_jobs_final(partner, 2, timeout=10, tokens=[user.token])
+    assert [j["state"] for j in settled] == ["failed", "done"]
 
 
 @pytest.mark.parametrize(("platform", "outcome", "reason"), ALL_CASES, ids=map(ids, ALL_CASES))

@@ -219,7 +219,7 @@ def test_build_request_refuses_what_apns_would_refuse(
     verdict = apns.local_verdict(caught.value)
     assert verdict.reason == reason
     assert verdict.status == 0
-    expected = "bad_token" if reason in ("BadDeviceToken", "MissingDeviceToken") else "rejected"
+    expected = "dead_token" if reason in ("BadDeviceToken", "MissingDeviceToken") else "rejected"
     assert verdict.kind == expected
 
 
@@ -238,12 +238,12 @@ def body(reason: str) -> bytes:
     ("status", "reason", "kind"),
     [
         (400, "BadCollapseId", "rejected"),
-        (400, "BadDeviceToken", "bad_token"),
+        (400, "BadDeviceToken", "dead_token"),
         (400, "BadExpirationDate", "rejected"),
         (400, "BadMessageId", "rejected"),
         (400, "BadPriority", "rejected"),
         (400, "BadTopic", "rejected"),
-        (400, "DeviceTokenNotForTopic", "bad_token"),
+        (400, "DeviceTokenNotForTopic", "rejected"),
         (400, "DuplicateHeaders", "rejected"),
         (400, "IdleTimeout", "retry"),
         (400, "InvalidPushType", "rejected"),
@@ -252,8 +252,8 @@ def body(reason: str) -> bytes:
         (400, "PayloadEmpty", "rejected"),
         (400, "TopicDisallowed", "rejected"),
         (403, "BadCertificate", "credential"),
-        (403, "BadCertificateEnvironment", "credential"),
-        (403, "ExpiredProviderToken", "retry"),
+        (403, "BadCertificateEnvironment", "rejected"),
+        (403, "ExpiredProviderToken", "credential"),
         (403, "Forbidden", "credential"),
         (403, "InvalidProviderToken", "credential"),
         (403, "MissingProviderToken", "credential"),

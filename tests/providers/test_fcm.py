@@ -171,9 +171,9 @@ def envelope(
 @pytest.mark.parametrize(
     ("http", "status", "code", "kind", "reason"),
     [
-        (400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "bad_token", "InvalidRegistration"),
+        (400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "rejected", "InvalidParameters"),
         (404, "NOT_FOUND", "UNREGISTERED", "dead_token", "NotRegistered"),
-        (403, "PERMISSION_DENIED", "SENDER_ID_MISMATCH", "bad_token", "MismatchSenderId"),
+        (403, "PERMISSION_DENIED", "SENDER_ID_MISMATCH", "rejected", "MismatchSenderId"),
         (429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "retry", "QUOTA_EXCEEDED"),
         (503, "UNAVAILABLE", "UNAVAILABLE", "retry", "UNAVAILABLE"),
         (500, "INTERNAL", "INTERNAL", "retry", "INTERNAL"),
@@ -193,16 +193,29 @@ def test_success_is_ok_with_the_message_name() -> None:
     assert (verdict.kind, verdict.detail) == ("ok", "projects/p/messages/0:123")
 
 
-def test_invalid_argument_about_the_token_is_a_bad_token() -> None:
+def test_invalid_argument_naming_message_token_is_a_dead_token() -> None:
     by_field = envelope(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "x", ["message.token"])
+    verdict = fcm.classify(400, {}, by_field)
+    assert (verdict.kind, verdict.reason) == ("dead_token", "InvalidRegistration")
+
+
+def test_invalid_argument_without_a_token_violation_retires_nothing() -> None:
+    # The message alone is no proof (providers.md): only the field violation is.
     by_text = envelope(
         400,
         "INVALID_ARGUMENT",
         "INVALID_ARGUMENT",
         "The registration token is not a valid FCM registration token",
     )
-    assert fcm.classify(400, {}, by_field).kind == "bad_token"
-    assert fcm.classify(400, {}, by_text).kind == "bad_token"
+    verdict = fcm.classify(400, {}, by_text)
+    assert (verdict.kind, verdict.reason) == ("rejected", "InvalidParameters")
+
+
+def test_quota_exceeded_waits_at_least_a_minute() -> None:
+    quota = envelope(429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "Quota exceeded.")
+    assert fcm.classify(429, {}, quota).retry_after == 60
+    assert fcm.classify(429, {"retry-after": "5"}, quota).retry_after == 60
+    assert fcm.classify(429, {"retry-after": "90"}, quota).retry_after == 90
 
 
 def test_invalid_argument_about_another_field_is_rejected() -> None:
@@ -233,7 +246,5 @@ def test_answers_without_an_error_code_fall_back_on_the_status() -> None:
 
 
 def test_retry_after_is_honoured() -> None:
-    verdict = fcm.classify(
-        429, {"retry-after": "12"}, envelope(429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED")
-    )
+    verdict = fcm.classify(503, {"retry-after": "12"}, envelope(503, "UNAVAILABLE", "UNAVAILABLE"))
     assert verdict.retry_after == 12.0

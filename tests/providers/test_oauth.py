@@ -110,7 +110,12 @@ async def test_hms_tokens_use_the_client_credentials_grant() -> None:
 @pytest.mark.parametrize(
     ("status", "body", "permanent"),
     [
-        (400, b'{"error":"invalid_grant","error_description":"Invalid JWT Signature."}', True),
+        (400, b'{"error":"invalid_grant","error_description":"Invalid JWT Signature."}', False),
+        (
+            401,
+            b'{"error":"invalid_client","error_description":"The OAuth client was not found."}',
+            True,
+        ),
         (401, b'{"error":1101,"sub_error":20058,"error_description":"invalid secret"}', True),
         (503, b"busy", False),
         (200, b'{"token_type":"Bearer"}', False),
@@ -127,8 +132,56 @@ async def test_token_endpoint_failures_say_whether_the_credential_was_refused(
         with pytest.raises(TokenFetchError) as caught:
             await source.get()
     assert caught.value.permanent is permanent
-    if permanent:
+    if status in (400, 401):
         assert "invalid" in str(caught.value)
+
+
+async def test_invalid_grant_is_retried_for_five_minutes_before_it_stands() -> None:
+    # Google answers invalid_grant for a clock skew or a key not yet propagated too.
+    answers = [
+        (400, b'{"error":"invalid_grant","error_description":"Invalid JWT Signature."}'),
+        (400, b'{"error":"invalid_grant","error_description":"Invalid JWT Signature."}'),
+        (200, b'{"access_token":"T1","expires_in":3600,"token_type":"Bearer"}'),
+        (400, b'{"error":"invalid_grant","error_description":"Invalid JWT Signature."}'),
+        (400, b'{"error":"invalid_grant","error_description":"Invalid JWT Signature."}'),
+        (400, b'{"error":"invalid_grant","error_description":"Invalid JWT Signature."}'),
+    ]
+
+    async def handler(request: HttpRequest) -> tuple[int, bytes]:
+        return answers.pop(0)
+
+    now = [1000.0]
+    async with HttpTestServer(handler) as server, token_http_client() as http:
+        source = HmsTokenSource("1", "s", http, token_url=server.url, clock=lambda: now[0])
+        permanence = []
+        for at in (1000.0, 1299.0):
+            now[0] = at
+            with pytest.raises(TokenFetchError) as caught:
+                await source.get()
+            permanence.append(caught.value.permanent)
+        now[0] = 1302.0  # a token in between starts the five minutes over
+        assert await source.get() == "T1"
+        source.invalidate("T1")
+        for at in (1310.0, 1609.0, 1611.0):
+            now[0] = at
+            with pytest.raises(TokenFetchError) as caught:
+                await source.get()
+            permanence.append(caught.value.permanent)
+    assert permanence == [False, False, False, False, True]
+
+
+async def test_a_failed_fetch_answers_the_sends_waiting_on_it() -> None:
+    calls = []
+
+    async def handler(request: HttpRequest) -> tuple[int, bytes]:
+        calls.append(1)
+        return 503, b"busy"
+
+    async with HttpTestServer(handler) as server, token_http_client() as http:
+        source = HmsTokenSource("1", "s", http, token_url=server.url)
+        results = await asyncio.gather(*(source.get() for _ in range(50)), return_exceptions=True)
+    assert all(isinstance(r, TokenFetchError) for r in results)
+    assert len(calls) == 1
 
 
 async def test_an_unreachable_token_endpoint_is_transient() -> None:

@@ -51,6 +51,7 @@ class FakeApns:
     key: KeyPair
     outcomes: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     seen: list[tuple[Request, dict[str, Any]]] = field(default_factory=list)
+    expired_before: int = 0  # provider tokens issued before this get ExpiredProviderToken
 
     async def __call__(self, request: Request) -> Reply:
         bearer = request.headers["authorization"].removeprefix("bearer ")
@@ -60,6 +61,8 @@ class FakeApns:
         self.seen.append((request, claims))
         token = request.path.removeprefix("/3/device/")
         echo = [("apns-id", request.headers["apns-id"])]
+        if claims["iat"] < self.expired_before:
+            return Reply(403, b'{"reason":"ExpiredProviderToken"}', echo)
         status, error = self.outcomes.get(token, (200, {}))
         return Reply(status, json.dumps(error).encode() if error else b"", echo)
 
@@ -146,6 +149,38 @@ async def test_apns_sender_uses_the_sandbox_host_for_sandbox_devices(apns_key: K
     assert (len(production.seen), len(sandbox.seen)) == (1, 2)
 
 
+async def test_bad_device_token_is_tried_once_on_the_other_environment(apns_key: KeyPair) -> None:
+    production, sandbox = FakeApns(apns_key), FakeApns(apns_key)
+    other = "cd" * 32
+    dead = "ef" * 32
+    production.outcomes[APNS_TOKEN] = (400, {"reason": "BadDeviceToken"})
+    sandbox.outcomes[other] = (400, {"reason": "BadDeviceToken"})
+    for fake in (production, sandbox):
+        fake.outcomes[dead] = (400, {"reason": "BadDeviceToken"})
+    async with H2TestServer(production) as prod_server, H2TestServer(sandbox) as sandbox_server:
+        sender = ApnsSender(
+            ApnsTokenSigner(apns_key.private_pem, "ABC123DEFG", "DEF123GHIJ"),
+            "com.example.app",
+            production_url=prod_server.url,
+            sandbox_url=sandbox_server.url,
+        )
+        try:
+            to_sandbox = await sender.send(APNS_TOKEN, b"{}")
+            to_production = await sender.send(other, b"{}", sandbox=True)
+            refused = await sender.send(dead, b"{}")
+        finally:
+            await sender.aclose()
+    assert (to_sandbox.kind, to_sandbox.environment) == ("ok", "sandbox")
+    assert (to_production.kind, to_production.environment) == ("ok", "production")
+    assert (refused.kind, refused.reason, refused.environment) == (
+        "dead_token",
+        "BadDeviceToken",
+        None,
+    )
+    assert "both environments" in refused.detail
+    assert (len(production.seen), len(sandbox.seen)) == (3, 3)
+
+
 async def test_an_expired_provider_token_is_renewed_only_once_20_minutes_old(
     apns_key: KeyPair, apns_server: tuple[H2TestServer, FakeApns]
 ) -> None:
@@ -158,15 +193,35 @@ async def test_an_expired_provider_token_is_renewed_only_once_20_minutes_old(
         clock.now += 21 * 60
         later = await sender.send(APNS_TOKEN, b"{}")
         del fake.outcomes[APNS_TOKEN]
+        clock.now += 60
         after = await sender.send(APNS_TOKEN, b"{}")
     finally:
         await sender.aclose()
-    assert (early.kind, early.refresh_auth) == ("retry", True)
-    assert "kept" in early.detail
-    assert "renewed" in later.detail
+    # Under 20 minutes old: no new token can be had yet, so the push waits for one.
+    assert early.kind == "retry" and "kept" in early.detail
+    assert early.retry_after == 20 * 60  # when a new token may be signed
+    # A fresh token refused too: now the credential is invalid.
+    assert (later.kind, later.reason) == ("credential", "ExpiredProviderToken")
     assert after.ok
     issued = [claims["iat"] for _, claims in fake.seen]
-    assert issued == [int(T0), int(T0), int(T0) + 21 * 60]
+    assert issued == [int(T0), int(T0), int(T0) + 21 * 60, int(T0) + 21 * 60]
+
+
+async def test_an_expired_provider_token_is_renewed_and_the_push_sent_at_once(
+    apns_key: KeyPair, apns_server: tuple[H2TestServer, FakeApns]
+) -> None:
+    server, fake = apns_server
+    clock = Clock()
+    sender = apns_sender(apns_key, server.url, clock)
+    try:
+        assert (await sender.send(APNS_TOKEN, b"{}")).ok
+        clock.now += 21 * 60
+        fake.expired_before = int(T0) + 1  # APNs's clock says the first token is too old
+        verdict = await sender.send(APNS_TOKEN, b"{}")
+    finally:
+        await sender.aclose()
+    assert verdict.ok
+    assert [claims["iat"] for _, claims in fake.seen] == [int(T0), int(T0), int(T0) + 21 * 60]
 
 
 async def test_apns_sender_refuses_a_malformed_token_without_sending(
@@ -178,7 +233,7 @@ async def test_apns_sender_refuses_a_malformed_token_without_sending(
         verdict = await sender.send("not-hex", b"{}")
     finally:
         await sender.aclose()
-    assert (verdict.kind, verdict.reason, verdict.status) == ("bad_token", "BadDeviceToken", 0)
+    assert (verdict.kind, verdict.reason, verdict.status) == ("dead_token", "BadDeviceToken", 0)
     assert fake.seen == [] and server.accepted == 0
 
 
@@ -218,10 +273,12 @@ async def test_apns_sender_builds_from_the_uploaded_credential(
 class TokenEndpoint:
     refuse: bool = False
     issued: int = 0
+    refuse_status: int = 400
+    refuse_with: bytes = b'{"error":"invalid_grant","error_description":"Invalid JWT Signature."}'
 
     async def __call__(self, request: HttpRequest) -> tuple[int, bytes]:
         if self.refuse:
-            return 400, b'{"error":"invalid_grant","error_description":"Invalid JWT Signature."}'
+            return self.refuse_status, self.refuse_with
         self.issued += 1
         body = {"access_token": f"tok-{self.issued}", "expires_in": 3600, "token_type": "Bearer"}
         return 200, json.dumps(body).encode()
@@ -341,11 +398,49 @@ async def test_fcm_sender_reports_a_credential_problem_when_renewing_does_not_he
     assert len(provider.seen) == 2
 
 
+async def test_quota_exceeded_pauses_the_whole_credential_for_a_minute(
+    fcm_env: tuple[FcmSender, FakeProvider, TokenEndpoint],
+) -> None:
+    sender, provider, _ = fcm_env
+    clock = Clock()
+    sender.clock = clock
+    quota = {
+        "error": {
+            "code": 429,
+            "message": "Quota exceeded for quota metric 'Send requests'.",
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                    "errorCode": "QUOTA_EXCEEDED",
+                }
+            ],
+        }
+    }
+    provider.answers["q"] = (429, quota)
+    refused = await sender.send("q", FCM_BODY)
+    clock.now += 30
+    waiting = await sender.send("a", FCM_BODY)  # another device, same credential
+    sent_while_paused = len(provider.seen)
+    clock.now += 31
+    after = await sender.send("a", FCM_BODY)
+    assert (refused.kind, refused.reason, refused.retry_after) == ("retry", "QUOTA_EXCEEDED", 60)
+    assert (waiting.kind, waiting.reason, waiting.retry_after) == ("retry", "QUOTA_EXCEEDED", 30)
+    assert sent_while_paused == 1
+    assert after.ok and len(provider.seen) == 2
+
+
 async def test_a_refused_service_account_is_a_credential_verdict_without_sending(
     fcm_env: tuple[FcmSender, FakeProvider, TokenEndpoint],
 ) -> None:
     sender, provider, tokens = fcm_env
     tokens.refuse = True
+    verdict = await sender.send("t", FCM_BODY)
+    # invalid_grant may be a clock skew or a key not yet propagated: retried for 5 minutes.
+    assert (verdict.kind, verdict.reason) == ("retry", "AccessTokenUnavailable")
+    tokens.refuse_with = b'{"error":"invalid_client","error_description":"no such client"}'
+    tokens.refuse_status = 401
+    sender.tokens.invalidate()
     verdict = await sender.send("t", FCM_BODY)
     assert (verdict.kind, verdict.reason) == ("credential", "AccessTokenRefused")
     assert provider.seen == []
@@ -442,7 +537,7 @@ async def test_a_payload_without_a_message_is_rejected_locally(
 ) -> None:
     sender, provider, _ = hms_env
     assert (await sender.send("h1", b"[]")).kind == "rejected"
-    assert (await sender.send("", HMS_BODY)).kind == "bad_token"
+    assert (await sender.send("", HMS_BODY)).kind == "dead_token"
     assert provider.seen == []
 
 

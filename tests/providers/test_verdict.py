@@ -38,6 +38,6 @@ def test_headers_are_found_whatever_their_case() -> None:
 def test_only_ok_and_retry_are_not_permanent() -> None:
     assert Verdict("ok").ok and not Verdict("ok").permanent
     assert not Verdict("retry").permanent
-    kinds: list[VerdictKind] = ["dead_token", "bad_token", "credential", "rejected"]
+    kinds: list[VerdictKind] = ["dead_token", "credential", "rejected"]
     for kind in kinds:
         assert Verdict(kind).permanent

@@ -86,3 +86,54 @@ def test_a_worker_that_lost_the_lease_records_nothing(conn: sqlite3.Connection) 
     assert not deliveries.record(conn, job, "another-worker", result, time.time())
     assert conn.execute("SELECT count(*) FROM fail_records").fetchone() == (0,)
     assert conn.execute("SELECT status FROM devices").fetchone() == ("active",)
+
+
+@pytest.mark.parametrize("reason", ["DeviceTokenNotForTopic", "BadCertificateEnvironment"])
+def test_a_configuration_answer_fails_the_push_and_keeps_the_device(
+    conn: sqlite3.Connection, reason: str
+) -> None:
+    job = claim_one(conn)
+    result = outcomes.decide(job, "rejected", reason, now=time.time())
+    assert deliveries.record(conn, job, WORKER, result, time.time())
+    assert conn.execute("SELECT state FROM jobs").fetchone() == ("failed",)
+    assert conn.execute("SELECT reason FROM fail_records").fetchall() == [(reason,)]
+    assert conn.execute("SELECT status FROM devices").fetchone() == ("active",)
+
+
+def test_a_token_found_on_the_other_environment_corrects_the_device(
+    conn: sqlite3.Connection,
+) -> None:
+    job = claim_one(conn)
+    result = outcomes.decide(job, "ok", "", now=time.time(), environment="sandbox")
+    assert deliveries.record(conn, job, WORKER, result, time.time())
+    assert conn.execute("SELECT state FROM jobs").fetchone() == ("done",)
+    assert conn.execute("SELECT environment, status FROM devices").fetchone() == (
+        "sandbox",
+        "active",
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "revived"),
+    [
+        ("DeviceTokenNotForTopic", True),
+        ("MismatchSenderId", True),
+        ("BadDeviceToken", False),
+        ("InvalidRegistration", False),
+    ],
+)
+def test_a_new_credential_brings_back_devices_retired_for_configuration_answers(
+    conn: sqlite3.Connection, reason: str, revived: bool
+) -> None:
+    # Earlier versions retired devices on configuration answers (status 'invalid').
+    conn.execute("UPDATE devices SET status = 'invalid', status_reason = ?", (reason,))
+    box = SecretBox(b"k" * 32)
+    credentials.put(
+        conn, box, 1, "android", credentials.UPLOADED, {"b": 1}, ref=None, validated=True
+    )
+    assert conn.execute("SELECT status FROM devices").fetchone() == ("invalid",)  # other platform
+    credentials.put(conn, box, 1, "ios", credentials.UPLOADED, {"a": 2}, ref=None, validated=False)
+    assert conn.execute("SELECT status FROM devices").fetchone() == ("invalid",)  # not usable
+    credentials.put(conn, box, 1, "ios", credentials.UPLOADED, {"a": 2}, ref=None, validated=True)
+    expected = ("active", None) if revived else ("invalid", reason)
+    assert conn.execute("SELECT status, status_reason FROM devices").fetchone() == expected

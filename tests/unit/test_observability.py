@@ -50,15 +50,15 @@ def test_outcomes_map_to_their_labels() -> None:
     m.settled("android", DeliveryOutcome("done"), "")
     m.settled("android", DeliveryOutcome("queued", retry_at=1.0), "UNAVAILABLE")
     m.settled("android", DeliveryOutcome("expired", "Expired"), "")
-    m.settled("ios", DeliveryOutcome("failed", "BadDeviceToken", device_action="invalidate"), "")
+    m.settled("ios", DeliveryOutcome("failed", "Unregistered", device_action="unregister"), "")
     assert m.sends == {
         ("android", "accepted", ""): 1,
         ("android", "retried", ""): 1,
         ("android", "expired", "Expired"): 1,
-        ("ios", "failed", "BadDeviceToken"): 1,
+        ("ios", "failed", "Unregistered"): 1,
     }
     assert m.retries == {("android", "UNAVAILABLE"): 1}
-    assert m.invalidations == {("ios", "invalid"): 1}
+    assert m.invalidations == {("ios", "unregistered"): 1}
 
 
 def test_unmatched_requests_cannot_make_new_series() -> None:

@@ -208,7 +208,7 @@ def test_with_counting_off_nothing_is_counted_but_the_inbox_is_written(
     queue_job(conn, user=2, platform="android")
     ok_job, failed_job = job_table.claim(conn, W1, 2, LEASE, NOW)
     assert deliveries.record(conn, ok_job, W1, OK, NOW, count_stats=False)
-    failure = outcomes.decide(failed_job, "bad_token", "BadDeviceToken", now=NOW)
+    failure = outcomes.decide(failed_job, "dead_token", "BadDeviceToken", now=NOW)
     assert deliveries.record(conn, failed_job, W1, failure, NOW, count_stats=False)
     assert counters(conn) == {}
     assert [row[0] for row in inbox_rows(conn)] == [1]

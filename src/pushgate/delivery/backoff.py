@@ -2,7 +2,9 @@
 
 Exponential backoff with full jitter per job, never sooner than the provider's
 Retry-After, and never past the notification's expiry: a job that cannot be
-retried before it expires is expired now rather than sent late.
+retried before it expires is expired now rather than sent late. Jobs told to wait
+the same Retry-After (a whole credential paused after FCM QUOTA_EXCEEDED) are spread
+over a tenth of it beyond that time, so they do not all come back at once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import random
 
 BASE_SECONDS = 1.0
 CAP_SECONDS = 300.0
+RETRY_AFTER_SPREAD = 0.1
 
 
 def next_attempt(
@@ -24,6 +27,7 @@ def next_attempt(
     ceiling = min(CAP_SECONDS, BASE_SECONDS * 2 ** max(0, attempts - 1))
     delay = (rng or random).uniform(ceiling / 2, ceiling)
     if retry_after is not None:
-        delay = max(delay, retry_after)
+        spread = (rng or random).uniform(0, retry_after * RETRY_AFTER_SPREAD)
+        delay = max(delay, retry_after + spread)
     at = now + delay
     return at if at < expires_at else None

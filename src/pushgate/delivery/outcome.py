@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pushgate.delivery.backoff import next_attempt
+from pushgate.providers.verdict import VerdictKind
 from pushgate.queue.base import DONE, EXPIRED, FAILED, QUEUED, Job
 
 EXPIRED_REASON = "Expired"  # contract.md: not accepted within its TTL
 INVALID_CERTIFICATE = "InvalidCertificate"
-DeviceAction = Literal["unregister", "invalidate"]
-VerdictKind = Literal["ok", "retry", "dead_token", "bad_token", "credential", "rejected"]
+# Only a dead token retires a device (providers.md): configuration answers never do.
+DeviceAction = Literal["unregister"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,7 @@ class DeliveryOutcome:
     device_action: DeviceAction | None = None
     token_dead_since_ms: int | None = None  # APNs 410 timestamp
     credential_invalid: bool = False
+    device_environment: str | None = None  # APNs: the environment the token was found in
 
 
 def expired(detail: str | None = None) -> DeliveryOutcome:
@@ -39,10 +41,11 @@ def decide(
     retry_after: float | None = None,
     timestamp_ms: int | None = None,
     detail: str | None = None,
+    environment: str | None = None,
     rng: random.Random | None = None,
 ) -> DeliveryOutcome:
     if kind == "ok":
-        return DeliveryOutcome(DONE)
+        return DeliveryOutcome(DONE, device_environment=environment)
     if kind == "retry":
         at = next_attempt(job.attempts, now, job.expires_at, retry_after, rng)
         if at is None:
@@ -52,8 +55,6 @@ def decide(
         return DeliveryOutcome(
             FAILED, reason, detail, device_action="unregister", token_dead_since_ms=timestamp_ms
         )
-    if kind == "bad_token":
-        return DeliveryOutcome(FAILED, reason, detail, device_action="invalidate")
     if kind == "credential":
         return DeliveryOutcome(
             FAILED, INVALID_CERTIFICATE, detail or reason, credential_invalid=True

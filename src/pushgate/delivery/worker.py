@@ -190,4 +190,5 @@ class DeliveryWorker:
             retry_after=verdict.retry_after,
             timestamp_ms=verdict.timestamp_ms,
             detail=verdict.detail,
+            environment=verdict.environment,
         ), why

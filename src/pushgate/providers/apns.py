@@ -10,16 +10,22 @@ Answers by status (providers.md):
 status      reason                                          verdict
 ==========  ==============================================  ===========================
 200         -                                               ok
-400         BadDeviceToken, DeviceTokenNotForTopic          bad_token
+400         BadDeviceToken                                  dead_token, unless the other
+                                                            environment accepts it: the
+                                                            sender tries it once
+400         DeviceTokenNotForTopic, TopicDisallowed,        rejected: the partner's
+            BadTopic                                        configuration, the device stays
 400         IdleTimeout                                     retry (the request was not
                                                             acted on; a new connection
                                                             serves it)
-400         any other (BadCollapseId, BadTopic, ...)        rejected
-403         ExpiredProviderToken                            retry, refresh_auth: our token
-                                                            is over an hour old (a clock or
-                                                            rotation problem, not a bad key)
-403         BadCertificate, BadCertificateEnvironment,      credential
-            Forbidden, InvalidProviderToken,
+400         any other (BadCollapseId, BadPriority, ...)     rejected
+403         ExpiredProviderToken                            credential, refresh_auth: the
+                                                            sender signs a new token (within
+                                                            the 20-minute rule) and tries
+                                                            once more; only a second refusal
+                                                            stands
+403         BadCertificateEnvironment                       rejected: configuration
+403         BadCertificate, Forbidden, InvalidProviderToken,  credential
             MissingProviderToken, any other
 404, 405    BadPath, MethodNotAllowed                       rejected
 410         Unregistered, ExpiredToken (+ timestamp)        dead_token
@@ -241,13 +247,20 @@ def build_request(
 
 def local_verdict(error: InvalidRequest) -> Verdict:
     """The verdict for a push `build_request` refused, as APNs would have answered it."""
+    # A token that is not hex is malformed on every environment: dead.
     kind: VerdictKind = (
-        "bad_token" if error.reason in ("BadDeviceToken", "MissingDeviceToken") else "rejected"
+        "dead_token" if error.reason in ("BadDeviceToken", "MissingDeviceToken") else "rejected"
     )
     return Verdict(kind=kind, reason=error.reason, detail=f"{error} (checked locally)")
 
 
-_BAD_TOKEN_REASONS = frozenset({"BadDeviceToken", "DeviceTokenNotForTopic"})
+BAD_DEVICE_TOKEN = "BadDeviceToken"
+EXPIRED_PROVIDER_TOKEN = "ExpiredProviderToken"
+# Answers about the partner's app, key or certificate setup: fixing that must bring the
+# devices back, so they fail the push and retire nothing.
+CONFIGURATION_REASONS = frozenset(
+    {"DeviceTokenNotForTopic", "TopicDisallowed", "BadTopic", "BadCertificateEnvironment"}
+)
 _DEFAULT_REASON = {
     400: "BadRequest",
     403: "Forbidden",
@@ -304,16 +317,16 @@ def classify(
         stamp = error.get("timestamp")
         timestamp_ms = int(stamp) if isinstance(stamp, int | float) and stamp >= 0 else None
         return verdict("dead_token", timestamp_ms=timestamp_ms)
+    if reason in CONFIGURATION_REASONS:
+        return verdict("rejected")
     if status == 400:
-        if reason in _BAD_TOKEN_REASONS:
-            return verdict("bad_token")
+        if reason == BAD_DEVICE_TOKEN:
+            return verdict("dead_token")
         if reason == "IdleTimeout":
             return verdict("retry")
         return verdict("rejected")
     if status == 403:
-        if reason == "ExpiredProviderToken":
-            return verdict("retry", refresh_auth=True)
-        return verdict("credential")
+        return verdict("credential", refresh_auth=reason == EXPIRED_PROVIDER_TOKEN)
     if status == 429 or status >= 500:
         return verdict("retry")
     return verdict("rejected")

@@ -13,11 +13,14 @@ errorCode               HTTP   verdict                     reason
 ======================  =====  ==========================  ========================
 (none, 2xx)             200    ok                          -
 UNREGISTERED            404    dead_token                  NotRegistered
-INVALID_ARGUMENT        400    bad_token, if about the     InvalidRegistration
-                               token (see below)
-INVALID_ARGUMENT        400    rejected, otherwise         InvalidParameters
-SENDER_ID_MISMATCH      403    bad_token                   MismatchSenderId
-QUOTA_EXCEEDED          429    retry                       QUOTA_EXCEEDED
+INVALID_ARGUMENT        400    dead_token, if a field      InvalidRegistration
+                               violation names
+                               `message.token`
+INVALID_ARGUMENT        400    rejected, otherwise (a      InvalidParameters
+                               payload problem)
+SENDER_ID_MISMATCH      403    rejected (configuration:    MismatchSenderId
+                               the device stays)
+QUOTA_EXCEEDED          429    retry, after >= 60 s        QUOTA_EXCEEDED
 UNAVAILABLE             503    retry                       UNAVAILABLE
 INTERNAL                500    retry                       INTERNAL
 THIRD_PARTY_AUTH_ERROR  401    credential                  THIRD_PARTY_AUTH_ERROR
@@ -27,15 +30,14 @@ THIRD_PARTY_AUTH_ERROR  401    credential                  THIRD_PARTY_AUTH_ERRO
 (none) other 4xx               rejected                    the status name
 ======================  =====  ==========================  ========================
 
-INVALID_ARGUMENT is "about the token" when a `google.rpc.BadRequest` field violation
-names `message.token`, or, without field violations, unless the message points at another
-field (`Invalid value at 'message.data...'`, `Unknown name ...`, `Invalid JSON payload`,
-`too big`). pushgate builds and validates the rest of the message itself, so an
-unexplained INVALID_ARGUMENT is about the token, which is what FCM answers for a
-malformed token ("The registration token is not a valid FCM registration token").
+Only a `google.rpc.BadRequest` field violation naming `message.token` proves the token
+malformed (providers.md): an INVALID_ARGUMENT that names another field, or none, is a
+payload problem and retires nothing.
 
 A 401 is reported as `credential` with `refresh_auth` set: the sender first fetches a new
-access token and tries once more, and only a second 401 stands.
+access token and tries once more, and only a second 401 stands. QUOTA_EXCEEDED is the
+project's quota, shared by every message of the credential: the sender pauses the whole
+credential for at least `QUOTA_WAIT_S` (Google's guidance: wait at least a minute).
 """
 
 from __future__ import annotations
@@ -179,7 +181,13 @@ def build_send(
 
 _FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 _BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
-_NOT_ABOUT_TOKEN = ("invalid value at", "unknown name", "invalid json payload", "too big")
+TOKEN_FIELD = "message.token"
+# The legacy names of answers about the partner's Firebase setup, not about the device.
+CONFIGURATION_REASONS = frozenset({"MismatchSenderId"})
+QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+# Google: after QUOTA_EXCEEDED wait at least a minute; the quota is the project's, so
+# every message of the credential waits.
+QUOTA_WAIT_S = 60.0
 _STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -232,10 +240,7 @@ def _parse_error(body: bytes) -> _ErrorEnvelope:
 
 
 def _about_token(error: _ErrorEnvelope) -> bool:
-    if error.field_violations:
-        return any(f == "message.token" or f.endswith(".token") for f in error.field_violations)
-    message = error.message.lower()
-    return not any(marker in message for marker in _NOT_ABOUT_TOKEN)
+    return TOKEN_FIELD in error.field_violations
 
 
 def classify(
@@ -269,14 +274,17 @@ def classify(
     if code == "UNREGISTERED":
         return verdict("dead_token", "NotRegistered")
     if code == "SENDER_ID_MISMATCH":
-        return verdict("bad_token", "MismatchSenderId")
+        return verdict("rejected", "MismatchSenderId")  # CONFIGURATION_REASONS
     if code == "INVALID_ARGUMENT":
         if _about_token(error):
-            return verdict("bad_token", "InvalidRegistration")
+            return verdict("dead_token", "InvalidRegistration")
         return verdict("rejected", "InvalidParameters")
     if code in ("THIRD_PARTY_AUTH_ERROR", "APNS_AUTH_ERROR"):
         return verdict("credential", code)
-    if code in ("QUOTA_EXCEEDED", "UNAVAILABLE", "INTERNAL"):
+    if code == QUOTA_EXCEEDED:
+        retry_after = max(QUOTA_WAIT_S, retry_after or 0.0)
+        return verdict("retry", code)
+    if code in ("UNAVAILABLE", "INTERNAL"):
         return verdict("retry", code)
     if status == 401 or code == "UNAUTHENTICATED":
         return verdict("credential", "UNAUTHENTICATED", refresh_auth=True)

@@ -8,7 +8,10 @@ expires (`AccessTokenCache`), and a lock makes concurrent sends share one fetch.
 
 A refused credential (HTTP 400/401/403 from the token endpoint) raises `TokenFetchError`
 with `permanent=True`; an unreachable or failing endpoint (connection error, timeout,
-429, 5xx, an unreadable answer) raises it with `permanent=False`.
+429, 5xx, an unreadable answer) raises it with `permanent=False`. Google also answers
+400 `invalid_grant` for a clock skew or a key not yet propagated, so that answer counts
+as permanent only once it has been given for `INVALID_GRANT_PATIENCE_S` (providers.md:
+at least 5 minutes) without a token in between.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ from pushgate.providers.access_token import (
     parse_token_response,
 )
 
+INVALID_GRANT = "invalid_grant"
+INVALID_GRANT_PATIENCE_S = 5 * 60.0
+# A failed fetch is the answer for this long: the sends waiting on the lock (hundreds at
+# a time) must not each ask a refusing or failing token endpoint again.
+FAILURE_HOLD_S = 2.0
 _FORM = {"content-type": "application/x-www-form-urlencoded", "accept": "application/json"}
 
 
@@ -45,6 +53,14 @@ def token_http_client(
 ) -> httpx.AsyncClient:
     """An httpx client for token endpoints (`verify`: an SSLContext with a custom CA)."""
     return httpx.AsyncClient(verify=verify, timeout=timeout, follow_redirects=False)
+
+
+def _error_code(response: httpx.Response) -> object:
+    try:
+        data: Any = msgspec.json.decode(response.content)
+    except msgspec.DecodeError:
+        return None
+    return data.get("error") if isinstance(data, dict) else None
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -78,6 +94,8 @@ class TokenSource:
         self.fetches = 0  # token requests made (successful or not)
         self._cache = AccessTokenCache(margin)
         self._lock = asyncio.Lock()
+        self._invalid_grant_since: float | None = None
+        self._failure: tuple[float, TokenFetchError] | None = None
 
     def _request_body(self, now: float) -> bytes:
         raise NotImplementedError
@@ -88,14 +106,22 @@ class TokenSource:
         if token is not None:
             return token
         async with self._lock:
-            token = self._cache.get(self.clock())
+            now = self.clock()
+            token = self._cache.get(now)
             if token is not None:
                 return token
-            return await self._fetch()
+            if self._failure is not None and now - self._failure[0] < FAILURE_HOLD_S:
+                raise self._failure[1]
+            try:
+                return await self._fetch()
+            except TokenFetchError as error:
+                self._failure = (now, error)
+                raise
 
     def invalidate(self, token: str | None = None) -> None:
         """Forget `token` (after the provider refused it) so the next `get` fetches anew."""
         self._cache.invalidate(token)
+        self._failure = None
 
     async def _fetch(self) -> str:
         started = self.clock()
@@ -113,9 +139,14 @@ class TokenSource:
             ) from exc
         status = response.status_code
         if status in (400, 401, 403):
+            permanent = True
+            if status == 400 and _error_code(response) == INVALID_GRANT:
+                if self._invalid_grant_since is None:
+                    self._invalid_grant_since = started
+                permanent = started - self._invalid_grant_since >= INVALID_GRANT_PATIENCE_S
             raise TokenFetchError(
                 f"token endpoint refused the credential ({status}): {_error_text(response)}",
-                permanent=True,
+                permanent=permanent,
                 status=status,
             )
         if status != 200:
@@ -128,6 +159,7 @@ class TokenSource:
             token = parse_token_response(response.content)
         except TokenResponseError as exc:
             raise TokenFetchError(str(exc), permanent=False, status=status) from exc
+        self._invalid_grant_since = None
         return self._cache.store(token, started)
 
 

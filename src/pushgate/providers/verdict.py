@@ -4,21 +4,22 @@ Every provider client turns its answer (or its failure to get one) into a `Verdi
 that delivery decides retries, token invalidation and fail records the same way for
 APNs, FCM and HMS.
 
-kind
+kind (providers.md "Which failures change a device")
     ``ok``          accepted by the provider.
-    ``retry``       transient: 429, 5xx, connection loss, timeouts, an expired access token.
-                    Retry with backoff (honouring `retry_after`) until the notification's TTL.
-    ``dead_token``  the token is proven dead (APNs 410, FCM UNREGISTERED, HMS illegal token):
-                    mark the device unregistered (APNs: only when `timestamp_ms` is later than
-                    the token's last registration).
-    ``bad_token``   permanent for this token but no proof of uninstall (APNs BadDeviceToken,
-                    DeviceTokenNotForTopic; FCM INVALID_ARGUMENT on the token,
-                    SENDER_ID_MISMATCH): record it and stop using the token.
-    ``credential``  the partner's credential does not work (APNs 403 auth reasons, FCM 401 /
-                    THIRD_PARTY_AUTH_ERROR, HMS 80200001): record it, stop sending with the
+    ``retry``       transient: 429, 5xx, connection loss, timeouts, GOAWAY. Retry with backoff
+                    (never sooner than `retry_after`) until the notification's TTL.
+    ``dead_token``  the token is proven dead (APNs 410, APNs BadDeviceToken on both
+                    environments, FCM UNREGISTERED or INVALID_ARGUMENT naming `message.token`,
+                    HMS illegal tokens): retire the device (APNs 410: only when `timestamp_ms`
+                    is later than the token's last registration). The only kind that retires one.
+    ``credential``  the partner's credential does not work, after a refreshed token was refused
+                    too or when the answer leaves no doubt: record it, stop sending with the
                     credential, report `InvalidCertificate`.
-    ``rejected``    any other permanent refusal of this request (payload too large, bad
-                    header...): record it; retrying the same request cannot succeed.
+    ``rejected``    this push fails for good and nothing else changes: a payload problem
+                    (`PayloadTooLarge`, FCM INVALID_ARGUMENT about a field of the message) or
+                    the partner's configuration (`DeviceTokenNotForTopic`, `SENDER_ID_MISMATCH`,
+                    `BadCertificateEnvironment`...), which fixing the configuration must undo,
+                    so the device stays.
 
 reason
     The name used in fail records: APNs reasons as-is (`Unregistered`, `BadDeviceToken`...),
@@ -35,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-VerdictKind = Literal["ok", "retry", "dead_token", "bad_token", "credential", "rejected"]
+VerdictKind = Literal["ok", "retry", "dead_token", "credential", "rejected"]
 VERDICT_KINDS: tuple[str, ...] = get_args(VerdictKind)
 
 
@@ -49,6 +50,9 @@ class Verdict:
     timestamp_ms: int | None = None  # APNs 410: when the token stopped being valid
     # The access token (FCM/HMS) or provider token (APNs) must be renewed before the retry.
     refresh_auth: bool = False
+    # APNs: the token was refused on its recorded environment and accepted on this one
+    # ("production" or "sandbox"), which the device is corrected to.
+    environment: str | None = None
 
     @property
     def ok(self) -> bool:

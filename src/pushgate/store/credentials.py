@@ -16,10 +16,14 @@ from typing import Any
 import msgspec
 
 from pushgate.crypto import SecretBox
+from pushgate.providers import apns, fcm
 from pushgate.store.db import Db
 
 EMULATOR = "emulator"
 UPLOADED = "uploaded"
+# Fail-record names of answers about the partner's configuration. Earlier versions retired
+# devices on some of them (status 'invalid'); a new credential must bring those back.
+CONFIGURATION_REASONS = apns.CONFIGURATION_REASONS | fcm.CONFIGURATION_REASONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,14 @@ class Credential:
 
 def apns_ref(key_id: str, team_id: str) -> str:
     return f"apns:{key_id}:{team_id}"
+
+
+APNS_CERT_REF_PREFIX = "apns-cert:"
+
+
+def apns_cert_ref(fingerprint: str) -> str:
+    """An APNs push certificate, by the SHA-256 of its DER (what the APNs emulator trusts)."""
+    return APNS_CERT_REF_PREFIX + fingerprint
 
 
 def fcm_ref(client_email: str, key_id: str) -> str:
@@ -69,6 +81,21 @@ def put(
         " ref = excluded.ref, updated_at = excluded.updated_at",
         (partner_id, platform, kind, sealed, int(validated), detail, ref, time.time()),
     )
+    if validated:
+        revive_misconfigured_devices(conn, partner_id, platform)
+
+
+def revive_misconfigured_devices(conn: Db, partner_id: int, platform: str) -> int:
+    """Devices retired for a configuration answer are used again; returns how many."""
+    reasons = sorted(CONFIGURATION_REASONS)
+    marks = ", ".join("?" * len(reasons))
+    cursor = conn.execute(
+        "UPDATE devices SET status = 'active', status_reason = NULL"
+        " WHERE partner_id = ? AND platform = ? AND status = 'invalid'"
+        f" AND status_reason IN ({marks})",
+        (partner_id, platform, *reasons),
+    )
+    return int(cursor.rowcount or 0)
 
 
 def _credential(box: SecretBox, row: tuple[Any, ...]) -> Credential:
@@ -91,6 +118,45 @@ def get(conn: Db, box: SecretBox, partner_id: int, platform: str) -> Credential 
 def by_ref(conn: Db, box: SecretBox, ref: str) -> list[Credential]:
     rows = conn.execute(f"SELECT {_COLUMNS} FROM credentials WHERE ref = ?", (ref,)).fetchall()
     return [_credential(box, tuple(row)) for row in rows]
+
+
+_ROW = "kind, data, validated, detail, ref, updated_at"
+
+
+def snapshot(conn: Db, partner_id: int, platform: str) -> tuple[Any, ...] | None:
+    """The stored row as it is (still sealed), for `restore`."""
+    row = conn.execute(
+        f"SELECT {_ROW} FROM credentials WHERE partner_id = ? AND platform = ?",
+        (partner_id, platform),
+    ).fetchone()
+    return None if row is None else tuple(row)
+
+
+def restore(conn: Db, partner_id: int, platform: str, row: tuple[Any, ...] | None) -> None:
+    """Put back what `snapshot` read (None: there was no credential)."""
+    if row is None:
+        conn.execute(
+            "DELETE FROM credentials WHERE partner_id = ? AND platform = ?", (partner_id, platform)
+        )
+        return
+    conn.execute(
+        f"INSERT INTO credentials (partner_id, platform, {_ROW}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (partner_id, platform) DO UPDATE SET kind = excluded.kind,"
+        " data = excluded.data, validated = excluded.validated, detail = excluded.detail,"
+        " ref = excluded.ref, updated_at = excluded.updated_at",
+        (partner_id, platform, *row),
+    )
+
+
+def refs_with_prefix(conn: Db, prefix: str) -> list[str]:
+    """Every stored ref starting with `prefix` (letters, digits, `-` and `:` only), sorted.
+
+    LIKE rather than a range: PostgreSQL's collations may order punctuation unlike bytes.
+    """
+    rows = conn.execute(
+        "SELECT DISTINCT ref FROM credentials WHERE ref LIKE ? ORDER BY ref", (prefix + "%",)
+    ).fetchall()
+    return sorted(str(row[0]) for row in rows)
 
 
 def mark_invalid(conn: Db, partner_id: int, platform: str, detail: str | None) -> None:

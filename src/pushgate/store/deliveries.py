@@ -63,10 +63,10 @@ def record(
                 unregister + " AND token_registered_at * 1000 < ?",
                 (outcome.reason, job.device_id, job.token, since + 1),
             )
-    elif outcome.device_action == "invalidate":
+    if outcome.device_environment is not None:
         conn.execute(
-            "UPDATE devices SET status = 'invalid', status_reason = ? WHERE id = ? AND token = ?",
-            (outcome.reason, job.device_id, job.token),
+            "UPDATE devices SET environment = ? WHERE id = ? AND token = ?",
+            (outcome.device_environment, job.device_id, job.token),
         )
     if outcome.credential_invalid:
         credentials.mark_invalid(conn, job.partner_id, job.platform, outcome.detail)
