@@ -12,9 +12,13 @@ import jwt
 import pytest
 
 from pushgate.emulators import Emulators, Fault
+from pushgate.providers import fcm
+from pushgate.providers.verdict import Verdict
 from tests.emulators.conftest import Clock, ServiceAccount
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
+BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
@@ -61,23 +65,46 @@ async def access_token(http: httpx.AsyncClient, account: dict[str, str]) -> str:
 async def send(
     http: httpx.AsyncClient,
     emulators: Emulators,
-    token: str,
+    token: str | None,
     body: Any,
     project: str = "demo-project",
+    authorization: str | None = None,
 ) -> httpx.Response:
+    """POST `body` with `Authorization: Bearer <token>` (or `authorization` as given, or none)."""
+    if authorization is None and token is not None:
+        authorization = f"Bearer {token}"
     return await http.post(
         f"{emulators.fcm_url}/v1/projects/{project}/messages:send",
-        headers={"authorization": f"Bearer {token}"},
+        headers={} if authorization is None else {"authorization": authorization},
         content=json.dumps(body).encode(),
     )
 
 
-def error_code(response: httpx.Response) -> tuple[int, str, str]:
+def error_code(response: httpx.Response) -> tuple[int, str, str | None]:
+    """HTTP status, `error.status` and the FcmError's errorCode (None: no FcmError detail)."""
     error = response.json()["error"]
-    [detail] = error["details"]
-    assert detail["@type"] == "type.googleapis.com/google.firebase.fcm.v1.FcmError"
     assert error["code"] == response.status_code
-    return response.status_code, error["status"], detail["errorCode"]
+    codes = [d["errorCode"] for d in error.get("details", []) if d["@type"] == FCM_ERROR]
+    assert len(codes) <= 1, error
+    return response.status_code, error["status"], codes[0] if codes else None
+
+
+def field_violations(response: httpx.Response) -> list[str]:
+    """The `google.rpc.BadRequest` fields named ("" for a violation without one)."""
+    details = response.json()["error"].get("details", [])
+    return [
+        violation.get("field", "")
+        for detail in details
+        if detail["@type"] == BAD_REQUEST
+        for violation in detail["fieldViolations"]
+    ]
+
+
+def error_info(response: httpx.Response) -> str:
+    [detail] = response.json()["error"]["details"]
+    assert detail["@type"] == "type.googleapis.com/google.rpc.ErrorInfo"
+    assert detail["metadata"]["service"] == "fcm.googleapis.com"
+    return str(detail["reason"])
 
 
 async def test_a_valid_assertion_gets_a_bearer_token_for_an_hour(
@@ -163,46 +190,183 @@ async def test_a_send_is_recorded_with_its_whole_body(
     assert delivery.payload == body
 
 
-async def test_a_token_of_another_project_is_unauthenticated(
+async def test_a_token_of_another_project_is_permission_denied(
     emulators: Emulators, http: httpx.AsyncClient, account: dict[str, str]
 ) -> None:
     token = await access_token(http, account)
 
     response = await send(http, emulators, token, {"message": {"token": "t"}}, "other-project")
 
-    assert error_code(response) == (401, "UNAUTHENTICATED", "THIRD_PARTY_AUTH_ERROR")
+    assert error_code(response) == (403, "PERMISSION_DENIED", None)
+    [detail] = response.json()["error"]["details"]
+    assert detail["reason"] == "IAM_PERMISSION_DENIED"
+    assert detail["metadata"] == {
+        "resource": "projects/other-project",
+        "permission": "cloudmessaging.messages.create",
+    }
 
 
-async def test_a_missing_or_unknown_bearer_is_unauthenticated(
-    emulators: Emulators, http: httpx.AsyncClient
+@pytest.mark.parametrize(
+    ("authorization", "reason"),
+    [
+        (None, "CREDENTIALS_MISSING"),
+        ("Basic dXNlcjpwYXNz", "CREDENTIALS_MISSING"),
+        ("Bearer ", "CREDENTIALS_MISSING"),
+        ("Bearer ya29.made-up", "ACCESS_TOKEN_TYPE_UNSUPPORTED"),
+    ],
+    ids=["missing", "not-bearer", "empty-bearer", "unknown-bearer"],
+)
+async def test_a_missing_or_unknown_access_token_is_unauthenticated_without_an_fcm_error(
+    emulators: Emulators, http: httpx.AsyncClient, authorization: str | None, reason: str
 ) -> None:
-    response = await send(http, emulators, "ya29.made-up", {"message": {"token": "t"}})
+    response = await send(
+        http, emulators, None, {"message": {"token": "t"}}, authorization=authorization
+    )
 
-    assert error_code(response) == (401, "UNAUTHENTICATED", "THIRD_PARTY_AUTH_ERROR")
+    assert error_code(response) == (401, "UNAUTHENTICATED", None)
+    assert error_info(response) == reason
+    assert response.headers["www-authenticate"].startswith("Bearer ")
+    assert emulators.state.deliveries() == []
 
 
 async def test_an_access_token_stops_working_after_an_hour(
     emulators: Emulators, http: httpx.AsyncClient, account: dict[str, str], clock: Clock
 ) -> None:
     token = await access_token(http, account)
-    clock.advance(3601)
+    clock.advance(3599)
+    assert (await send(http, emulators, token, {"message": {"token": "t"}})).status_code == 200
+    clock.advance(2)
 
     response = await send(http, emulators, token, {"message": {"token": "t"}})
 
-    assert error_code(response)[0] == 401
+    assert error_code(response) == (401, "UNAUTHENTICATED", None)
+    assert error_info(response) == "ACCESS_TOKEN_EXPIRED"
+
+
+@pytest.mark.parametrize(
+    ("body", "fields", "fcm_error"),
+    [
+        ({"message": {"token": "t", "topic": "news"}}, ["message"], None),
+        ({"message": {"notification": {"title": "no target"}}}, ["message"], "INVALID_ARGUMENT"),
+        ({"message": {"token": "t", "data": {"count": 1}}}, ["message.data[0].value"], None),
+        ({"message": {"token": "t", "data": {"blob": "x" * 4100}}}, [], "INVALID_ARGUMENT"),
+        ({"message": {"token": "t", "foo": "bar"}}, ["message"], None),
+        ({"message": {"token": "t", "android": {"ttl": "3600"}}}, ["message.android.ttl"], None),
+        ({"message": {"token": "t", "android": {"ttl": 3600}}}, ["message.android.ttl"], None),
+        (
+            {"message": {"token": "t", "android": {"priority": "URGENT"}}},
+            ["message.android.priority"],
+            None,
+        ),
+        (
+            {"message": {"token": "t", "android": {"directBootOk": "yes"}}},
+            ["message.android.direct_boot_ok"],
+            None,
+        ),
+        (
+            {"message": {"token": "t", "data": {"google.sent_time": "1"}}},
+            ["message.data"],
+            "INVALID_ARGUMENT",
+        ),
+        ({"message": {"token": "t"}, "validate_only": "no"}, ["validate_only"], None),
+        ({"message": {"token": "t"}, "dry_run": True}, [""], None),
+    ],
+    ids=[
+        "two-targets",
+        "no-target",
+        "non-string-data",
+        "too-big",
+        "unknown-field",
+        "ttl-without-s",
+        "ttl-as-number",
+        "unknown-enum-value",
+        "string-for-a-boolean",
+        "reserved-data-key",
+        "string-for-validate-only",
+        "unknown-top-level-field",
+    ],
+)
+async def test_an_invalid_message_is_an_invalid_argument_naming_the_field(
+    emulators: Emulators,
+    http: httpx.AsyncClient,
+    account: dict[str, str],
+    body: dict[str, Any],
+    fields: list[str],
+    fcm_error: str | None,
+) -> None:
+    token = await access_token(http, account)
+
+    response = await send(http, emulators, token, body)
+
+    assert error_code(response) == (400, "INVALID_ARGUMENT", fcm_error)
+    assert field_violations(response) == fields
+    assert "message.token" not in fields  # a payload problem must never look like a dead token
+    assert emulators.state.deliveries() == []
+
+
+async def test_google_s_own_answer_for_a_non_string_data_value_is_mirrored(
+    emulators: Emulators, http: httpx.AsyncClient, account: dict[str, str]
+) -> None:
+    token = await access_token(http, account)
+
+    response = await send(http, emulators, token, {"message": {"token": "t", "data": {"n": 12}}})
+
+    # https://firebase.google.com/docs/cloud-messaging/error-codes, example 1, word for word.
+    text = "Invalid value at 'message.data[0].value' (TYPE_STRING), 12"
+    assert response.json() == {
+        "error": {
+            "code": 400,
+            "message": text,
+            "status": "INVALID_ARGUMENT",
+            "details": [
+                {
+                    "@type": BAD_REQUEST,
+                    "fieldViolations": [{"field": "message.data[0].value", "description": text}],
+                }
+            ],
+        }
+    }
+
+
+async def test_a_body_that_is_not_json_is_an_invalid_argument(
+    emulators: Emulators, http: httpx.AsyncClient, account: dict[str, str]
+) -> None:
+    token = await access_token(http, account)
+
+    response = await http.post(
+        f"{emulators.fcm_url}/v1/projects/demo-project/messages:send",
+        headers={"authorization": f"Bearer {token}"},
+        content=b'{"message": {',
+    )
+
+    assert error_code(response) == (400, "INVALID_ARGUMENT", None)
+    assert response.json()["error"]["message"].startswith("Invalid JSON payload received.")
 
 
 @pytest.mark.parametrize(
     "message",
     [
-        {"token": "t", "topic": "news"},
-        {"notification": {"title": "no target"}},
-        {"token": "t", "data": {"count": 1}},
-        {"token": "t", "data": {"blob": "x" * 4100}},
+        {"token": "t", "android": {"collapseKey": "c", "notification": {"channelId": "7"}}},
+        {"token": "t", "android": {"collapse_key": "c", "notification": {"channel_id": "7"}}},
+        {"token": "t", "android": {"priority": "high", "ttl": "3.5s"}},
+        {"token": "t", "android": {"priority": 1, "ttl": "0.000000001s"}},
+        {"token": "t", "android": {"notification": {"notification_count": "3"}}},
+        {"token": "t", "topic": None, "data": {}},
+        {"topic": "news", "fcm_options": {"analytics_label": "x"}},
+        {"condition": "'a' in topics", "apns": {"payload": {"aps": {"badge": 1}}}},
     ],
-    ids=["two-targets", "no-target", "non-string-data", "too-big"],
+    ids=[
+        "camelCase",
+        "snake_case",
+        "lower-case-enum-and-fractional-ttl",
+        "enum-number-and-nanosecond-ttl",
+        "int32-as-string",
+        "null-is-unset",
+        "topic",
+        "condition-with-apns-payload",
+    ],
 )
-async def test_an_invalid_message_is_an_invalid_argument(
+async def test_what_google_s_parser_accepts_is_accepted(
     emulators: Emulators,
     http: httpx.AsyncClient,
     account: dict[str, str],
@@ -212,8 +376,46 @@ async def test_an_invalid_message_is_an_invalid_argument(
 
     response = await send(http, emulators, token, {"message": message})
 
+    assert response.status_code == 200, response.text
+
+
+async def test_a_malformed_registration_token_names_message_token(
+    emulators: Emulators, http: httpx.AsyncClient, account: dict[str, str]
+) -> None:
+    token = await access_token(http, account)
+    emulators.state.set_token_outcome("android", "garbled", "INVALID_ARGUMENT")
+
+    response = await send(http, emulators, token, {"message": {"token": "garbled"}})
+
     assert error_code(response) == (400, "INVALID_ARGUMENT", "INVALID_ARGUMENT")
-    assert emulators.state.deliveries() == []
+    assert field_violations(response) == ["message.token"]
+    error = response.json()["error"]
+    assert error["message"] == "The registration token is not a valid FCM registration token"
+
+
+async def test_pushgate_reads_the_emulators_answers_the_way_providers_md_says(
+    emulators: Emulators, http: httpx.AsyncClient, account: dict[str, str], clock: Clock
+) -> None:
+    """A malformed token retires the device; a payload problem fails only that push; an
+    expired access token is refreshed."""
+    token = await access_token(http, account)
+    emulators.state.set_token_outcome("android", "garbled", "INVALID_ARGUMENT")
+
+    def verdict(response: httpx.Response) -> Verdict:
+        return fcm.classify(response.status_code, dict(response.headers), response.content)
+
+    dead = verdict(await send(http, emulators, token, {"message": {"token": "garbled"}}))
+    bad_ttl = {"message": {"token": "t", "android": {"ttl": "1h"}}}
+    payload = verdict(await send(http, emulators, token, bad_ttl))
+    reserved = {"message": {"token": "t", "data": {"from": "me"}}}
+    reserved_key = verdict(await send(http, emulators, token, reserved))
+    clock.advance(3601)
+    expired = verdict(await send(http, emulators, token, {"message": {"token": "t"}}))
+
+    assert (dead.kind, dead.reason) == ("dead_token", "InvalidRegistration")
+    assert (payload.kind, payload.reason) == ("rejected", "InvalidParameters")
+    assert (reserved_key.kind, reserved_key.reason) == ("rejected", "InvalidParameters")
+    assert (expired.kind, expired.refresh_auth) == ("credential", True)
 
 
 @pytest.mark.parametrize(
@@ -225,6 +427,7 @@ async def test_an_invalid_message_is_an_invalid_argument(
         ("QUOTA_EXCEEDED", (429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED")),
         ("UNAVAILABLE", (503, "UNAVAILABLE", "UNAVAILABLE")),
         ("INTERNAL", (500, "INTERNAL", "INTERNAL")),
+        ("THIRD_PARTY_AUTH_ERROR", (401, "UNAUTHENTICATED", "THIRD_PARTY_AUTH_ERROR")),
     ],
 )
 async def test_a_token_outcome_is_answered_in_the_fcm_error_envelope(

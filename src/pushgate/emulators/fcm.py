@@ -7,10 +7,18 @@
   short-lived (exp - iat <= 3600) and unexpired. Answer `{"access_token", "expires_in",
   "token_type"}`; errors as Google's `{"error", "error_description"}` with 400.
 - `POST /v1/projects/{project}/messages:send` with `Authorization: Bearer <access token>` issued for
-  an account of that project; body `{"message": {...}, "validate_only": bool}`; the message names
-  exactly one target: `token` (or `fid`, a Firebase installation id, which newer firebase-admin
-  sends), `topic` or `condition`. Errors in Google's
-  envelope with an `FcmError` detail carrying `errorCode`.
+  an account of that project; body `{"message": {...}, "validate_only": bool}`, checked against
+  Google's published schema as fcm.googleapis.com checks it (`fcm_schema`: names, JSON types,
+  enums, durations, string-only `data`, reserved keys, one target: `token`, `fid` (a Firebase
+  installation id, which newer firebase-admin sends), `topic` or `condition`; 4096 bytes).
+- Answers in Google's error envelope: a missing, unknown or expired access token is 401
+  UNAUTHENTICATED with an ErrorInfo and no FcmError (the client fetches a new token); a token of
+  another project's account is 403 PERMISSION_DENIED; a body Google's parse refuses is 400
+  INVALID_ARGUMENT with a `google.rpc.BadRequest` detail only; what FCM itself refuses (no
+  recipient, a reserved data key, a malformed registration token, ...) adds the `FcmError`
+  detail; a token outcome set through the control routes answers with its `errorCode`. A
+  malformed token's BadRequest names `message.token`, which is how a client tells a dead token
+  from a bad payload.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from urllib.parse import parse_qsl
 
 import jwt
 
+from pushgate.emulators import fcm_schema
 from pushgate.emulators.credentials import signature_valid
 from pushgate.emulators.outcomes import FCM_ERRORS, FCM_FAULT_CODES
 from pushgate.emulators.server import Request, Response
@@ -51,11 +60,26 @@ MESSAGING_SCOPES: Final = frozenset(
 ACCESS_TOKEN_TTL: Final = 3600
 MAX_ASSERTION_LIFETIME: Final = 3600
 CLOCK_SKEW: Final = 300
-MAX_MESSAGE_BYTES: Final = 4096
-FCM_ERROR_TYPE: Final = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
+MAX_MESSAGE_BYTES: Final = fcm_schema.MAX_MESSAGE_BYTES
+FCM_ERROR_TYPE: Final = fcm_schema.FCM_ERROR_TYPE
+ERROR_INFO_TYPE: Final = "type.googleapis.com/google.rpc.ErrorInfo"
+SEND_PERMISSION: Final = "cloudmessaging.messages.create"
+CREDENTIALS_MISSING: Final = (
+    "Request is missing required authentication credential. Expected OAuth 2 access token, "
+    "login cookie or other valid authentication credential. "
+    "See https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
+INVALID_CREDENTIALS: Final = (
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+    "login cookie or other valid authentication credential. "
+    "See https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
+_SEND_METHOD: Final = {
+    "method": "google.firebase.fcm.v1.FcmService.SendMessage",
+    "service": "fcm.googleapis.com",
+}
 _SEND = re.compile(r"^/v1/projects/([^/]+)/messages:send$")
 _JSON: Final = ("content-type", "application/json; charset=UTF-8")
-_TARGETS: Final = ("token", "fid", "topic", "condition")
 _DEVICE_TARGETS: Final = ("token", "fid")
 
 
@@ -170,46 +194,36 @@ class FcmEmulator:
         if fault is not None:
             if fault.latency > 0:
                 await asyncio.sleep(fault.latency)
+            # A goaway or drop fault: handled as usual, then the server acts on the connection.
+            request.connection_fault = fault.connection
             if fault.status is not None:
                 code = FCM_FAULT_CODES.get(fault.status, "UNAVAILABLE")
                 extra = (
                     [] if fault.retry_after is None else [("retry-after", str(fault.retry_after))]
                 )
                 return _fcm_error(code, extra=extra)
-        scheme, _, access_token = (request.header("authorization") or "").partition(" ")
-        grant = self._grants.get(access_token.strip()) if scheme.lower() == "bearer" else None
-        if grant is None or grant.expires_at <= self.state.now() or grant.project_id != project_id:
-            return _fcm_error("THIRD_PARTY_AUTH_ERROR")
+        refused = self._authenticate(request, project_id)
+        if refused is not None:
+            return refused
         try:
             body = json.loads(request.body)
-        except ValueError:
-            return _invalid("Invalid JSON payload received.")
-        if not isinstance(body, dict):
-            return _invalid("Invalid JSON payload received. Expected an object.")
-        message = body.get("message")
-        validate_only = body.get("validate_only", False)
-        if not isinstance(message, dict):
-            return _invalid("Request contains an invalid argument: 'message' is required.")
-        if not isinstance(validate_only, bool):
-            return _invalid("Invalid value at 'validate_only' (TYPE_BOOL).")
-        targets = [t for t in _TARGETS if message.get(t) is not None]
-        if len(targets) != 1:
-            return _invalid("Exactly one of fid, token, topic or condition must be specified.")
-        target = message[targets[0]]
-        if not isinstance(target, str) or not target:
-            return _invalid(f"Invalid value at 'message.{targets[0]}' (TYPE_STRING).")
-        data = message.get("data")
-        if data is not None and (
-            not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values())
-        ):
-            return _invalid("Invalid value at 'message.data': values must be strings.")
-        if len(json.dumps(message, separators=(",", ":")).encode()) > MAX_MESSAGE_BYTES:
-            return _invalid("Message is too big")
-        token = target if targets[0] in _DEVICE_TARGETS else None
+        except ValueError as error:
+            return _rejected(fcm_schema.invalid_json(f"Unexpected token. ({error})"))
+        rejection = fcm_schema.check_send_request(body)
+        if rejection is not None:
+            return _rejected(rejection)
+        target = fcm_schema.target_of(body["message"])
+        if target is None:  # unreachable: the check refuses a message without a recipient
+            return _rejected(fcm_schema.no_recipient())
+        target_name, target_value = target
+        token = target_value if target_name in _DEVICE_TARGETS else None
         if token is not None:
-            outcome = self.state.token_outcome(PLATFORM, token)
+            outcome = self.state.token_outcome(PLATFORM, token) if token else None
+            if not token or (outcome is not None and outcome.outcome == "INVALID_ARGUMENT"):
+                return _rejected(fcm_schema.invalid_token(target_name))
             if outcome is not None:
                 return _fcm_error(outcome.outcome)
+        validate_only = body.get("validate_only", body.get("validateOnly")) is True
         if validate_only:
             name = f"projects/{project_id}/messages/fake_message_id"
         else:
@@ -218,6 +232,23 @@ class FcmEmulator:
             )
             self.state.record_delivery(PLATFORM, token, request.headers, body)
         return Response(200, json.dumps({"name": name}).encode(), [_JSON])
+
+    def _authenticate(self, request: Request, project_id: str) -> Response | None:
+        """Google's answers for the access token: 401 UNAUTHENTICATED without an FcmError when
+        it is missing, unknown or expired (an ErrorInfo says which); 403 PERMISSION_DENIED
+        when it is valid but its account has no right to send for `project_id`."""
+        authorization = request.header("authorization")
+        scheme, _, access_token = (authorization or "").partition(" ")
+        if authorization is None or scheme.lower() != "bearer" or not access_token.strip():
+            return _unauthenticated(CREDENTIALS_MISSING, "CREDENTIALS_MISSING")
+        grant = self._grants.get(access_token.strip())
+        if grant is None:
+            return _unauthenticated(INVALID_CREDENTIALS, "ACCESS_TOKEN_TYPE_UNSUPPORTED")
+        if grant.expires_at <= self.state.now():
+            return _unauthenticated(INVALID_CREDENTIALS, "ACCESS_TOKEN_EXPIRED")
+        if grant.project_id != project_id:
+            return _permission_denied(project_id)
+        return None
 
 
 def _google_error(
@@ -238,5 +269,40 @@ def _fcm_error(error_code: str, extra: list[tuple[str, str]] | None = None) -> R
     return _google_error(http_status, message, status, error_code, extra)
 
 
-def _invalid(message: str) -> Response:
-    return _google_error(400, message, "INVALID_ARGUMENT", "INVALID_ARGUMENT")
+def _rejected(rejection: fcm_schema.Rejection) -> Response:
+    return Response(400, json.dumps(rejection.body()).encode(), [_JSON])
+
+
+def _error_info(reason: str, domain: str, metadata: dict[str, str]) -> dict[str, Any]:
+    return {"@type": ERROR_INFO_TYPE, "reason": reason, "domain": domain, "metadata": metadata}
+
+
+def _unauthenticated(message: str, reason: str) -> Response:
+    error = {
+        "code": 401,
+        "message": message,
+        "status": "UNAUTHENTICATED",
+        "details": [_error_info(reason, "googleapis.com", dict(_SEND_METHOD))],
+    }
+    headers = [_JSON, ("www-authenticate", 'Bearer realm="https://accounts.google.com/"')]
+    return Response(401, json.dumps({"error": error}).encode(), headers)
+
+
+def _permission_denied(project_id: str) -> Response:
+    resource = f"projects/{project_id}"
+    error = {
+        "code": 403,
+        "message": (
+            f"Permission '{SEND_PERMISSION}' denied on resource "
+            f"'//cloudresourcemanager.googleapis.com/{resource}' (or it may not exist)."
+        ),
+        "status": "PERMISSION_DENIED",
+        "details": [
+            _error_info(
+                "IAM_PERMISSION_DENIED",
+                "cloudresourcemanager.googleapis.com",
+                {"resource": resource, "permission": SEND_PERMISSION},
+            )
+        ],
+    }
+    return Response(403, json.dumps({"error": error}).encode(), [_JSON])

@@ -78,12 +78,9 @@ FCM_ERRORS: Final[dict[str, tuple[int, str, str]]] = {
     ),
     "UNAVAILABLE": (503, "UNAVAILABLE", "The service is currently unavailable."),
     "INTERNAL": (500, "INTERNAL", "Internal error encountered."),
-    "THIRD_PARTY_AUTH_ERROR": (
-        401,
-        "UNAUTHENTICATED",
-        "Request had invalid authentication credentials. Expected OAuth 2 access token, "
-        "login cookie or other valid authentication credential.",
-    ),
+    # The APNs certificate or web-push key stored in Firebase, not the access token (that is a
+    # 401 without an FcmError).
+    "THIRD_PARTY_AUTH_ERROR": (401, "UNAUTHENTICATED", "Auth error from APNS or Web Push Service"),
 }
 """FCM `errorCode` -> (HTTP status, `status`, message)."""
 
