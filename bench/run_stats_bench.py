@@ -164,7 +164,7 @@ class Emulator(api.Server):
         tests/e2e/conftest.py's `serve_against` does)."""
         urls = {
             "APNS_URL": ("apns", "url"),
-            "APNS_SANDBOX_URL": ("apns", "url"),
+            "APNS_SANDBOX_URL": ("apns", "sandbox_url"),
             "FCM_URL": ("fcm", "url"),
             "FCM_TOKEN_URL": ("fcm", "token_url"),
             "HMS_URL": ("hms", "url"),

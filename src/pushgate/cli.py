@@ -113,25 +113,40 @@ def serve(
     "--port", type=int, default=8081, help="Port of the control routes (/emulator/v1/...)."
 )
 @data_dir_option
-@click.option("--apns-port", type=int, default=0, help="APNs emulator port (default: a free one).")
+@click.option(
+    "--apns-port", type=int, default=0, help="APNs production emulator port (default: a free one)."
+)
+@click.option(
+    "--apns-sandbox-port",
+    type=int,
+    default=0,
+    help="APNs sandbox emulator port (default: a free one).",
+)
 @click.option("--fcm-port", type=int, default=0, help="FCM emulator port (default: a free one).")
 @click.option("--hms-port", type=int, default=0, help="HMS emulator port (default: a free one).")
 def emulate(
-    host: str, port: int, data_dir: Path | None, apns_port: int, fcm_port: int, hms_port: int
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    apns_port: int,
+    apns_sandbox_port: int,
+    fcm_port: int,
+    hms_port: int,
 ) -> None:
     """Run the APNs, FCM and HMS emulators on their own, with their control routes.
 
-    With --data-dir, credentials stored there are accepted; point `pushgate serve` at the
-    emulators with PUSHGATE_APNS_URL, PUSHGATE_FCM_URL, PUSHGATE_HMS_URL,
-    PUSHGATE_HMS_TOKEN_URL, PUSHGATE_FCM_TOKEN_URL and PUSHGATE_PROVIDER_CA_FILE (see
-    GET /emulator/v1/info; the CA is written to DATA_DIR/emulator-ca/).
+    APNs listens twice: production and sandbox. With --data-dir, credentials stored there
+    are accepted; point `pushgate serve` at the emulators with PUSHGATE_APNS_URL,
+    PUSHGATE_APNS_SANDBOX_URL, PUSHGATE_FCM_URL, PUSHGATE_HMS_URL, PUSHGATE_HMS_TOKEN_URL,
+    PUSHGATE_FCM_TOKEN_URL and PUSHGATE_PROVIDER_CA_FILE (see GET /emulator/v1/info; the
+    CA is written to DATA_DIR/emulator-ca/).
     """
     import uvicorn
 
     from pushgate.emulation import StandaloneEmulators
 
     logs.configure("info")
-    app = StandaloneEmulators(data_dir, host, (apns_port, fcm_port, hms_port))
+    app = StandaloneEmulators(data_dir, host, (apns_port, fcm_port, hms_port), apns_sandbox_port)
     uvicorn.run(
         app,
         host=host,

@@ -1,23 +1,21 @@
 """Is an uploaded provider credential usable? (contract.md "Credentials")
 
 A credential is validated when it parses and a provider token can be obtained:
-an ES256 JWT signed with the .p8 key (APNs has no token endpoint), a .p12
-certificate that loads and has not expired, or an OAuth access token from the
-service account's `token_uri` (FCM) or the HMS token endpoint.
+an ES256 JWT signed with the .p8 key (APNs has no token endpoint), a .p12 whose
+key and certificate match, valid now, for the bundle id its UID names (APNs
+certificate auth has no token either), or an OAuth access token from the service
+account's `token_uri` (FCM) or the HMS token endpoint.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime
 import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.serialization import pkcs12
-
 from pushgate.providers import apns, fcm, hms
+from pushgate.providers.apns_certificate import check_identity, client_context, load_p12
 from pushgate.providers.errors import CredentialError
 from pushgate.providers.oauth import (
     FcmTokenSource,
@@ -49,22 +47,21 @@ def check_apns(record: dict[str, Any]) -> Checked:
     try:
         bundle_id = _text(record, "bundle_id")
         if "p12" in record:
-            blob = base64.b64decode(_text(record, "p12"), validate=True)
             password = record.get("password") or ""
             if not isinstance(password, str):
                 raise CredentialError("'password' must be a string")
-            key, cert, _ = pkcs12.load_key_and_certificates(blob, password.encode() or None)
-            if key is None or cert is None:
-                raise CredentialError("the .p12 holds no private key and certificate")
-            if cert.not_valid_after_utc < datetime.datetime.now(datetime.UTC):
-                raise CredentialError("the certificate has expired")
+            identity = load_p12(_text(record, "p12"), password)
+            check_identity(identity, bundle_id)
+            client_context(identity, None)  # OpenSSL takes the key as a TLS identity
             stored = {
                 "type": "apns_certificate",
-                "p12": record["p12"],
+                "p12": "".join(_text(record, "p12").split()),
                 "password": password,
                 "bundle_id": bundle_id,
+                # Public: what the APNs emulator trusts, without opening the .p12.
+                "certificate": identity.certificate_pem(),
             }
-            return Checked("ios", stored, None, True, None)
+            return Checked("ios", stored, creds.apns_cert_ref(identity.fingerprint), True, None)
         key_id, team_id = _text(record, "key_id"), _text(record, "team_id")
         private_key = _text(record, "private_key")
         apns.ApnsTokenSigner(private_key, key_id, team_id).token(time.time())
@@ -101,6 +98,10 @@ def check_huawei(record: dict[str, Any]) -> Checked:
         "client_id": credential.client_id,
         "client_secret": credential.client_secret,
     }
+    if credential.category is not None:
+        stored["category"] = credential.category
+    if credential.importance is not None:
+        stored["importance"] = credential.importance
     return Checked("huawei", stored, creds.hms_ref(credential.client_id), True, None)
 
 

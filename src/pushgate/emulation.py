@@ -7,8 +7,10 @@ against whatever the database holds, so uploaded credentials work too.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from pushgate.config import env
 from pushgate.crypto import SecretBox, box_for
 from pushgate.emulators.control import ControlApp
 from pushgate.emulators.credentials import (
+    ApnsCertificate,
     ApnsKey,
     FcmAccount,
     HmsApp,
@@ -34,6 +37,8 @@ from pushgate.store import partners as partner_ops
 from pushgate.store.backend import ClosableDb, connect_sync
 from pushgate.store.db import Db
 from pushgate.store.models import PLATFORMS
+
+log = logging.getLogger("pushgate.emulation")
 
 EMULATED_BUNDLE_ID = "com.pushgate.emulated"
 # Emulator service accounts point here; the sender substitutes the running
@@ -131,6 +136,8 @@ class StoredCredentials:
         self._ttl = ttl
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, list[creds.Credential]]] = {}
+        self._certificate_refs: list[str] = []
+        self._certificates: tuple[ApnsCertificate, ...] = ()
 
     def close(self) -> None:
         self._conn.close()
@@ -150,6 +157,24 @@ class StoredCredentials:
             bundles = () if c.kind == creds.EMULATOR else (str(c.record["bundle_id"]),)
             return ApnsKey(key_id, team_id, public_key_pem(str(c.record["private_key"])), bundles)
         return None
+
+    def apns_certificates(self) -> Sequence[ApnsCertificate]:
+        """The uploaded push certificates. Asked at every TLS handshake: the refs (the
+        certificates' fingerprints) are read each time, so an upload counts at once, and the
+        records opened only when they change."""
+        with self._lock:
+            refs = creds.refs_with_prefix(self._conn, creds.APNS_CERT_REF_PREFIX)
+            if refs != self._certificate_refs:
+                found: dict[str, ApnsCertificate] = {}
+                for ref in refs:
+                    for c in creds.by_ref(self._conn, self._box, ref):
+                        try:
+                            certificate = ApnsCertificate.from_pem(str(c.record["certificate"]))
+                        except (KeyError, ValueError):
+                            continue
+                        found[certificate.fingerprint] = certificate
+                self._certificate_refs, self._certificates = refs, tuple(found.values())
+            return self._certificates
 
     def fcm_account(self, client_email: str, key_id: str) -> FcmAccount | None:
         for c in self._find(creds.fcm_ref(client_email, key_id)):
@@ -176,10 +201,12 @@ class StandaloneEmulators:
         data_dir: Path | None,
         host: str = "127.0.0.1",
         ports: tuple[int, int, int] = (0, 0, 0),
+        apns_sandbox_port: int = 0,
     ):
         self.data_dir = data_dir
         self.host = host
         self.ports = ports
+        self.apns_sandbox_port = apns_sandbox_port
         self.stored: StoredCredentials | None = None
         self.emulators: Emulators | None = None
         self.control: ControlApp | None = None
@@ -194,9 +221,14 @@ class StandaloneEmulators:
         self.emulators = Emulators(self.stored, ca_dir=ca_dir)
         apns_port, fcm_port, hms_port = self.ports
         await self.emulators.start(
-            self.host, apns_port=apns_port, fcm_port=fcm_port, hms_port=hms_port
+            self.host,
+            apns_port=apns_port,
+            fcm_port=fcm_port,
+            hms_port=hms_port,
+            apns_sandbox_port=self.apns_sandbox_port,
         )
         self.control = self.emulators.control_app()
+        log.info("provider emulators: %s", self.emulators.urls())
         return self.emulators
 
     async def stop(self) -> None:

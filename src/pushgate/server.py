@@ -117,11 +117,10 @@ def create_app(settings: Settings) -> App:
         delivery.emulators = emulators
         control = emulators.control_app()
         app.mounts.append((control.handles, control))
-        urls = {k: v["url"] for k, v in emulators.info().items() if isinstance(v, dict)}
-        log.info("provider emulators: %s", urls)
+        log.info("provider emulators: %s", emulators.urls())
         endpoints = Endpoints(
             apns_url=emulators.apns_url,
-            apns_sandbox_url=emulators.apns_url,
+            apns_sandbox_url=emulators.apns_sandbox_url,
             fcm_url=emulators.fcm_url,
             hms_url=emulators.hms_url,
             hms_token_url=emulators.hms_token_url,

@@ -139,6 +139,14 @@ class Control:
         )
         assert r.status_code == 200, r.text
 
+    def token_environment(self, token: str, environment: str) -> None:
+        """APNs: the token was issued for this environment; the other host refuses it."""
+        r = self.client.post(
+            "/emulator/v1/tokens",
+            json={"platform": "ios", "token": token, "environment": environment},
+        )
+        assert r.status_code == 200, r.text
+
     def fault(
         self,
         platform: str,
@@ -146,7 +154,9 @@ class Control:
         rate: float = 0.0,
         retry_after: float | None = None,
         latency_ms: float = 0,
+        kind: str | None = None,
     ) -> None:
+        """`kind`: None or `status` (answer with `status`), `goaway` or `drop`."""
         body = {
             "platform": platform,
             "status": status,
@@ -154,8 +164,16 @@ class Control:
             "retry_after": retry_after,
             "latency_ms": latency_ms,
         }
+        if kind is not None:
+            body["kind"] = kind
         r = self.client.post("/emulator/v1/faults", json=body)
         assert r.status_code == 200, r.text
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The faults installed, each with `applied`: how many requests it has hit so far."""
+        r = self.client.get("/emulator/v1/faults")
+        assert r.status_code == 200, r.text
+        return list(r.json())
 
     def clear_faults(self) -> None:
         for platform in PLATFORMS:
@@ -298,7 +316,7 @@ class Standalone:
         info = self.control.info()
         return {
             "PUSHGATE_APNS_URL": info["apns"]["url"],
-            "PUSHGATE_APNS_SANDBOX_URL": info["apns"]["url"],
+            "PUSHGATE_APNS_SANDBOX_URL": info["apns"]["sandbox_url"],
             "PUSHGATE_FCM_URL": info["fcm"]["url"],
             "PUSHGATE_FCM_TOKEN_URL": info["fcm"]["token_url"],
             "PUSHGATE_HMS_URL": info["hms"]["url"],

@@ -8,6 +8,7 @@ payload as the provider received it). Wire formats: providers.md; fields: target
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from typing import Any
@@ -329,6 +330,40 @@ def test_hms_message_maps_token_list_data_string_notification_and_android_config
     assert notification_config["channel_id"] == "7"
     assert notification_config["sound"] == "chime_android"
     assert notification_config["click_action"]["type"] in (1, 2, 3)
+
+
+def test_hms_gets_a_28_day_push_as_15_days_with_the_credentials_classification(
+    server: Server, emulator: Control
+) -> None:
+    """Huawei keeps a message 15 days at most, and classifies it by `android.category`
+    (providers.md, "Corrections and additions"): the credential's default category and
+    importance go into a message that has none."""
+    partner = server.create_partner()
+    app_id = str(int.from_bytes(os.urandom(4)) % 10**9)
+    credential = {
+        "app_id": app_id,
+        "client_id": app_id,
+        "client_secret": os.urandom(16).hex(),
+        "category": "EXPRESS",
+        "importance": "NORMAL",
+    }
+    upload = server.client.post(
+        "/v1/settings/certificate/huawei", json=credential, headers={"X-API-KEY": partner.api_key}
+    )
+    assert (upload.status_code, upload.json()) == (200, {"platform": "huawei", "validated": True})
+    token = device_token("huawei")
+    partner.session({"uuid": f"hms-{token[-8:]}"}, "huawei", token)
+
+    push_all(partner, [notification(f"hms-{token[-8:]}", ttl=28 * 24 * 3600)])
+
+    emulator.wait_delivered([token], timeout=10)
+    (delivery,) = emulator.deliveries(token=token)
+    assert delivery["headers"]["authorization"].startswith("Bearer ")
+    android = delivery["payload"]["message"]["android"]
+    assert android["ttl"] == "1296000s"
+    assert android["category"] == "EXPRESS"
+    assert android["notification"]["importance"] == "NORMAL"
+    assert android["notification"]["click_action"]["type"] in (1, 2, 3)
 
 
 # ---- time-relative fields on a retried send ----

@@ -8,6 +8,10 @@ notification not accepted by its provider within its TTL is dropped and recorded
 Both faults (20% 503 and 5% 429, Retry-After 1 s) are active at once on every platform (429
 only on APNs and HMS: FCM's 429 is QUOTA_EXCEEDED, which pauses the whole credential for at
 least a minute, proven on its own below).
+
+Connection faults (contract.md, "Additions (revised)"): a GOAWAY leaves later streams unprocessed,
+which are sent again and arrive once; a dropped connection cuts off a push the emulator had
+already accepted, which is retried and so arrives twice: the only duplicates allowed.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from tests.e2e.conftest import (
     wait_for,
     wait_jobs_final,
 )
+from tests.e2e.statslib import wait_campaign_settled
 from tests.integration.conftest import Partner
 
 RETRY_AFTER = 1
@@ -167,3 +172,64 @@ def test_expired_push_is_not_delivered_after_the_outage_ends(
 
     assert late == []
     assert {j["state"] for j in jobs(partner, tokens)} == {"expired"}
+
+
+def applied(emulator: Control, kind: str) -> Counter[str]:
+    """How many requests the faults of that kind have hit, per platform."""
+    return Counter(
+        {f["platform"]: int(f["applied"]) for f in emulator.faults() if f["kind"] == kind}
+    )
+
+
+def assert_campaign_all_done(partner: Partner, camp_id: int, count: int) -> None:
+    funnel = wait_campaign_settled(partner, camp_id)["funnel"]
+    assert (funnel["queued"], funnel["accepted"]) == (count, count), funnel
+    assert (funnel["failed"], funnel["expired"], funnel["pending"]) == (0, 0, 0), funnel
+
+
+def test_with_goaway_faults_every_push_is_delivered_exactly_once(
+    partner: Partner, emulator: Control
+) -> None:
+    uuids, tokens = register(partner, 30, "goaway")
+    for platform in PLATFORMS:
+        emulator.fault(platform, rate=0.2, kind="goaway")
+
+    push_all(partner, [notification(u, camp_id=601, ttl=120) for u in uuids])
+    settled = wait_jobs_final(partner, len(tokens), timeout=60, tokens=tokens)
+    goaways = applied(emulator, "goaway")
+    emulator.clear_faults()
+
+    assert all(goaways[p] >= 1 for p in PLATFORMS), goaways
+    assert Counter(j["state"] for j in settled) == {"done": len(tokens)}
+    counts = emulator.delivered_tokens()
+    assert {t: counts[t] for t in tokens if counts[t] != 1} == {}, "delivered not exactly once"
+    assert_campaign_all_done(partner, 601, len(tokens))
+    assert fail_records(partner, tokens) == []
+
+
+def test_with_drop_faults_no_push_is_lost_and_only_those_cut_off_arrive_twice(
+    partner: Partner, emulator: Control
+) -> None:
+    uuids, tokens = register(partner, 30, "drop")
+    platform_of = dict(zip(tokens, PLATFORMS * 30, strict=True))
+    for platform in PLATFORMS:
+        emulator.fault(platform, rate=0.1, kind="drop")
+
+    push_all(partner, [notification(u, camp_id=602, ttl=120) for u in uuids])
+    settled = wait_jobs_final(partner, len(tokens), timeout=60, tokens=tokens)
+    drops = applied(emulator, "drop")
+    emulator.clear_faults()
+
+    assert all(drops[p] >= 1 for p in PLATFORMS), drops
+    assert Counter(j["state"] for j in settled) == {"done": len(tokens)}
+    counts = emulator.delivered_tokens()
+    assert {t for t in tokens if counts[t] == 0} == set(), "a push was lost"
+    # The emulator accepts a push, then drops the connection instead of answering: only such a
+    # push is sent again after being delivered, so each drop adds at most one delivery.
+    extra = Counter({p: 0 for p in PLATFORMS})
+    for token in tokens:
+        extra[platform_of[token]] += counts[token] - 1
+    assert all(extra[p] <= drops[p] for p in PLATFORMS), (dict(extra), dict(drops))
+    assert sum(1 for t in tokens if counts[t] > 1) <= sum(drops.values())
+    assert_campaign_all_done(partner, 602, len(tokens))
+    assert fail_records(partner, tokens) == []

@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
     fail_records,
     jobs,
     notification,
+    rows,
     wait_jobs_final,
 )
 from tests.integration.conftest import Partner
@@ -203,3 +204,34 @@ def test_dead_token_moves_the_next_push_to_the_users_other_live_device(
     assert body == {"successes": [{"INSIDER.device_token": older.token}], "errors": {}}
     emulator.wait_delivered([older.token], timeout=10)
     assert emulator.deliveries(token=newer_token) == []
+
+
+def test_a_token_of_the_other_apns_environment_is_delivered_there_and_the_device_corrected(
+    partner: Partner, emulator: Control
+) -> None:
+    """providers.md: BadDeviceToken may mean the token belongs to the other environment; send
+    once more there, and if it is accepted, correct the device's environment."""
+    user = User(partner, "ios")  # registered by the app as production
+    emulator.token_environment(user.token, "sandbox")
+
+    first = user.push(camp_id=1)
+    assert first["successes"] == [{"INSIDER.device_token": user.token}], first
+    emulator.wait_delivered([user.token], timeout=10)
+    assert [j["state"] for j in wait_jobs_final(partner, 1, 10, [user.token])] == ["done"]
+    assert fail_records(partner, [user.token]) == []
+    (device,) = rows(
+        partner.server, "SELECT environment, status FROM devices WHERE token = ?", user.token
+    )
+    assert device == {"environment": "sandbox", "status": "active"}
+
+    # The next push goes to the sandbox first: were the token now production's again, it is
+    # corrected back, which only happens when the sandbox refused it.
+    emulator.token_environment(user.token, "production")
+    emulator.clear_deliveries()
+    user.push(camp_id=2)
+    emulator.wait_delivered([user.token], timeout=10)
+    assert [j["state"] for j in wait_jobs_final(partner, 2, 10, [user.token])] == ["done", "done"]
+    (device,) = rows(
+        partner.server, "SELECT environment, status FROM devices WHERE token = ?", user.token
+    )
+    assert device == {"environment": "production", "status": "active"}

@@ -1,18 +1,24 @@
-"""The APNs emulator driven by the real third-party client aioapns (token auth, no ALPN, `host`
-header instead of `:authority`, answers matched by the echoed apns-id)."""
+"""The APNs emulator driven by the real third-party client aioapns (token auth and certificate
+auth, no ALPN, `host` header instead of `:authority`, answers matched by the echoed apns-id)."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from aioapns import APNs, NotificationRequest, PushType
 from aioapns.connection import APNsProductionClientProtocol
+from aioapns.exceptions import ConnectionError as ApnsConnectionError
+from aioapns.exceptions import MaxAttemptsExceeded
 
 from pushgate.emulators import ApnsCredential, Emulators
+from pushgate.emulators.credentials import ApnsPushCertificate, generate_apns_certificate
+from pushgate.emulators.server import HttpServer
 
 TOKEN = "a" * 64
 
@@ -49,6 +55,46 @@ async def apns_client(
     def make(credential: ApnsCredential) -> APNs:
         clients.append(client_for(emulators, credential))
         return clients[-1]
+
+    yield make
+    for client in clients:
+        client.pool.close()
+    await asyncio.sleep(0.05)
+
+
+def _point_at(client: APNs, server: HttpServer) -> None:
+    class EmulatorProtocol(APNsProductionClientProtocol):
+        APNS_SERVER = server.host
+        APNS_PORT = server.port
+
+    client.pool.protocol_class = EmulatorProtocol
+
+
+CertClient = Callable[..., APNs]
+
+
+@pytest.fixture
+async def cert_client(emulators: Emulators, tmp_path: Path) -> AsyncIterator[CertClient]:
+    """aioapns in certificate mode (`client_cert`: a PEM file with the key and certificate),
+    on the production host unless `sandbox`; `topic=None` lets aioapns read the UID."""
+    clients: list[APNs] = []
+
+    def make(
+        certificate: ApnsPushCertificate,
+        topic: str | None = "com.example.app",
+        sandbox: bool = False,
+    ) -> APNs:
+        path = certificate.write_identity(tmp_path / f"{uuid.uuid4()}.pem")
+        client = APNs(
+            client_cert=str(path),
+            topic=topic,
+            use_sandbox=sandbox,
+            ssl_context=emulators.ca.client_context(),
+            max_connection_attempts=1,
+        )
+        _point_at(client, emulators.apns_sandbox_server if sandbox else emulators.apns_server)
+        clients.append(client)
+        return client
 
     yield make
     for client in clients:
@@ -207,3 +253,81 @@ async def test_an_injected_fault_reaches_the_client_as_service_unavailable(
 
     assert (result.status, result.description) == ("503", "ServiceUnavailable")
     assert result.notification_id == notification_id
+
+
+# certificate auth
+
+
+# aioapns reads the certificate's UID with a pyOpenSSL call that pyOpenSSL now deprecates.
+@pytest.mark.filterwarnings("ignore:X509.get_subject is deprecated:DeprecationWarning")
+async def test_certificate_mode_pushes_without_a_provider_token(
+    emulators: Emulators, cert_client: CertClient, rsa_keys: tuple[str, str]
+) -> None:
+    certificate = emulators.generate_apns_certificate(
+        "com.example.app", private_key_pem=rsa_keys[0]
+    )
+    client = cert_client(certificate, topic=None)  # aioapns takes the topic from the UID
+
+    results = await asyncio.gather(
+        *(client.send_notification(alert(f"{i:064x}")) for i in range(5))
+    )
+
+    assert all(r.is_successful for r in results), [r.description for r in results]
+    deliveries = emulators.state.deliveries(platform="ios")
+    assert len(deliveries) == 5
+    assert all("authorization" not in d.headers for d in deliveries)
+    assert {d.headers["apns-topic"] for d in deliveries} == {"com.example.app"}
+
+
+async def test_certificate_mode_on_the_sandbox_host(
+    emulators: Emulators, cert_client: CertClient, rsa_keys: tuple[str, str]
+) -> None:
+    certificate = emulators.generate_apns_certificate(
+        "com.example.app", kind="sandbox", private_key_pem=rsa_keys[0]
+    )
+
+    on_sandbox = await cert_client(certificate, sandbox=True).send_notification(alert())
+    on_production = await cert_client(certificate).send_notification(alert())
+
+    assert on_sandbox.is_successful, on_sandbox.description
+    assert (on_production.status, on_production.description) == (
+        "403",
+        "BadCertificateEnvironment",
+    )
+
+
+async def test_certificate_mode_with_a_topic_the_certificate_does_not_cover(
+    emulators: Emulators, cert_client: CertClient, rsa_keys: tuple[str, str]
+) -> None:
+    certificate = emulators.generate_apns_certificate(
+        "com.example.app", private_key_pem=rsa_keys[0]
+    )
+
+    result = await cert_client(certificate, topic="com.other.app").send_notification(alert())
+
+    assert (result.status, result.description) == ("400", "TopicDisallowed")
+
+
+async def test_certificate_mode_a_token_of_the_other_environment_is_a_bad_device_token(
+    emulators: Emulators, cert_client: CertClient, rsa_keys: tuple[str, str]
+) -> None:
+    certificate = emulators.generate_apns_certificate(
+        "com.example.app", private_key_pem=rsa_keys[0]
+    )
+    emulators.state.set_token_environment("ios", TOKEN, "sandbox")
+
+    result = await cert_client(certificate).send_notification(alert())
+
+    assert (result.status, result.description) == ("400", "BadDeviceToken")
+
+
+async def test_certificate_mode_with_a_certificate_the_emulator_does_not_accept(
+    emulators: Emulators, cert_client: CertClient, rsa_keys: tuple[str, str]
+) -> None:
+    stranger = generate_apns_certificate(
+        None, bundle_id="com.example.app", private_key_pem=rsa_keys[1]
+    )
+
+    with pytest.raises((MaxAttemptsExceeded, ApnsConnectionError, ssl.SSLError, OSError)):
+        await cert_client(stranger).send_notification(alert())
+    assert emulators.state.deliveries() == []

@@ -151,6 +151,15 @@ async def test_a_fault_is_installed_and_cleared_with_rate_zero(
         ("/faults", {"platform": "ios", "status": 503, "rate": "half"}),
         ("/faults", {"platform": "ios", "status": 503, "rate": 0.5, "latency_ms": -1}),
         ("/faults", [1, 2]),
+        ("/faults", {"platform": "ios", "kind": "reset", "rate": 0.5}),
+        ("/faults", {"platform": "ios", "kind": 1, "rate": 0.5}),
+        ("/faults", {"platform": "ios", "kind": ["goaway"], "rate": 0.5}),
+        ("/faults", {"platform": "ios", "kind": "GOAWAY", "rate": 0.5}),
+        ("/faults", {"platform": "ios", "kind": "goaway", "rate": 1.5}),
+        ("/faults", {"platform": "ios", "kind": "drop", "rate": "all"}),
+        ("/faults", {"platform": "ios", "kind": "drop", "rate": 0.5, "latency_ms": -1}),
+        ("/faults", {"platform": "web", "kind": "drop", "rate": 0.5}),
+        ("/faults", {"kind": "goaway", "rate": 0.5}),
     ],
 )
 async def test_bad_input_is_a_400_with_error_and_message(
@@ -189,3 +198,100 @@ def test_faults_of_two_statuses_on_one_platform_both_apply() -> None:
     assert statuses.count(429) in (9, 10)
     state.set_fault(Fault("ios", None, 0))  # no status: clears every fault of the platform
     assert state.draw_fault("ios") is None
+
+
+async def test_goaway_and_drop_faults_are_listed_beside_status_faults_and_ignore_status(
+    control: httpx.AsyncClient,
+) -> None:
+    status_fault = {"platform": "ios", "status": 503, "rate": 0.2, "retry_after": 1}
+    await control.post(f"{BASE}/faults", json=status_fault)
+
+    goaway = await control.post(
+        f"{BASE}/faults",
+        json={"platform": "ios", "kind": "goaway", "rate": 0.5, "status": 404, "retry_after": 3},
+    )
+    drop = await control.post(
+        f"{BASE}/faults", json={"platform": "android", "kind": "drop", "rate": 0.1}
+    )
+    listed = (await control.get(f"{BASE}/faults")).json()
+
+    assert goaway.status_code == 200
+    assert goaway.json() == {
+        "platform": "ios",
+        "kind": "goaway",
+        "status": None,
+        "rate": 0.5,
+        "retry_after": None,
+        "latency_ms": 0.0,
+        "applied": 0,
+    }
+    assert drop.status_code == 200
+    assert [(f["platform"], f["kind"], f["status"]) for f in listed] == [
+        ("ios", "status", 503),
+        ("ios", "goaway", None),
+        ("android", "drop", None),
+    ]
+
+
+async def test_clearing_a_goaway_fault_keeps_the_others_and_no_status_clears_them_all(
+    control: httpx.AsyncClient,
+) -> None:
+    for body in (
+        {"platform": "huawei", "status": 503, "rate": 0.2},
+        {"platform": "huawei", "kind": "goaway", "rate": 0.2},
+        {"platform": "huawei", "kind": "drop", "rate": 0.1},
+    ):
+        assert (await control.post(f"{BASE}/faults", json=body)).status_code == 200
+
+    await control.post(f"{BASE}/faults", json={"platform": "huawei", "kind": "goaway", "rate": 0})
+    kept = [f["kind"] for f in (await control.get(f"{BASE}/faults")).json()]
+    await control.post(f"{BASE}/faults", json={"platform": "huawei", "rate": 0})
+    after = (await control.get(f"{BASE}/faults")).json()
+
+    assert kept == ["status", "drop"]
+    assert after == []
+
+
+async def test_goaway_over_http11_answers_with_connection_close_and_counts(
+    emulators: Emulators, control: httpx.AsyncClient
+) -> None:
+    await control.post(f"{BASE}/faults", json={"platform": "huawei", "kind": "goaway", "rate": 1})
+
+    answered = await hms_push(emulators, "g1")
+    [fault] = (await control.get(f"{BASE}/faults")).json()
+
+    assert answered.json()["code"] == "80000000"
+    assert answered.headers["connection"] == "close"
+    assert [d.token for d in emulators.state.deliveries("huawei")] == ["g1"]
+    assert (fault["kind"], fault["applied"]) == ("goaway", 1)
+
+
+async def test_drop_over_http11_closes_without_an_answer_after_acting_and_counts(
+    emulators: Emulators, control: httpx.AsyncClient
+) -> None:
+    await control.post(f"{BASE}/faults", json={"platform": "huawei", "kind": "drop", "rate": 1})
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        await hms_push(emulators, "d1")
+    [fault] = (await control.get(f"{BASE}/faults")).json()
+
+    # Accepted, then cut off: the sender cannot know, which is why a retry may duplicate it.
+    assert [d.token for d in emulators.state.deliveries("huawei")] == ["d1"]
+    assert (fault["kind"], fault["applied"]) == ("drop", 1)
+
+
+def test_a_goaway_fault_and_a_status_fault_are_drawn_apart_and_counted() -> None:
+    from pushgate.emulators.state import EmulatorState, Fault
+
+    state = EmulatorState()
+    state.set_fault(Fault("android", 503, 0.25))
+    state.set_fault(Fault("android", None, 0.1, kind="goaway"))
+    # Both fall due on the 20th and the 40th: the 503 goes first, the GOAWAY on the next one.
+    answers = [state.draw_fault("android") for _ in range(41)]
+
+    connection = [a.connection for a in answers if a is not None and a.connection is not None]
+    statuses = [a.status for a in answers if a is not None and a.status is not None]
+    assert all(a is not None and (a.status is None or a.connection is None) for a in answers)
+    assert connection == ["goaway"] * 4
+    assert statuses == [503] * 10
+    assert {f.kind: f.applied for f in state.faults("android")} == {"status": 10, "goaway": 4}

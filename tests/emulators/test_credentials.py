@@ -3,9 +3,10 @@ are accepted beside the generated ones; unknown ones are not."""
 
 from __future__ import annotations
 
+import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,8 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pushgate.emulators import ApnsKey, Emulators, FcmAccount, HmsApp, InMemoryCredentials
 from pushgate.emulators.credentials import (
+    ApnsCertificate,
     apns_key_from_private,
     fcm_account_from_service_account,
+    generate_apns_certificate,
     generate_fcm_service_account,
 )
 from tests.emulators.h2client import H2Client
@@ -31,9 +34,13 @@ class UploadedCredentials:
     apns: dict[tuple[str, str], ApnsKey] = field(default_factory=dict)
     fcm: dict[tuple[str, str], FcmAccount] = field(default_factory=dict)
     hms: dict[str, HmsApp] = field(default_factory=dict)
+    certificates: list[ApnsCertificate] = field(default_factory=list)
 
     def apns_key(self, key_id: str, team_id: str) -> ApnsKey | None:
         return self.apns.get((key_id, team_id))
+
+    def apns_certificates(self) -> Sequence[ApnsCertificate]:
+        return self.certificates
 
     def fcm_account(self, client_email: str, key_id: str) -> FcmAccount | None:
         return self.fcm.get((client_email, key_id))
@@ -126,6 +133,36 @@ async def test_generated_credentials_work_beside_the_callers_directory(
     )
 
     assert status == 200
+
+
+async def test_an_uploaded_push_certificate_is_accepted_as_a_tls_client_certificate(
+    uploaded: tuple[Emulators, UploadedCredentials], rsa_keys: tuple[str, str], tmp_path: Path
+) -> None:
+    emulators, directory = uploaded
+    # Made elsewhere, self-signed: known to the emulator only through the caller's directory.
+    made = generate_apns_certificate(
+        None, bundle_id="com.uploaded.app", private_key_pem=rsa_keys[0]
+    )
+    context = emulators.ca.client_context()
+    context.load_cert_chain(made.write_identity(tmp_path / "push.pem"))
+
+    async def push() -> int:
+        client = await H2Client.connect(
+            emulators.apns_server.host, emulators.apns_server.port, context
+        )
+        try:
+            response = await client.request(
+                "POST", "/3/device/" + "c" * 64, [("apns-id", str(uuid.uuid4()))], b'{"aps":{}}'
+            )
+        finally:
+            await client.close()
+        return response.status
+
+    with pytest.raises((ConnectionError, ssl.SSLError)):
+        await push()
+    directory.certificates.append(made.certificate)
+
+    assert await push() == 200
 
 
 async def test_an_uploaded_service_account_obtains_an_fcm_access_token(

@@ -222,3 +222,22 @@ def test_invalid_upload_replaces_a_validated_credential_and_the_platform_stops(
     }
     answer = partner.push({"notifications": [push]}).json()
     assert answer == {"successes": [], "errors": {"InvalidCertificate": [{"uuid": "ios-user"}]}}
+
+
+def test_huawei_default_category_and_importance_must_be_huaweis(
+    server: Server, partner: Partner
+) -> None:
+    body = {"app_id": "100200301", "client_id": "100200301", "client_secret": "s3cret"}
+    good = upload(
+        server, "huawei", {**body, "category": "IM", "importance": "LOW"}, partner.api_key
+    )
+    assert (good.status_code, good.json()) == (200, {"platform": "huawei", "validated": True})
+    for wrong in ({"category": "PROMOTION"}, {"category": "im"}, {"importance": "HIGH"}):
+        r = upload(server, "huawei", {**body, **wrong}, partner.api_key)
+        assert r.status_code == 406
+        assert r.json()["error"] == "invalid_certificate"
+        name = next(iter(wrong))
+        allowed = {"category": "DEVICE_REMINDER, EXPRESS", "importance": "LOW, NORMAL"}[name]
+        assert f"huawei {name}" in r.json()["message"]
+        assert allowed in r.json()["message"]  # says which values Huawei takes
+        assert credential_row(server, partner, "huawei")[1] == 0  # kept, not used

@@ -44,6 +44,14 @@ def test_json_files_are_the_endpoints_shape_with_options_added(tmp_path: Path) -
     assert (
         huawei_body(None, {"app_id": "1", "client_id": "2", "client_secret": "s"})["app_id"] == "1"
     )
+    hms.write_text(json.dumps({"app_id": "1", "client_id": "2", "category": "IM"}))
+    assert huawei_body(hms, {**options, "importance": "LOW"}) == {
+        "app_id": "1",
+        "client_id": "2",
+        "client_secret": "s",
+        "category": "IM",
+        "importance": "LOW",
+    }
     account = tmp_path / "sa.json"
     account.write_text('{"type": "service_account", "project_id": "p"}')
     assert firebase_body(account) == {"type": "service_account", "project_id": "p"}

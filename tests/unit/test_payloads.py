@@ -263,6 +263,14 @@ def test_hms_message_shape() -> None:
     assert android["notification"]["click_action"]["type"] in (1, 2, 3)
 
 
+@pytest.mark.parametrize(
+    ("ttl", "field"), [(1_296_000, "1296000s"), (1_296_001, "1296000s"), (2_419_200, "1296000s")]
+)
+def test_hms_ttl_is_at_most_huaweis_15_days(ttl: int, field: str) -> None:
+    assert build.hms(make_push(ttl=ttl))["message"]["android"]["ttl"] == field
+    assert build.fcm(make_push(ttl=ttl))["message"]["android"]["ttl"] == f"{ttl}s"
+
+
 def test_hms_data_is_one_json_string_with_deep_links_and_camp_id() -> None:
     links = {"ins_dl_url_scheme": "myapp://session/1", "ins_dl_json": '{"a": 1}'}
     data = build.hms(make_push(android={"deep_link": links}))["message"]["data"]

@@ -70,6 +70,9 @@ class CertificateRoutes:
             return json_response(
                 400, {"error": "invalid_type", "message": "the credential must be a JSON object"}
             )
+        # contract.md: an unusable credential is answered 406 and "kept but not used": it
+        # replaces the platform's credential, and the platform stops sending until a usable
+        # one is uploaded.
         checked = check(provider, record)
         if checked.validated and checked.platform != "ios":
             # Kept unvalidated until the provider hands out a token for it.

@@ -202,7 +202,11 @@ def document() -> dict[str, Any]:
                     "apns",
                     "Upload an APNs .p8 token key (key_id, team_id, bundle_id) or a .p12 certificate",
                 ),
-                ("huawei", "Upload the HMS app id, client id and client secret"),
+                (
+                    "huawei",
+                    "Upload the HMS app id, client id and client secret, with an optional default"
+                    " category and importance",
+                ),
             )
         },
         **statistics_paths(),

@@ -4,21 +4,11 @@ the partner's credential and rebuilt when the credential changes."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import ssl
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    pkcs12,
-)
 
 from pushgate.delivery.worker import Sender
 from pushgate.providers.errors import CredentialError
@@ -33,29 +23,6 @@ CredentialLoader = Callable[[int, str], Awaitable[Credential | None]]
 
 class _ProviderSender(Protocol):
     async def aclose(self) -> None: ...
-
-
-def load_p12_identity(context: ssl.SSLContext, record: dict[str, Any]) -> None:
-    """Present the .p12's certificate as the TLS client identity (APNs certificate auth).
-
-    `ssl` only loads identities from files: the PEM exists for the length of the call,
-    in a private temporary directory.
-    """
-    password = str(record.get("password") or "")
-    key, cert, chain = pkcs12.load_key_and_certificates(
-        base64.b64decode(str(record["p12"])), password.encode() or None
-    )
-    if key is None or cert is None:
-        raise ValueError("the .p12 holds no private key and certificate")
-    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()) + b"".join(
-        c.public_bytes(Encoding.PEM) for c in (cert, *(chain or ()))
-    )
-    with tempfile.TemporaryDirectory() as directory:
-        path = os.path.join(directory, "identity.pem")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-        context.load_cert_chain(path)
 
 
 class ApnsJobSender:

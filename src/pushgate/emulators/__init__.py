@@ -7,8 +7,10 @@ See `runner.Emulators` to run all three, `control.ControlApp` for the control ro
 from pushgate.emulators.ca import LocalCA
 from pushgate.emulators.control import ControlApp
 from pushgate.emulators.credentials import (
+    ApnsCertificate,
     ApnsCredential,
     ApnsKey,
+    ApnsPushCertificate,
     CombinedCredentials,
     CredentialDirectory,
     FcmAccount,
@@ -20,8 +22,10 @@ from pushgate.emulators.runner import Emulators
 from pushgate.emulators.state import Delivery, EmulatorState, Fault, TokenOutcome
 
 __all__ = [
+    "ApnsCertificate",
     "ApnsCredential",
     "ApnsKey",
+    "ApnsPushCertificate",
     "CombinedCredentials",
     "ControlApp",
     "CredentialDirectory",

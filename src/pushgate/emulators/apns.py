@@ -1,9 +1,21 @@
-"""The APNs emulator: `POST /3/device/<token>` over HTTP/2, token auth (ES256 JWT).
+"""The APNs emulator: `POST /3/device/<token>` over HTTP/2, token auth (ES256 JWT) or
+certificate auth (a TLS client certificate), on two hosts: production and sandbox.
 
 Validation follows providers.md, in its order: apns-id, method, path, topic, collapse id, priority,
-push type, expiration, device token, the token's outcome set through the control routes, the
-provider token (present, signed by a known key of that team, not older than an hour, not changed
-more often than every 20 minutes on one connection), the topic allowed for that key, the payload.
+push type, expiration, device token (malformed, or registered for the other environment through
+the control routes: `BadDeviceToken`), the token's outcome set through the control routes, then
+the credential and the topic allowed for it, then the payload.
+
+- Token auth (an `authorization` header): the provider token present, signed by a known key of
+  that team, not older than an hour, not changed more often than every 20 minutes on one
+  connection; the topic one of the key's bundle ids (`TopicDisallowed`).
+- Certificate auth (no `authorization` header, a client certificate verified in the handshake,
+  see `ca.ClientCertificateTrust`; unknown ones fail the handshake, as with Apple): the topic
+  defaults to the certificate's UID, as APNs does; a certificate that names no bundle id, or is
+  no longer accepted, is `BadCertificate`; one for the other environment (by Apple's extensions
+  or the subject's "Apple Development/Production IOS Push Services") is
+  `BadCertificateEnvironment`; a topic other than its bundle id (or a suffix of it) is
+  `TopicDisallowed`.
 
 Stream limits as APNs: a new connection advertises MAX_CONCURRENT_STREAMS 1; the first success
 raises it to 1000; any rejected push drops it back to 1 until the next success.
@@ -20,9 +32,14 @@ from typing import Any, Final
 
 import jwt
 
-from pushgate.emulators.credentials import ApnsKey, signature_valid
+from pushgate.emulators.credentials import (
+    ApnsCertificate,
+    ApnsEnvironment,
+    ApnsKey,
+    signature_valid,
+)
 from pushgate.emulators.outcomes import APNS_FAULT_REASONS, APNS_REASONS
-from pushgate.emulators.server import Request, Response
+from pushgate.emulators.server import Handler, Request, Response
 from pushgate.emulators.state import EmulatorState
 
 PLATFORM: Final = "ios"
@@ -85,11 +102,27 @@ class _Rejected(Exception):
         self.timestamp = timestamp
 
 
+@dataclass(frozen=True, slots=True)
+class _ClientCertificate:
+    certificate: ApnsCertificate
+    accepted: bool
+
+
 class ApnsEmulator:
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
 
-    async def handle(self, request: Request) -> Response:
+    def handler(self, environment: ApnsEnvironment) -> Handler:
+        """The handler of one host: `production` (api.push.apple.com) or `sandbox`."""
+
+        async def handle(request: Request) -> Response:
+            return await self.handle(request, environment)
+
+        return handle
+
+    async def handle(
+        self, request: Request, environment: ApnsEnvironment = "production"
+    ) -> Response:
         given_id = request.header("apns-id")
         apns_id = given_id if given_id is not None else str(uuid.uuid4())
         connection = request.connection
@@ -97,6 +130,8 @@ class ApnsEmulator:
         if fault is not None:
             if fault.latency > 0:
                 await asyncio.sleep(fault.latency)
+            # A goaway or drop fault: handled as usual, then the server acts on the connection.
+            request.connection_fault = fault.connection
             if fault.status is not None:
                 connection.set_max_concurrent_streams(INITIAL_STREAMS)
                 reason = APNS_FAULT_REASONS.get(fault.status, "ServiceUnavailable")
@@ -105,7 +140,7 @@ class ApnsEmulator:
                 )
                 return _error(fault.status, reason, apns_id, extra=extra)
         try:
-            token, payload = self._validate(request, given_id)
+            token, payload = self._validate(request, given_id, environment)
         except _Rejected as rejected:
             connection.set_max_concurrent_streams(INITIAL_STREAMS)
             return _error(
@@ -115,7 +150,9 @@ class ApnsEmulator:
         connection.set_max_concurrent_streams(STREAMS_AFTER_SUCCESS)
         return Response(200, b"", [("apns-id", apns_id)])
 
-    def _validate(self, request: Request, given_id: str | None) -> tuple[str, Any]:
+    def _validate(
+        self, request: Request, given_id: str | None, environment: ApnsEnvironment
+    ) -> tuple[str, Any]:
         if given_id is not None and not _UUID.match(given_id):
             raise _Rejected("BadMessageId")
         if any(request.header_count(name) > 1 for name in _SINGLE_HEADERS):
@@ -129,6 +166,10 @@ class ApnsEmulator:
         else:
             raise _Rejected("BadPath")
         topic = request.header("apns-topic")
+        # Token auth takes the header's word; certificate auth falls back on the certificate.
+        client = None if request.header("authorization") else self._client_certificate(request)
+        if not topic and client is not None:
+            topic = client.certificate.bundle_id
         if not topic:
             raise _Rejected("MissingTopic")
         collapse_id = request.header("apns-collapse-id")
@@ -149,13 +190,19 @@ class ApnsEmulator:
             raise _Rejected("MissingDeviceToken")
         if not _TOKEN.match(token):
             raise _Rejected("BadDeviceToken")
+        registered = self.state.token_environment(PLATFORM, token)
+        if registered is not None and registered != environment:
+            raise _Rejected("BadDeviceToken")
         outcome = self.state.token_outcome(PLATFORM, token)
         if outcome is not None:
             stamp = outcome.set_at_ms if APNS_REASONS[outcome.outcome] == 410 else None
             raise _Rejected(outcome.outcome, stamp)
-        key = self._authenticate(request)
-        if key.bundle_ids and not _topic_allowed(topic, key.bundle_ids):
-            raise _Rejected("TopicDisallowed")
+        if client is not None:
+            _check_certificate(client, topic, environment)
+        else:
+            key = self._authenticate(request)
+            if key.bundle_ids and not _topic_allowed(topic, key.bundle_ids):
+                raise _Rejected("TopicDisallowed")
         body = request.body
         if not body.strip():
             raise _Rejected("PayloadEmpty")
@@ -168,6 +215,23 @@ class ApnsEmulator:
         if not isinstance(payload, dict):
             raise _Rejected("PayloadEmpty")
         return token, payload
+
+    def _client_certificate(self, request: Request) -> _ClientCertificate | None:
+        """The connection's verified client certificate, looked up once per connection."""
+        der = request.connection.peer_certificate
+        if der is None:
+            return None
+        known = request.connection.context.get("apns-certificate")
+        if isinstance(known, _ClientCertificate):
+            return known
+        certificate = ApnsCertificate.from_der(der)
+        accepted = any(
+            c.fingerprint == certificate.fingerprint
+            for c in self.state.credentials.apns_certificates()
+        )
+        client = _ClientCertificate(certificate, accepted)
+        request.connection.context["apns-certificate"] = client
+        return client
 
     def _authenticate(self, request: Request) -> ApnsKey:
         header = request.header("authorization")
@@ -216,6 +280,18 @@ class ApnsEmulator:
         if not signature_valid(provider_token, key.public_key_pem, "ES256"):
             raise _Rejected("InvalidProviderToken")
         return key, issued_at
+
+
+def _check_certificate(client: _ClientCertificate, topic: str, environment: str) -> None:
+    certificate = client.certificate
+    # Verified in the handshake, so only a certificate withdrawn since (or one naming no app)
+    # gets here unaccepted.
+    if not client.accepted or certificate.bundle_id is None:
+        raise _Rejected("BadCertificate")
+    if environment not in certificate.environments:
+        raise _Rejected("BadCertificateEnvironment")
+    if not _topic_allowed(topic, (certificate.bundle_id,)):
+        raise _Rejected("TopicDisallowed")
 
 
 def _topic_allowed(topic: str, bundle_ids: tuple[str, ...]) -> bool:

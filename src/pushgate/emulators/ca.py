@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import logging
 import os
 import ssl
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+log = logging.getLogger("pushgate.emulators.ca")
 
 DEFAULT_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
 ALPN_PROTOCOLS: tuple[str, ...] = ("h2", "http/1.1")
@@ -158,6 +161,60 @@ class LocalCA:
         if alpn:
             context.set_alpn_protocols(list(alpn))
         return context
+
+
+class ClientCertificateTrust:
+    """Server TLS for the APNs emulator: ask for a client certificate and accept exactly the
+    ones `accepted` lists (DER), as APNs does with the push certificates Apple issued.
+
+    The certificate is optional (token-auth clients send none). One the list does not hold
+    fails the handshake. Each accepted certificate is its own trust anchor (partial chains
+    allowed), so neither self-signed nor locally issued ones need their issuer.
+
+    The list is asked at every handshake, from the SNI callback (which OpenSSL calls before
+    the client's certificate arrives, with or without SNI): the connection is switched to a
+    context trusting exactly that list, rebuilt only when the list changes.
+    """
+
+    def __init__(
+        self,
+        ca: LocalCA,
+        accepted: Callable[[], Iterable[bytes]],
+        alpn: Sequence[str] = ALPN_PROTOCOLS,
+    ) -> None:
+        self.ca = ca
+        self.accepted = accepted
+        self.alpn = tuple(alpn)
+        self._current: tuple[frozenset[bytes], ssl.SSLContext] | None = None
+        self.context = self._build(frozenset())
+        """The context to listen with."""
+        self.context.sni_callback = self._on_client_hello
+
+    def _build(self, anchors: frozenset[bytes]) -> ssl.SSLContext:
+        context = self.ca.server_context(self.alpn)
+        # The verify mode and flags stay those of the listening context after the switch;
+        # the trust store is the new context's.
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        if anchors:
+            context.load_verify_locations(cadata=b"".join(sorted(anchors)))
+        return context
+
+    def context_for(self, anchors: frozenset[bytes]) -> ssl.SSLContext:
+        current = self._current
+        if current is None or current[0] != anchors:
+            current = (anchors, self._build(anchors))
+            self._current = current
+        return current[1]
+
+    def _on_client_hello(
+        self, ssl_object: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: object
+    ) -> None:
+        try:
+            anchors = frozenset(self.accepted())
+            ssl_object.context = self.context_for(anchors)
+        except Exception:  # an exception here would fail the handshake with no clue
+            log.exception("listing the accepted client certificates failed")
 
 
 def _private_pem(key: ec.EllipticCurvePrivateKey) -> str:

@@ -5,11 +5,14 @@ Relative to `prefix`:
 - `GET /emulator/v1/info`: where each emulator listens, and the CA to trust;
 - `GET /emulator/v1/deliveries[?platform=&token=]`: a JSON array of the pushes accepted, oldest
   first; `DELETE /emulator/v1/deliveries`: forget them (`{"deleted": n}`);
-- `POST /emulator/v1/tokens` `{"platform", "token", "outcome"}`: answer that token with that
-  provider failure from now on (`ok` clears);
+- `POST /emulator/v1/tokens` `{"platform", "token", "outcome", "environment"}`: answer that token
+  with that provider failure from now on (`ok` clears); an iOS token given an `environment`
+  (`production` or `sandbox`) is answered `BadDeviceToken` on the other environment's host;
 - `POST /emulator/v1/faults` `{"platform", "status", "rate", "retry_after", "latency_ms"}`: answer
   that share of the platform's requests with that transient failure, or add latency (rate 0 and no
-  latency clears); `GET /emulator/v1/faults` lists them.
+  latency clears); with `"kind": "goaway"` (GOAWAY after that share of requests) or `"kind":
+  "drop"` (the connection closed with them in flight) instead of a status, which is then ignored.
+  `GET /emulator/v1/faults` lists them, each with `kind` and `applied` (requests hit so far).
 
 Bad input gets 400 `{"error": "invalid_request", "message": "..."}`.
 """
@@ -30,9 +33,10 @@ from pushgate.emulators.outcomes import (
     known_outcomes,
     normalize_outcome,
 )
-from pushgate.emulators.state import EmulatorState, Fault
+from pushgate.emulators.state import FAULT_KINDS, EmulatorState, Fault
 
 BASE = "/emulator/v1"
+APNS_ENVIRONMENTS = ("production", "sandbox")
 MAX_CONTROL_BODY = 1 << 20
 
 
@@ -108,17 +112,33 @@ class ControlApp:
         token = body.get("token")
         if not isinstance(token, str) or not token:
             raise BadInput("token must be a non-empty string")
-        outcome = body.get("outcome")
-        if not isinstance(outcome, str):
-            raise BadInput("outcome must be a string")
-        canonical = normalize_outcome(platform, outcome)
-        if canonical is None:
-            raise BadInput(
-                f"unknown outcome {outcome!r} for {platform}: one of "
-                + ", ".join(known_outcomes(platform))
-            )
-        self.state.set_token_outcome(platform, token, canonical)
-        return json_response(200, {"platform": platform, "token": token, "outcome": canonical})
+        outcome, environment = body.get("outcome"), body.get("environment")
+        if outcome is None and environment is None:
+            raise BadInput("give an outcome, an environment or both")
+        answer: dict[str, str] = {"platform": platform, "token": token}
+        canonical = None
+        if outcome is not None:
+            if not isinstance(outcome, str):
+                raise BadInput("outcome must be a string")
+            canonical = normalize_outcome(platform, outcome)
+            if canonical is None:
+                raise BadInput(
+                    f"unknown outcome {outcome!r} for {platform}: one of "
+                    + ", ".join(known_outcomes(platform))
+                )
+            answer["outcome"] = canonical
+        if environment is not None:
+            if platform != "ios":
+                raise BadInput("environment applies to ios tokens only")
+            if environment not in APNS_ENVIRONMENTS:
+                raise BadInput(f"environment must be one of {', '.join(APNS_ENVIRONMENTS)}")
+            answer["environment"] = environment
+        # Both checked before either is applied.
+        if canonical is not None:
+            self.state.set_token_outcome(platform, token, canonical)
+        if environment is not None:
+            self.state.set_token_environment(platform, token, environment)
+        return json_response(200, answer)
 
     def _faults(self, request: Request) -> Response:
         faults = [f.as_dict() for f in self.state.faults()]
@@ -138,6 +158,15 @@ class ControlApp:
             retry_after = _number(body, "retry_after", 0.0)
             if retry_after < 0:
                 raise BadInput("retry_after must not be negative")
+        kind = body.get("kind", "status")
+        if kind is None:
+            kind = "status"
+        if kind not in FAULT_KINDS:
+            raise BadInput(f"kind must be one of {', '.join(FAULT_KINDS)}")
+        if kind != "status":
+            fault = Fault(platform, None, rate, None, latency_ms, kind=kind)
+            self.state.set_fault(fault)
+            return json_response(200, fault.as_dict())
         status = body.get("status")
         if status is not None and (
             not isinstance(status, int) or isinstance(status, bool) or status not in FAULT_STATUSES

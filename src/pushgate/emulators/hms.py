@@ -9,6 +9,14 @@
   invalid, 80200001 bad access token, 80200003 expired access token, 80300002 token of another
   app, 80100001/80100003 bad parameters or structure, 80300008 message too large, 80300010 too many
   tokens; HTTP 503 (and 500, 429) for injected faults.
+
+The message fields Huawei documents are checked as Huawei does (its send API reference and
+message classification guide, and the checks of its server demos): an object that is not an
+object is 80100003; a value of the wrong type or outside its enum (`android.urgency`,
+`android.category`, `android.notification.importance`, `click_action.type`...), an
+`android.ttl` that is not a duration or is longer than 15 days, an `android.notification`
+without `click_action` are 80100001, with `msg` naming the field. Fields it does not know are
+let through. Each delivery records the request's HTTP version (`http_version`).
 """
 
 from __future__ import annotations
@@ -31,6 +39,55 @@ ACCESS_TOKEN_TTL: Final = 3600
 MAX_TOKENS: Final = 1000
 MAX_MESSAGE_BYTES: Final = 4096
 _SEND = re.compile(r"^/v1/([^/]+)/messages:send$")
+# Huawei's own values, kept apart from pushgate's client so that the emulator checks the
+# client rather than repeating it.
+MAX_TTL_SECONDS: Final = 15 * 24 * 3600
+_TTL = re.compile(r"^(\d+)(\.\d{1,9})?[sS]?$")
+_URGENCIES: Final = frozenset({"HIGH", "NORMAL"})
+_CATEGORIES: Final = frozenset(
+    {
+        "IM",
+        "VOIP",
+        "SUBSCRIPTION",
+        "TRAVEL",
+        "HEALTH",
+        "WORK",
+        "ACCOUNT",
+        "EXPRESS",
+        "FINANCE",
+        "DEVICE_REMINDER",
+        "MAIL",
+        "MARKETING",
+    }
+)
+_IMPORTANCES: Final = frozenset({"NORMAL", "LOW"})
+_VISIBILITIES: Final = frozenset({"VISIBILITY_UNSPECIFIED", "PRIVATE", "PUBLIC", "SECRET"})
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_NOTIFICATION_TEXTS: Final = ("title", "body", "image")
+_ANDROID_NOTIFICATION_TEXTS: Final = (
+    "title",
+    "body",
+    "icon",
+    "sound",
+    "tag",
+    "body_loc_key",
+    "title_loc_key",
+    "channel_id",
+    "notify_summary",
+    "image",
+    "big_title",
+    "big_body",
+    "group",
+    "ticker",
+    "when",
+)
+_ANDROID_NOTIFICATION_FLAGS: Final = (
+    "default_sound",
+    "auto_cancel",
+    "use_default_vibrate",
+    "use_default_light",
+    "foreground_show",
+)
 _JSON: Final = ("content-type", "application/json;charset=UTF-8")
 
 SUCCESS: Final = "80000000"
@@ -120,6 +177,8 @@ class HmsEmulator:
         if fault is not None:
             if fault.latency > 0:
                 await asyncio.sleep(fault.latency)
+            # A goaway or drop fault: handled as usual, then the server acts on the connection.
+            request.connection_fault = fault.connection
             if fault.status is not None:
                 extra = (
                     [] if fault.retry_after is None else [("retry-after", str(fault.retry_after))]
@@ -164,6 +223,10 @@ class HmsEmulator:
         data = message.get("data")
         if data is not None and not isinstance(data, str):
             return _answer(PARAMETER_ERROR)
+        refused = check_message(message)
+        if refused is not None:
+            code, field = refused
+            return _answer(code, f"{_MESSAGES[code]}: {field}")
         content = {k: v for k, v in message.items() if k != "token"}
         if len(json.dumps(content, separators=(",", ":")).encode()) > MAX_MESSAGE_BYTES:
             return _answer(BODY_TOO_LARGE)
@@ -176,11 +239,12 @@ class HmsEmulator:
             return _answer(ALL_TOKENS_INVALID)
         if not validate_only:
             rejected = set(illegal)
+            version = request.http_version
             for token in tokens:
                 if token not in rejected:
-                    self.state.record_delivery(PLATFORM, token, request.headers, body)
+                    self.state.record_delivery(PLATFORM, token, request.headers, body, version)
             if not tokens:
-                self.state.record_delivery(PLATFORM, None, request.headers, body)
+                self.state.record_delivery(PLATFORM, None, request.headers, body, version)
         if illegal:
             summary = {
                 "success": len(tokens) - len(illegal),
@@ -189,6 +253,84 @@ class HmsEmulator:
             }
             return _answer(PARTIAL_SUCCESS, json.dumps(summary, separators=(",", ":")))
         return _answer(SUCCESS)
+
+
+def check_message(message: dict[str, Any]) -> tuple[str, str] | None:
+    """The result code and the field Huawei would refuse `message` for, or None."""
+    notification = message.get("notification")
+    if notification is not None:
+        if not isinstance(notification, dict):
+            return BAD_STRUCTURE, "message.notification"
+        for name in _NOTIFICATION_TEXTS:
+            if not isinstance(notification.get(name, ""), str):
+                return PARAMETER_ERROR, f"message.notification.{name}"
+    android = message.get("android")
+    if android is None:
+        return None
+    if not isinstance(android, dict):
+        return BAD_STRUCTURE, "message.android"
+    return _check_android(android)
+
+
+def _check_android(android: dict[str, Any]) -> tuple[str, str] | None:
+    collapse_key = android.get("collapse_key", -1)
+    if not _integer(collapse_key) or not -1 <= collapse_key <= 100:
+        return PARAMETER_ERROR, "message.android.collapse_key"
+    for name, allowed in (("urgency", _URGENCIES), ("category", _CATEGORIES)):
+        if name in android and android[name] not in allowed:
+            return PARAMETER_ERROR, f"message.android.{name}"
+    if "ttl" in android:
+        ttl = android["ttl"]
+        match = _TTL.match(ttl) if isinstance(ttl, str) else None
+        if match is None or float(match.group(1) + (match.group(2) or "")) > MAX_TTL_SECONDS:
+            return PARAMETER_ERROR, "message.android.ttl"
+    for name in ("bi_tag", "data"):
+        if not isinstance(android.get(name, ""), str):
+            return PARAMETER_ERROR, f"message.android.{name}"
+    if android.get("fast_app_target", 1) not in (1, 2):
+        return PARAMETER_ERROR, "message.android.fast_app_target"
+    notification = android.get("notification")
+    if notification is None:
+        return None
+    if not isinstance(notification, dict):
+        return BAD_STRUCTURE, "message.android.notification"
+    return _check_android_notification(notification)
+
+
+def _check_android_notification(notification: dict[str, Any]) -> tuple[str, str] | None:
+    where = "message.android.notification"
+    for name in _ANDROID_NOTIFICATION_TEXTS:
+        if not isinstance(notification.get(name, ""), str):
+            return PARAMETER_ERROR, f"{where}.{name}"
+    for name in _ANDROID_NOTIFICATION_FLAGS:
+        if not isinstance(notification.get(name, False), bool):
+            return PARAMETER_ERROR, f"{where}.{name}"
+    if "importance" in notification and notification["importance"] not in _IMPORTANCES:
+        return PARAMETER_ERROR, f"{where}.importance"
+    if "visibility" in notification and notification["visibility"] not in _VISIBILITIES:
+        return PARAMETER_ERROR, f"{where}.visibility"
+    color = notification.get("color")
+    if color is not None and not (isinstance(color, str) and _COLOR.match(color)):
+        return PARAMETER_ERROR, f"{where}.color"
+    if notification.get("style", 0) not in (0, 1, 3):
+        return PARAMETER_ERROR, f"{where}.style"
+    if not _integer(notification.get("notify_id", 0)):
+        return PARAMETER_ERROR, f"{where}.notify_id"
+    click = notification.get("click_action")
+    if not isinstance(click, dict):
+        return PARAMETER_ERROR, f"{where}.click_action"
+    kind = click.get("type")
+    needed = {1: ("intent", "action"), 2: ("url",), 3: (), 4: ("rich_resource",)}
+    if not _integer(kind) or kind not in needed:
+        return PARAMETER_ERROR, f"{where}.click_action.type"
+    fields = needed[kind]
+    if fields and not any(isinstance(click.get(f), str) and click[f] for f in fields):
+        return PARAMETER_ERROR, f"{where}.click_action.{fields[0]}"
+    return None
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _request_id() -> str:

@@ -8,6 +8,12 @@
 
 Every server speaks HTTP/2 (ALPN `h2`, or prior knowledge without ALPN) and HTTP/1.1 on the same
 port. With `tls=False` they serve cleartext instead (h2c with prior knowledge, and HTTP/1.1).
+
+APNs listens twice, as Apple's two hosts: production (`apns_url`) and sandbox (`apns_sandbox_url`).
+Both ask for a TLS client certificate (certificate auth) and accept the push certificates the
+credential directory lists, including those made by `generate_apns_certificate`.
+With `hms_http2=False` the HMS server speaks HTTP/1.1 only (ALPN `http/1.1`; the HTTP/2 preface
+is refused), which is what a client must expect of a server that does not select `h2`.
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ from typing import Any
 
 from pushgate.emulators import apns, fcm, hms
 from pushgate.emulators.apns import ApnsEmulator
-from pushgate.emulators.ca import LocalCA
+from pushgate.emulators.ca import ClientCertificateTrust, LocalCA
 from pushgate.emulators.control import ControlApp
 from pushgate.emulators.credentials import (
     ApnsCredential,
+    ApnsPushCertificate,
     CredentialDirectory,
     HmsCredential,
+    generate_apns_certificate,
     generate_apns_credential,
     generate_fcm_service_account,
     generate_hms_credential,
@@ -46,6 +54,7 @@ class Emulators:
         ca_dir: str | os.PathLike[str] | None = None,
         tls: bool = True,
         clock: Callable[[], float] | None = None,
+        hms_http2: bool = True,
     ) -> None:
         """`credentials`: a directory asked besides the generated credentials (pushgate's own).
 
@@ -70,19 +79,43 @@ class Emulators:
         self.fcm = FcmEmulator(self.state)
         self.hms = HmsEmulator(self.state)
         context = self.ca.server_context() if tls else None
+        self.apns_trust = (
+            ClientCertificateTrust(self.ca, self._accepted_certificates) if tls else None
+        )
+        apns_context = self.apns_trust.context if self.apns_trust is not None else None
         self.apns_server = HttpServer(
-            self.apns.handle,
-            ssl_context=context,
+            self.apns.handler("production"),
+            ssl_context=apns_context,
             initial_max_concurrent_streams=apns.INITIAL_STREAMS,
             name="apns-emulator",
         )
+        self.apns_sandbox_server = HttpServer(
+            self.apns.handler("sandbox"),
+            ssl_context=apns_context,
+            initial_max_concurrent_streams=apns.INITIAL_STREAMS,
+            name="apns-sandbox-emulator",
+        )
         self.fcm_server = HttpServer(self.fcm.handle, ssl_context=context, name="fcm-emulator")
-        self.hms_server = HttpServer(self.hms.handle, ssl_context=context, name="hms-emulator")
+        hms_context = context
+        if tls and not hms_http2:
+            hms_context = self.ca.server_context(alpn=("http/1.1",))
+        self.hms_server = HttpServer(
+            self.hms.handle, ssl_context=hms_context, name="hms-emulator", http2=hms_http2
+        )
         self.started = False
+
+    def _accepted_certificates(self) -> list[bytes]:
+        return [c.der for c in self.state.credentials.apns_certificates()]
 
     @property
     def apns_url(self) -> str:
+        """APNs production (api.push.apple.com)."""
         return self.apns_server.url
+
+    @property
+    def apns_sandbox_url(self) -> str:
+        """APNs sandbox (api.sandbox.push.apple.com)."""
+        return self.apns_sandbox_server.url
 
     @property
     def fcm_url(self) -> str:
@@ -101,11 +134,18 @@ class Emulators:
         return self.hms_server.url + hms.TOKEN_PATH
 
     async def start(
-        self, host: str = "127.0.0.1", *, apns_port: int = 0, fcm_port: int = 0, hms_port: int = 0
+        self,
+        host: str = "127.0.0.1",
+        *,
+        apns_port: int = 0,
+        fcm_port: int = 0,
+        hms_port: int = 0,
+        apns_sandbox_port: int = 0,
     ) -> None:
         """Listen on `host`, on free ports unless given."""
         try:
             await self.apns_server.start(host, apns_port)
+            await self.apns_sandbox_server.start(host, apns_sandbox_port)
             await self.fcm_server.start(host, fcm_port)
             await self.hms_server.start(host, hms_port)
         except BaseException:
@@ -115,7 +155,12 @@ class Emulators:
         self.started = True
 
     async def stop(self) -> None:
-        for server in (self.apns_server, self.fcm_server, self.hms_server):
+        for server in (
+            self.apns_server,
+            self.apns_sandbox_server,
+            self.fcm_server,
+            self.hms_server,
+        ):
             await server.stop()
         self.started = False
 
@@ -134,10 +179,23 @@ class Emulators:
     def info(self) -> dict[str, Any]:
         """Where each emulator listens (the body of `GET /emulator/v1/info`)."""
         return {
-            "apns": {"url": self.apns_url, "ca_pem": self.ca.ca_pem},
+            "apns": {
+                "url": self.apns_url,
+                "sandbox_url": self.apns_sandbox_url,
+                "ca_pem": self.ca.ca_pem,
+            },
             "fcm": {"url": self.fcm_url, "token_url": self.fcm_token_url},
             "hms": {"url": self.hms_url, "token_url": self.hms_token_url},
             "ca_pem": self.ca.ca_pem,
+        }
+
+    def urls(self) -> dict[str, str]:
+        """Every emulator's base URL by name, for a log line."""
+        return {
+            "apns": self.apns_url,
+            "apns_sandbox": self.apns_sandbox_url,
+            "fcm": self.fcm_url,
+            "hms": self.hms_url,
         }
 
     def control_app(self, prefix: str = "") -> ControlApp:
@@ -147,6 +205,14 @@ class Emulators:
 
     def generate_apns_credential(self, bundle_id: str = "com.example.app") -> ApnsCredential:
         return generate_apns_credential(self.state.generated, bundle_id=bundle_id)
+
+    def generate_apns_certificate(
+        self, bundle_id: str = "com.example.app", **options: Any
+    ) -> ApnsPushCertificate:
+        """A push certificate (.p12) that the APNs emulator accepts; options as
+        `credentials.generate_apns_certificate` (self-signed unless `ca=emulators.ca`: the
+        emulator trusts each certificate itself, not its issuer)."""
+        return generate_apns_certificate(self.state.generated, bundle_id=bundle_id, **options)
 
     def generate_fcm_service_account(
         self, project_id: str | None = None, private_key_pem: str | None = None

@@ -11,6 +11,14 @@ What the providers' real clients need:
 
 Every request becomes one `Request` handed to the handler; its `Response` is sent whole. A small body
 goes out in a single DATA frame (aioapns parses each DATA frame as one JSON document).
+
+Connection faults (contract.md, `goaway` and `drop`): a handler sets `Request.connection_fault`.
+`goaway`: the answer goes out, then a GOAWAY (NO_ERROR) naming the highest stream answered so far
+as the last one; streams above it are left unprocessed (their handlers are cancelled) and the
+connection closes once the streams up to it are answered. `drop`: no answer; the connection is
+closed with this request, and any other unanswered one, in flight. Over HTTP/1.1, `goaway` answers
+with `connection: close` and `drop` closes without answering. A cancelled handler must have done
+nothing yet, so handlers act (record a delivery) only after their last `await`.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import h11
 from h2.config import H2Configuration
@@ -36,6 +45,7 @@ from h2.events import (
 )
 from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes, Settings
+from hyperframe.frame import GoAwayFrame
 
 log = logging.getLogger("pushgate.emulators.server")
 
@@ -46,7 +56,12 @@ MAX_HEADER_LIST_SIZE = 65536
 # open many streams before it has read them): streams up to this many are accepted meanwhile.
 STREAMS_BEFORE_SETTINGS_ACK = 1000
 _READ_SIZE = 65536
+# After a GOAWAY, how long the client gets to read it and close first: closing with its late
+# frames unread would make the kernel answer with a RST, which can destroy what it has not read.
+GOAWAY_CLOSE_GRACE = 1.0
 _ids = itertools.count(1)
+
+ConnectionFault = Literal["goaway", "drop"]
 
 
 def _text(value: bytes | str) -> str:
@@ -63,12 +78,21 @@ class Response:
 class Connection:
     """One client connection, as handlers see it."""
 
-    def __init__(self, protocol: str, tls: bool, alpn: str | None, peer: object) -> None:
+    def __init__(
+        self,
+        protocol: str,
+        tls: bool,
+        alpn: str | None,
+        peer: object,
+        peer_certificate: bytes | None = None,
+    ) -> None:
         self.id = next(_ids)
         self.protocol = protocol  # "h2" or "http/1.1"
         self.tls = tls
         self.alpn = alpn
         self.peer = peer
+        self.peer_certificate = peer_certificate
+        """The client's TLS certificate (DER) when it sent one and the server verified it."""
         self.context: dict[str, object] = {}
         self._max_streams = 0
         self._set_max_streams: Callable[[int], None] | None = None
@@ -102,6 +126,8 @@ class Request:
     scheme: str = "https"
     authority: str | None = None
     body_too_large: bool = False
+    connection_fault: ConnectionFault | None = None
+    """Set by the handler: `goaway` after this request's answer, or `drop` instead of it."""
 
     @property
     def http_version(self) -> str:
@@ -121,7 +147,12 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 class HttpServer:
-    """Serves one handler on one port, over TLS or in cleartext, HTTP/2 and HTTP/1.1."""
+    """Serves one handler on one port, over TLS or in cleartext, HTTP/2 and HTTP/1.1.
+
+    `http2=False`: HTTP/1.1 only, like a server that has no HTTP/2: a client that starts with
+    the HTTP/2 preface gets 505 and the connection closes. The TLS context should then offer
+    only `http/1.1` by ALPN (`LocalCA.server_context(alpn=("http/1.1",))`).
+    """
 
     def __init__(
         self,
@@ -131,9 +162,11 @@ class HttpServer:
         initial_max_concurrent_streams: int = 100,
         max_body: int = DEFAULT_MAX_BODY,
         name: str = "emulator",
+        http2: bool = True,
     ) -> None:
         self.handler = handler
         self.ssl_context = ssl_context
+        self.http2 = http2
         self.initial_max_concurrent_streams = initial_max_concurrent_streams
         self.max_body = max_body
         self.name = name
@@ -210,6 +243,7 @@ class HttpServer:
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
         peer = writer.get_extra_info("peername")
         tls = ssl_object is not None
+        peer_certificate = ssl_object.getpeercert(binary_form=True) if tls else None
         first = b""
         if alpn != "h2":
             # No ALPN (or http/1.1): sniff for the HTTP/2 client preface.
@@ -219,10 +253,15 @@ class HttpServer:
                     return
                 first += chunk
         session: _Session
+        if not self.http2 and (alpn == "h2" or first.startswith(H2_PREFACE)):
+            await _refuse_http2(writer)
+            return
         if alpn == "h2" or first.startswith(H2_PREFACE):
-            session = _H2Session(self, reader, writer, Connection("h2", tls, alpn, peer))
+            connection = Connection("h2", tls, alpn, peer, peer_certificate)
+            session = _H2Session(self, reader, writer, connection)
         else:
-            session = _H11Session(self, reader, writer, Connection("http/1.1", tls, alpn, peer))
+            connection = Connection("http/1.1", tls, alpn, peer, peer_certificate)
+            session = _H11Session(self, reader, writer, connection)
         self._sessions.add(session)
         try:
             await session.run(first)
@@ -239,6 +278,17 @@ class HttpServer:
         except Exception:
             log.exception("%s: handler failed on %s %s", self.name, request.method, request.path)
             return Response(500, b'{"error": "internal"}', [("content-type", "application/json")])
+
+
+async def _refuse_http2(writer: asyncio.StreamWriter) -> None:
+    """What an HTTP/1.1-only server answers to the HTTP/2 preface (`PRI * HTTP/2.0`)."""
+    body = b"HTTP/2 is not supported here"
+    writer.write(
+        b"HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: text/plain\r\n"
+        b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+    )
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
 
 
 class _Session:
@@ -284,6 +334,9 @@ class _H2Session(_Session):
         self.streams: dict[int, _Stream] = {}
         self.window_open = asyncio.Event()
         self.closed = False
+        self.answered_up_to = 0  # the highest stream whose handler has finished
+        self.goaway_last: int | None = None  # the last stream id of the GOAWAY we sent
+        self._grace: asyncio.TimerHandle | None = None
 
     def _advertise_streams(self, value: int) -> None:
         if self.closed:
@@ -300,8 +353,43 @@ class _H2Session(_Session):
         if not self.closed:
             self.closed = True
             with contextlib.suppress(Exception):
-                self.h2.close_connection()
+                # A second GOAWAY must not raise the last stream id of the first.
+                self.h2.close_connection(last_stream_id=self.goaway_last)
                 self.flush()
+
+    def _goaway(self) -> None:
+        if self.closed or self.goaway_last is not None:
+            return  # the first GOAWAY's promise stands
+        last = self.answered_up_to
+        self.goaway_last = last
+        self.flush()
+        # Written raw: once h2 has sent a GOAWAY it refuses to answer the streams up to it.
+        self.writer.write(GoAwayFrame(0, last_stream_id=last, error_code=0).serialize())
+        for stream_id, stream in self.streams.items():
+            if stream_id > last and stream.task is not None:
+                stream.task.cancel()
+        self._close_when_answered()
+
+    def _close_when_answered(self) -> None:
+        last = self.goaway_last
+        if last is None or self._grace is not None or any(i <= last for i in self.streams):
+            return
+        self._grace = asyncio.get_running_loop().call_later(GOAWAY_CLOSE_GRACE, self._end)
+
+    def _drop(self) -> None:
+        if self.closed:
+            return
+        current = asyncio.current_task()
+        for stream in self.streams.values():
+            if stream.task is not None and stream.task is not current:
+                stream.task.cancel()
+        self._end()
+
+    def _end(self) -> None:
+        """Close the connection, after writing what was already answered; the read loop then
+        ends (feeding the reader an EOF instead would fail on bytes still arriving)."""
+        self.closed = True
+        self.writer.close()
 
     async def run(self, first: bytes) -> None:
         initial = self.server.initial_max_concurrent_streams
@@ -344,6 +432,8 @@ class _H2Session(_Session):
                     return
         finally:
             self.closed = True
+            if self._grace is not None:
+                self._grace.cancel()
             for stream in self.streams.values():
                 if stream.task is not None:
                     stream.task.cancel()
@@ -369,6 +459,8 @@ class _H2Session(_Session):
                     stream_or_none.body.clear()
         elif isinstance(event, StreamEnded):
             stream_or_none = self.streams.get(event.stream_id)
+            if self.closed or (self.goaway_last is not None and event.stream_id > self.goaway_last):
+                return  # left unprocessed, as the GOAWAY said
             if stream_or_none is not None and stream_or_none.task is None:
                 stream_or_none.task = asyncio.create_task(
                     self._respond(event.stream_id, stream_or_none)
@@ -377,6 +469,7 @@ class _H2Session(_Session):
             stream_or_none = self.streams.pop(event.stream_id, None)
             if stream_or_none is not None and stream_or_none.task is not None:
                 stream_or_none.task.cancel()
+            self._close_when_answered()
         elif isinstance(event, WindowUpdated):
             self.window_open.set()
         elif isinstance(event, ConnectionTerminated):
@@ -403,11 +496,18 @@ class _H2Session(_Session):
         )
         try:
             response = await self.server.dispatch(request)
+            self.answered_up_to = max(self.answered_up_to, stream_id)
+            if request.connection_fault == "drop":
+                self._drop()
+                return
             await self._send(stream_id, response)
+            if request.connection_fault == "goaway":
+                self._goaway()
         except (ProtocolError, ConnectionError):
             pass
         finally:
             self.streams.pop(stream_id, None)
+            self._close_when_answered()
 
     async def _send(self, stream_id: int, response: Response) -> None:
         if self.closed:
@@ -460,7 +560,9 @@ class _H11Session(_Session):
             if request is None:
                 return
             response = await self.server.dispatch(request)
-            keep_alive = await self._send(response)
+            if request.connection_fault == "drop":
+                return  # closed without an answer
+            keep_alive = await self._send(response, close=request.connection_fault == "goaway")
             if not keep_alive:
                 return
             try:

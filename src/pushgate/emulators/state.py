@@ -2,8 +2,9 @@
 
 - deliveries: every push accepted, one entry per device token, oldest first;
 - token outcomes: tokens that are answered with a given provider failure from now on;
+- token environments: APNs tokens registered for production or the sandbox only;
 - faults: a share of a platform's requests answered with a transient failure (with `Retry-After`),
-  and extra latency on every request;
+  followed by a GOAWAY or cut off by a dropped connection, and extra latency on every request;
 - the `CredentialDirectory` the emulators verify credentials with.
 
 All methods are synchronous and thread-safe.
@@ -16,8 +17,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Final, Literal
 
 from pushgate.emulators.credentials import (
     ApnsCredential,
@@ -30,8 +31,10 @@ from pushgate.emulators.credentials import (
     InMemoryCredentials,
 )
 from pushgate.emulators.outcomes import OK, PLATFORMS, Platform
+from pushgate.emulators.server import ConnectionFault
 
 __all__ = [
+    "FAULT_KINDS",
     "PLATFORMS",
     "ApnsCredential",
     "ApnsKey",
@@ -41,6 +44,7 @@ __all__ = [
     "EmulatorState",
     "Fault",
     "FaultDecision",
+    "FaultKind",
     "FcmAccount",
     "HmsApp",
     "HmsCredential",
@@ -51,6 +55,9 @@ __all__ = [
 
 DEFAULT_MAX_DELIVERIES = 100_000
 
+FaultKind = Literal["status", "goaway", "drop"]
+FAULT_KINDS: Final[tuple[FaultKind, ...]] = ("status", "goaway", "drop")
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
@@ -59,6 +66,9 @@ class Delivery:
     headers: dict[str, str]
     payload: Any
     received_at: str
+    http_version: str | None = None
+    """The request's HTTP version, `2` or `1.1`, where the emulator records it (HMS speaks
+    both). In-process only: contract.md fixes the fields of `GET /emulator/v1/deliveries`."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -88,14 +98,27 @@ class Fault:
     retry_after: float | None = None
     """Seconds for the `Retry-After` header; None: no header."""
     latency_ms: float = 0
+    kind: FaultKind = "status"
+    """`status`: answer with `status`; `goaway`: answer, then GOAWAY naming that stream as the
+    last one processed; `drop`: handle the request (a valid push is delivered), then close the
+    connection instead of answering, so that the client cannot know it arrived."""
+    applied: int = 0
+    """How many requests it has hit since it was installed (as listed by `faults()`)."""
+
+    @property
+    def key(self) -> tuple[str, int | str | None]:
+        """One fault per platform and status, and one per connection kind."""
+        return (self.platform, self.status if self.kind == "status" else self.kind)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "platform": self.platform,
+            "kind": self.kind,
             "status": self.status,
             "rate": self.rate,
             "retry_after": self.retry_after,
             "latency_ms": self.latency_ms,
+            "applied": self.applied,
         }
 
 
@@ -108,6 +131,9 @@ class FaultDecision:
     status: int | None
     """Answer with this transient failure, or None to go on normally."""
     retry_after: int | None
+    connection: ConnectionFault | None = None
+    """Handle the request, then send GOAWAY after its answer (`goaway`) or close the
+    connection instead of answering (`drop`); None: leave the connection alone."""
 
 
 class EmulatorState:
@@ -129,9 +155,11 @@ class EmulatorState:
         self._lock = threading.Lock()
         self._deliveries: deque[Delivery] = deque(maxlen=max_deliveries)
         self._outcomes: dict[tuple[str, str], TokenOutcome] = {}
-        # Several faults per platform (e.g. 20% 503 and 5% 429), one per status.
-        self._faults: dict[tuple[str, int | None], Fault] = {}
-        self._fault_credit: dict[tuple[str, int | None], float] = {}
+        self._environments: dict[tuple[str, str], str] = {}
+        # Several faults per platform (e.g. 20% 503 and 5% 429), one per status or kind.
+        self._faults: dict[tuple[str, int | str | None], Fault] = {}
+        self._fault_credit: dict[tuple[str, int | str | None], float] = {}
+        self._fault_applied: dict[tuple[str, int | str | None], int] = {}
 
     def now(self) -> float:
         return self.clock()
@@ -147,6 +175,7 @@ class EmulatorState:
         token: str | None,
         headers: Iterable[tuple[str, str]] | Mapping[str, str],
         payload: Any,
+        http_version: str | None = None,
     ) -> Delivery:
         pairs = headers.items() if isinstance(headers, Mapping) else headers
         merged: dict[str, str] = {}
@@ -162,6 +191,7 @@ class EmulatorState:
             headers=merged,
             payload=payload,
             received_at=stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            http_version=http_version,
         )
         with self._lock:
             self._deliveries.append(delivery)
@@ -196,30 +226,47 @@ class EmulatorState:
         with self._lock:
             return self._outcomes.get((platform, token))
 
+    def set_token_environment(self, platform: str, token: str, environment: str | None) -> None:
+        """From now on `token` belongs to that environment (`production` or `sandbox`): the
+        other environment's host answers it `BadDeviceToken`. None: any environment."""
+        with self._lock:
+            if environment is None:
+                self._environments.pop((platform, token), None)
+            else:
+                self._environments[(platform, token)] = environment
+
+    def token_environment(self, platform: str, token: str) -> str | None:
+        with self._lock:
+            return self._environments.get((platform, token))
+
     # faults
 
     def set_fault(self, fault: Fault) -> None:
-        """Install (or replace) the platform's fault for that status; rate 0 and no latency
-        clears it (and with no status, every fault of the platform). Faults for other
-        statuses stay."""
-        key = (fault.platform, fault.status)
+        """Install (or replace) the platform's fault for that status or kind; rate 0 and no
+        latency clears it (and a status fault with no status, every fault of the platform).
+        The others stay."""
+        key = fault.key
+        clear_all = fault.kind == "status" and fault.status is None
         with self._lock:
             self._fault_credit.pop(key, None)
+            self._fault_applied.pop(key, None)
             if fault.rate <= 0 and fault.latency_ms <= 0:
-                doomed = [
-                    k
-                    for k in self._faults
-                    if k == key or (fault.status is None and k[0] == fault.platform)
-                ]
+                doomed = [k for k in self._faults if k == key or (clear_all and k[0] == key[0])]
                 for k in doomed:
                     self._faults.pop(k, None)
                     self._fault_credit.pop(k, None)
+                    self._fault_applied.pop(k, None)
             else:
-                self._faults[key] = fault
+                self._faults[key] = replace(fault, applied=0)
 
     def faults(self, platform: str | None = None) -> list[Fault]:
+        """The faults installed, each with how many requests it has hit so far."""
         with self._lock:
-            return [f for (p, _), f in self._faults.items() if platform in (None, p)]
+            return [
+                replace(f, applied=self._fault_applied.get(key, 0))
+                for key, f in self._faults.items()
+                if platform in (None, key[0])
+            ]
 
     def fault(self, platform: str) -> Fault | None:
         found = self.faults(platform)
@@ -234,12 +281,13 @@ class EmulatorState:
                 return None
             chosen: Fault | None = None
             for key, fault in faults:
-                if fault.status is None or fault.rate <= 0:
+                if (fault.kind == "status" and fault.status is None) or fault.rate <= 0:
                     continue
                 credit = self._fault_credit.get(key, 0.0) + fault.rate
                 if chosen is None and credit >= 1 - 1e-9:
                     credit -= 1
                     chosen = fault
+                    self._fault_applied[key] = self._fault_applied.get(key, 0) + 1
                 self._fault_credit[key] = credit
             latency_ms = max(f.latency_ms for _, f in faults)
         retry_after = None
@@ -247,14 +295,23 @@ class EmulatorState:
             retry_after = max(0, int(-(-chosen.retry_after // 1)))
         return FaultDecision(
             latency=latency_ms / 1000,
-            status=chosen.status if chosen is not None else None,
+            status=chosen.status if chosen is not None and chosen.kind == "status" else None,
             retry_after=retry_after,
+            connection=_connection_fault(chosen),
         )
 
     def reset(self) -> None:
-        """Forget deliveries, token outcomes and faults (credentials stay)."""
+        """Forget deliveries, token outcomes and environments, and faults (credentials stay)."""
         with self._lock:
             self._deliveries.clear()
             self._outcomes.clear()
+            self._environments.clear()
             self._faults.clear()
             self._fault_credit.clear()
+            self._fault_applied.clear()
+
+
+def _connection_fault(fault: Fault | None) -> ConnectionFault | None:
+    if fault is None or fault.kind == "status":
+        return None
+    return fault.kind

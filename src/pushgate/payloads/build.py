@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from pushgate.providers.hms import ttl_field as hms_ttl
 from pushgate.targeting.push import AdvancedPush, Push
 
 PLATFORMS = ("ios", "android", "huawei")
@@ -116,7 +117,11 @@ def hms(push: Push) -> dict[str, Any]:
         # HMS carries data as one string.
         "data": _encode(data_fields(push, android.deep_links)).decode()
     }
-    config: dict[str, Any] = {"urgency": "NORMAL" if push.silent else "HIGH", "ttl": f"{push.ttl}s"}
+    # Huawei keeps a message 15 days at most; a longer lifetime is cut, not refused.
+    config: dict[str, Any] = {
+        "urgency": "NORMAL" if push.silent else "HIGH",
+        "ttl": hms_ttl(push.ttl),
+    }
     if not push.silent:
         notification: dict[str, Any] = {"title": push.title, "body": push.message}
         if push.image_url:

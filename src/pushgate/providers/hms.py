@@ -1,11 +1,15 @@
 """HMS Push Kit v1: the pure parts (no I/O).
 
-- `HmsCredential.parse`: the uploaded `{"app_id", "client_id", "client_secret"}`.
+- `HmsCredential.parse`: the uploaded `{"app_id", "client_id", "client_secret"}`, with an
+  optional default `category` and `importance` (Huawei's message classification).
 - `token_request_body`: the client-credentials grant's form body.
+- `prepare_message`: the message as Huawei accepts it: `android.ttl` at most 15 days, the
+  credential's default category and importance where the message has none.
 - `build_send`: the path and body of one send, with `message.token = [token]`.
 - `classify`: an HMS answer as a `Verdict`.
 
-Answers (providers.md), by the result `code` of the JSON body, else by HTTP status:
+Answers (providers.md, "Which failures change a device"), by the result `code` of the JSON
+body, else by HTTP status:
 
 ==========  =======================================  ==========================
 code        meaning                                  verdict (reason)
@@ -15,26 +19,30 @@ code        meaning                                  verdict (reason)
             success/failure counts, illegal_tokens   our token is illegal; ok when
                                                      success > 0; else rejected
 80300007    all tokens invalid                       dead_token (NotRegistered)
-80200001    authentication error                     credential
-80300002    no push permission for the app           credential (nothing sent with
-                                                     this credential can succeed)
-80200003    access token expired                     retry, refresh_auth,
-                                                     detail "token_expired"
-80100001    parameter error                          rejected
-80100003    bad message structure                    rejected
-80300008    body too large                           rejected
+80200001    authentication error                     credential, refresh_auth
+80200003    access token expired                     credential, refresh_auth
+80300002    no push permission for the app           rejected (configuration: the
+                                                     device stays)
+80100001    parameter error                          rejected (payload)
+80100003    bad message structure                    rejected (payload)
+80300008    body too large                           rejected (payload)
 80300010    too many tokens                          rejected
 81000001    internal error                           retry
 HTTP 503    flow control                             retry (Retry-After honoured)
 other       5xx / 429 / 81xxxxxx: retry; 401: credential + refresh_auth; else rejected
 ==========  =======================================  ==========================
+
+`refresh_auth` with `credential`: the sender fetches a new access token and tries once
+more; only a second refusal makes the credential invalid (an access token can be revoked
+or expire early on Huawei's side while the app's secret is still good).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote, urlencode
 
 import msgspec
@@ -57,7 +65,34 @@ BODY_TOO_LARGE = "80300008"
 TOO_MANY_TOKENS = "80300010"
 INTERNAL_ERROR = "81000001"
 
-_REJECTED = frozenset({PARAMETER_ERROR, BAD_MESSAGE, BODY_TOO_LARGE, TOO_MANY_TOKENS})
+_REJECTED = frozenset(
+    {PARAMETER_ERROR, BAD_MESSAGE, BODY_TOO_LARGE, TOO_MANY_TOKENS, NO_PERMISSION}
+)
+
+# Huawei keeps a message for an offline device at most 15 days (`android.ttl`).
+MAX_TTL_SECONDS: Final = 15 * 24 * 3600
+# `android.category`, Huawei's self-classification of a message (apps granted the right);
+# without one Huawei counts a notification as information and marketing, capped per day.
+CATEGORIES: Final = frozenset(
+    {
+        "IM",
+        "VOIP",
+        "SUBSCRIPTION",
+        "TRAVEL",
+        "HEALTH",
+        "WORK",
+        "ACCOUNT",
+        "EXPRESS",
+        "FINANCE",
+        "DEVICE_REMINDER",
+        "MAIL",
+        "MARKETING",
+    }
+)
+# `android.notification.importance`: NORMAL (service and communication), LOW (silent).
+IMPORTANCES: Final = frozenset({"NORMAL", "LOW"})
+# Huawei's `ttl` strings: seconds, optionally with up to nine decimals and an `s`.
+_TTL = re.compile(r"^(\d+)(\.\d{1,9})?[sS]?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +100,14 @@ class HmsCredential:
     app_id: str
     client_id: str
     client_secret: str = field(repr=False)
+    category: str | None = None  # the default `android.category`
+    importance: str | None = None  # the default `android.notification.importance`
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> HmsCredential:
         """From the uploaded JSON object; `client_id` defaults to `app_id` (HMS apps use
-        the app id as OAuth client id). Raises `CredentialError`."""
+        the app id as OAuth client id). Raises `CredentialError`, also for a default
+        `category` or `importance` Huawei would refuse in every message."""
         values: dict[str, str] = {}
         for name in ("app_id", "client_id", "client_secret"):
             value = data.get(name)
@@ -80,7 +118,74 @@ class HmsCredential:
             if not isinstance(value, str) or not value.strip():
                 raise CredentialError(f"huawei credential lacks {name}")
             values[name] = value.strip()
-        return cls(**values)
+        return cls(
+            **values,
+            category=_choice(data, "category", CATEGORIES),
+            importance=_choice(data, "importance", IMPORTANCES),
+        )
+
+
+def _choice(data: Mapping[str, Any], name: str, allowed: frozenset[str]) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in allowed:
+        raise CredentialError(
+            f"huawei {name} {value!r} is not one of Huawei's values: {', '.join(sorted(allowed))}"
+        )
+    return value
+
+
+def ttl_seconds(value: object) -> float | None:
+    """The seconds of an `android.ttl` string as Huawei reads it; None if malformed."""
+    if not isinstance(value, str):
+        return None
+    match = _TTL.match(value)
+    if match is None:
+        return None
+    return float(match.group(1) + (match.group(2) or ""))
+
+
+def ttl_field(seconds: float) -> str:
+    """`android.ttl` for a lifetime of `seconds`, cut to Huawei's 15 days."""
+    return f"{min(MAX_TTL_SECONDS, max(0, int(seconds)))}s"
+
+
+def prepare_message(
+    message: Mapping[str, Any],
+    *,
+    ttl: float | None = None,
+    category: str | None = None,
+    importance: str | None = None,
+) -> dict[str, Any]:
+    """`message` as Huawei accepts it (a copy; the input is not changed).
+
+    `ttl` (seconds) replaces `android.ttl`; without it a ttl longer than 15 days is cut.
+    `category` and `importance` (the credential's defaults) fill `android.category` and
+    `android.notification.importance` where the message has none; importance only on a
+    notification (a data message has no `android.notification` to put it in).
+    """
+    result = dict(message)
+    raw = result.get("android")
+    if raw is not None and not isinstance(raw, Mapping):
+        return result  # Huawei refuses it as it is; nothing here can mend it
+    android = dict(raw or {})
+    if ttl is not None:
+        android["ttl"] = ttl_field(ttl)
+    elif (seconds := ttl_seconds(android.get("ttl"))) is not None and seconds > MAX_TTL_SECONDS:
+        android["ttl"] = ttl_field(MAX_TTL_SECONDS)
+    if category is not None and android.get("category") is None:
+        android["category"] = category
+    notification = android.get("notification")
+    if (
+        importance is not None
+        and isinstance(notification, Mapping)
+        and notification.get("importance") is None
+    ):
+        android["notification"] = {**notification, "importance": importance}
+    if android or raw is not None:
+        result["android"] = android
+    return result
 
 
 def token_request_body(client_id: str, client_secret: str) -> bytes:
@@ -192,10 +297,8 @@ def classify(
         return verdict("rejected")
     if code == ALL_TOKENS_INVALID:
         return verdict("dead_token", "NotRegistered")
-    if code in (AUTH_ERROR, NO_PERMISSION):
-        return verdict("credential")
-    if code == TOKEN_EXPIRED:
-        return verdict("retry", detail="token_expired", refresh_auth=True)
+    if code in (AUTH_ERROR, TOKEN_EXPIRED):
+        return verdict("credential", refresh_auth=True)
     if code in _REJECTED:
         return verdict("rejected")
     if code == INTERNAL_ERROR or code.startswith("81") or status == 429 or status >= 500:

@@ -14,6 +14,8 @@ body `{"validate_only": false, "message": ...}`.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
 import ssl
 import time
 import uuid
@@ -26,8 +28,10 @@ import msgspec
 
 from pushgate.config import env
 from pushgate.providers import apns, fcm, hms
+from pushgate.providers.apns_certificate import client_context, load_p12
 from pushgate.providers.errors import InvalidRequest
 from pushgate.providers.h2client import H2Client, RequestError, Response, copy_trust
+from pushgate.providers.negotiated import NegotiatedClient, Transport
 from pushgate.providers.oauth import (
     FcmTokenSource,
     HmsTokenSource,
@@ -69,7 +73,21 @@ def token_verify(ssl_context: ssl.SSLContext | None) -> ssl.SSLContext | bool:
     return copy_trust(ssl_context) if ssl_context is not None else True
 
 
+# TLS alerts a server sends about the client's certificate: APNs refuses an unknown or
+# revoked push certificate during the handshake (providers.md), which is BadCertificate.
+_CERTIFICATE_ALERT = re.compile(
+    r"ALERT_(BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|UNKNOWN_CA|CERTIFICATE_EXPIRED"
+    r"|CERTIFICATE_REVOKED|CERTIFICATE_REQUIRED|UNSUPPORTED_CERTIFICATE)"
+)
+
+
 def _transport_verdict(error: RequestError) -> Verdict:
+    if _CERTIFICATE_ALERT.search(str(error)):
+        return Verdict(
+            kind="credential",
+            reason="BadCertificate",
+            detail=f"the server refused the client certificate: {error}",
+        )
     return Verdict(
         kind="retry" if error.retryable else "rejected",
         reason=type(error).__name__,
@@ -141,14 +159,22 @@ class ApnsSender:
         ssl_context: ssl.SSLContext | None = None,
         **options: Any,
     ) -> ApnsSender:
-        """From the uploaded `{"key_id", "team_id", "bundle_id", "private_key"}`.
+        """From a stored APNs credential: token auth (`{"key_id", "team_id", "bundle_id",
+        "private_key"}`) or certificate auth (`{"type": "apns_certificate", "p12", "password",
+        "bundle_id"}`: the .p12's identity is loaded into a new context that trusts what
+        `ssl_context` trusts, and no provider token is sent).
 
-        Raises `CredentialError` for an unusable key, `KeyError` for a missing field.
+        Raises `CredentialError` for an unusable key or .p12, `KeyError` for a missing field.
         """
         endpoints = endpoints or Endpoints()
-        signer = apns.ApnsTokenSigner(
-            credential["private_key"], credential["key_id"], credential["team_id"]
-        )
+        signer: apns.ApnsTokenSigner | None = None
+        if credential.get("type") == "apns_certificate":
+            identity = load_p12(str(credential["p12"]), str(credential.get("password") or ""))
+            ssl_context = client_context(identity, ssl_context)
+        else:
+            signer = apns.ApnsTokenSigner(
+                credential["private_key"], credential["key_id"], credential["team_id"]
+            )
         return cls(
             signer,
             credential["bundle_id"],
@@ -177,7 +203,62 @@ class ApnsSender:
         collapse_id: str | None = None,
         apns_id: str | None = None,
     ) -> Verdict:
-        now = self.clock()
+        """One push; the verdict after the two second chances providers.md asks for.
+
+        403 ExpiredProviderToken: a new provider token (if the 20-minute rule allows one) and
+        one more try; a second refusal stands and the credential is invalid. 400
+        BadDeviceToken: the token may belong to the other environment, so one try there; if
+        it is accepted the verdict names that environment (the device is corrected), if it
+        is refused there too the token is dead.
+        """
+        request = functools.partial(
+            self._send_once,
+            token,
+            payload,
+            push_type=push_type,
+            priority=priority,
+            expiration=expiration,
+            collapse_id=collapse_id,
+            apns_id=apns_id or str(uuid.uuid4()),
+        )
+        verdict = await request(sandbox)
+        if verdict.refresh_auth and self.signer is not None:
+            now = self.clock()
+            if not self.signer.refresh(now):
+                wait = apns.TOKEN_MIN_AGE_S - (now - (self.signer.issued_at or now))
+                return dataclasses.replace(
+                    verdict,
+                    kind="retry",
+                    retry_after=max(1.0, wait),
+                    detail=f"{verdict.detail} [provider token kept: issued under 20 minutes"
+                    " ago, check the clock]",
+                )
+            verdict = await request(sandbox)
+        if verdict.status == 400 and verdict.reason == apns.BAD_DEVICE_TOKEN:
+            other = await request(not sandbox)
+            if other.ok:
+                return dataclasses.replace(
+                    other, environment="production" if sandbox else "sandbox"
+                )
+            if other.status == 400 and other.reason == apns.BAD_DEVICE_TOKEN:
+                return dataclasses.replace(
+                    verdict, detail=f"{verdict.detail} [refused on both environments]"
+                )
+            return other
+        return verdict
+
+    async def _send_once(
+        self,
+        token: str,
+        payload: bytes,
+        sandbox: bool,
+        *,
+        push_type: str,
+        priority: int,
+        expiration: int,
+        collapse_id: str | None,
+        apns_id: str,
+    ) -> Verdict:
         try:
             path, headers = apns.build_request(
                 token,
@@ -186,8 +267,8 @@ class ApnsSender:
                 push_type=push_type,
                 priority=priority,
                 expiration=expiration,
-                apns_id=apns_id or str(uuid.uuid4()),
-                bearer=self.signer.token(now) if self.signer is not None else None,
+                apns_id=apns_id,
+                bearer=self.signer.token(self.clock()) if self.signer is not None else None,
                 collapse_id=collapse_id,
             )
         except InvalidRequest as error:
@@ -198,14 +279,7 @@ class ApnsSender:
             )
         except RequestError as error:
             return _transport_verdict(error)
-        verdict = apns.classify(response.status, response.headers, response.body)
-        if verdict.refresh_auth and self.signer is not None:
-            if self.signer.refresh(self.clock()):
-                note = "provider token renewed"
-            else:
-                note = "provider token kept: issued under 20 minutes ago (check the clock)"
-            verdict = dataclasses.replace(verdict, detail=f"{verdict.detail} [{note}]")
-        return verdict
+        return apns.classify(response.status, response.headers, response.body)
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
@@ -224,10 +298,11 @@ class _OAuthSender:
         timeout: float,
         tokens: TokenSource,
         own_http: httpx.AsyncClient | None,
+        client: Transport | None = None,
     ) -> None:
         self.timeout = timeout
         self.tokens = tokens
-        self._client = H2Client(url, ssl_context, max_connections)
+        self._client: Transport = client or H2Client(url, ssl_context, max_connections)
         self._own_http = own_http
 
     async def _post(
@@ -277,6 +352,7 @@ class FcmSender(_OAuthSender):
         token_source: TokenSource | None = None,
         max_connections: int = 1,
         timeout: float = DEFAULT_TIMEOUT_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         own_http = None
         if token_source is None:
@@ -284,6 +360,10 @@ class FcmSender(_OAuthSender):
             token_source = FcmTokenSource(account, own_http, timeout=timeout)
         super().__init__(url, ssl_context, max_connections, timeout, token_source, own_http)
         self.account = account
+        self.clock = clock
+        # QUOTA_EXCEEDED is the project's quota: until this time no message of the
+        # credential is sent (each is put back to wait), not only the one refused.
+        self.quota_paused_until = 0.0
 
     @classmethod
     def from_credential(
@@ -302,9 +382,17 @@ class FcmSender(_OAuthSender):
         `ttl` (seconds) replaces `message.android.ttl`."""
         if not token:
             return Verdict(
-                kind="bad_token",
+                kind="dead_token",
                 reason="InvalidRegistration",
                 detail="empty token (checked locally)",
+            )
+        paused = self.quota_paused_until - self.clock()
+        if paused > 0:
+            return Verdict(
+                kind="retry",
+                reason=fcm.QUOTA_EXCEEDED,
+                detail="not sent: the credential waits after QUOTA_EXCEEDED",
+                retry_after=paused,
             )
         body = _decode_object(payload)
         if body is None:
@@ -326,14 +414,21 @@ class FcmSender(_OAuthSender):
             )
         except ValueError as error:
             return Verdict(kind="rejected", reason="InvalidParameters", detail=str(error))
-        return await self._post(path, data, lambda r: fcm.classify(r.status, r.headers, r.body))
+        verdict = await self._post(path, data, lambda r: fcm.classify(r.status, r.headers, r.body))
+        if verdict.reason == fcm.QUOTA_EXCEEDED and verdict.retry_after is not None:
+            self.quota_paused_until = max(
+                self.quota_paused_until, self.clock() + verdict.retry_after
+            )
+        return verdict
 
 
 class HmsSender(_OAuthSender):
     """HMS Push Kit sends for one app.
 
     `ssl_context` (None: the system trust store) is used for the push host and, copied,
-    for `token_url`; `token_source` replaces the built-in token fetcher.
+    for `token_url`; `token_source` replaces the built-in token fetcher. Over https the push
+    host is spoken to in HTTP/2 only if it selects `h2` by ALPN, else in HTTP/1.1 (Huawei's
+    own server demos use HTTP/1.1); `http://` means HTTP/2 with prior knowledge.
     """
 
     def __init__(
@@ -357,8 +452,21 @@ class HmsSender(_OAuthSender):
                 token_url=token_url,
                 timeout=timeout,
             )
-        super().__init__(url, ssl_context, max_connections, timeout, token_source, own_http)
+        super().__init__(
+            url,
+            ssl_context,
+            max_connections,
+            timeout,
+            token_source,
+            own_http,
+            client=NegotiatedClient(url, ssl_context, max_connections),
+        )
         self.credential = credential
+
+    @property
+    def protocol(self) -> str | None:
+        """`h2` or `http/1.1` once the push host has chosen (None before)."""
+        return self._client.protocol if isinstance(self._client, NegotiatedClient) else None
 
     @classmethod
     def from_credential(
@@ -368,8 +476,8 @@ class HmsSender(_OAuthSender):
         endpoints: Endpoints | None = None,
         **options: Any,
     ) -> HmsSender:
-        """From the uploaded `{"app_id", "client_id", "client_secret"}`. Raises
-        `CredentialError`."""
+        """From the uploaded `{"app_id", "client_id", "client_secret"}` (with an optional
+        default `category` and `importance`). Raises `CredentialError`."""
         endpoints = endpoints or Endpoints()
         return cls(
             hms.HmsCredential.parse(credential),
@@ -380,10 +488,11 @@ class HmsSender(_OAuthSender):
 
     async def send(self, token: str, payload: bytes, *, ttl: int | None = None) -> Verdict:
         """`payload`: `{"validate_only": false, "message": {...}}`; `ttl` (seconds)
-        replaces `message.android.ttl`."""
+        replaces `message.android.ttl`, cut to Huawei's 15 days like any longer ttl; the
+        credential's default category and importance go where the message has none."""
         if not token:
             return Verdict(
-                kind="bad_token",
+                kind="dead_token",
                 reason="InvalidRegistration",
                 detail="empty token (checked locally)",
             )
@@ -393,10 +502,14 @@ class HmsSender(_OAuthSender):
             return Verdict(
                 kind="rejected", reason="80100003", detail="payload has no message object"
             )
+        message = hms.prepare_message(
+            message,
+            ttl=ttl,
+            category=self.credential.category,
+            importance=self.credential.importance,
+        )
         try:
-            path, data = hms.build_send(
-                self.credential.app_id, {**body, "message": _with_ttl(message, ttl)}, token
-            )
+            path, data = hms.build_send(self.credential.app_id, {**body, "message": message}, token)
         except ValueError as error:
             return Verdict(kind="rejected", reason="80100001", detail=str(error))
         return await self._post(

@@ -120,34 +120,6 @@ def by_ref(conn: Db, box: SecretBox, ref: str) -> list[Credential]:
     return [_credential(box, tuple(row)) for row in rows]
 
 
-_ROW = "kind, data, validated, detail, ref, updated_at"
-
-
-def snapshot(conn: Db, partner_id: int, platform: str) -> tuple[Any, ...] | None:
-    """The stored row as it is (still sealed), for `restore`."""
-    row = conn.execute(
-        f"SELECT {_ROW} FROM credentials WHERE partner_id = ? AND platform = ?",
-        (partner_id, platform),
-    ).fetchone()
-    return None if row is None else tuple(row)
-
-
-def restore(conn: Db, partner_id: int, platform: str, row: tuple[Any, ...] | None) -> None:
-    """Put back what `snapshot` read (None: there was no credential)."""
-    if row is None:
-        conn.execute(
-            "DELETE FROM credentials WHERE partner_id = ? AND platform = ?", (partner_id, platform)
-        )
-        return
-    conn.execute(
-        f"INSERT INTO credentials (partner_id, platform, {_ROW}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (partner_id, platform) DO UPDATE SET kind = excluded.kind,"
-        " data = excluded.data, validated = excluded.validated, detail = excluded.detail,"
-        " ref = excluded.ref, updated_at = excluded.updated_at",
-        (partner_id, platform, *row),
-    )
-
-
 def refs_with_prefix(conn: Db, prefix: str) -> list[str]:
     """Every stored ref starting with `prefix` (letters, digits, `-` and `:` only), sorted.
 

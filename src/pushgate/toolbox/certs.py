@@ -54,6 +54,14 @@ def firebase_body(path: Path) -> dict[str, Any]:
 
 
 def huawei_body(path: Path | None, options: dict[str, str | None]) -> dict[str, Any]:
+    """The app's ids and secret, and the optional default `category` and `importance`
+    (Huawei's message classification; the server checks their values)."""
     given = {k: v for k, v in options.items() if v}
     body = {**(_json_file(path) if path else {}), **given}
-    return _need(body, ("app_id", "client_id", "client_secret"), "an HMS credential")
+    result: dict[str, Any] = _need(
+        body, ("app_id", "client_id", "client_secret"), "an HMS credential"
+    )
+    for name in ("category", "importance"):
+        if body.get(name) is not None:
+            result[name] = body[name]
+    return result

@@ -388,6 +388,10 @@ def certs() -> None:
 @click.option(
     "--client-secret", envvar="PUSHGATE_HMS_CLIENT_SECRET", help="Huawei: the client secret."
 )
+@click.option(
+    "--category", help="Huawei: the default android.category of every message (IM, FINANCE...)."
+)
+@click.option("--importance", help="Huawei: the default notification importance (NORMAL, LOW).")
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoint's answer as JSON.")
 def certs_add(
     provider: str,
@@ -401,6 +405,8 @@ def certs_add(
     app_id: str | None,
     client_id: str | None,
     client_secret: str | None,
+    category: str | None,
+    importance: str | None,
     as_json: bool,
 ) -> None:
     """Upload a provider credential to a running server, which validates it (a key that
@@ -410,7 +416,8 @@ def certs_add(
     apns FILE.p8 --key-id K --team-id T --bundle-id B
     apns FILE.p12 --bundle-id B [--password P]
     firebase SERVICE-ACCOUNT.json
-    huawei [FILE.json] [--app-id A --client-id C --client-secret S]"""
+    huawei [FILE.json] [--app-id A --client-id C --client-secret S]
+           [--category C] [--importance I]"""
     import msgspec
 
     from pushgate.toolbox import certs as bodies
@@ -427,7 +434,13 @@ def certs_add(
         assert file is not None
         body = bodies.firebase_body(file)
     else:
-        options = {"app_id": app_id, "client_id": client_id, "client_secret": client_secret}
+        options = {
+            "app_id": app_id,
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "category": category,
+            "importance": importance,
+        }
         body = bodies.huawei_body(file, options)
     with client(url, api_key=key) as http, http_errors(url):
         result = http.call(http.endpoints.certificate(provider, msgspec.json.encode(body)))

@@ -39,10 +39,16 @@ class FirebaseServiceAccount(msgspec.Struct, kw_only=True, omit_defaults=True):
     universe_domain: str | None = None
 
 
-class HuaweiCredential(msgspec.Struct, kw_only=True):
+class HuaweiCredential(msgspec.Struct, kw_only=True, omit_defaults=True):
     app_id: str
     client_id: str
     client_secret: str
+    # Huawei's message classification, put in every message that has none of its own:
+    # `android.category` (IM, VOIP, SUBSCRIPTION, TRAVEL, HEALTH, WORK, ACCOUNT, EXPRESS,
+    # FINANCE, DEVICE_REMINDER, MAIL, MARKETING) and `android.notification.importance`
+    # (NORMAL or LOW). Anything else is refused with 406 `invalid_certificate`.
+    category: str | None = None
+    importance: str | None = None
 
 
 class CertificateResult(msgspec.Struct, kw_only=True):
