@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from pushgate import logs
-from pushgate.config import Settings, env
+from pushgate.config import ConfigError, Settings, env
 from pushgate.store import partners as partner_ops
 from pushgate.store.backend import connect_sync
 from pushgate.store.models import PartnerSecrets
@@ -57,6 +57,13 @@ main.add_command(toolbox.demo)
     default=None,
     help="Serve the HTTP API, run delivery workers, or both (default).",
 )
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Delivery processes (PUSHGATE_WORKERS; default: one per core but one). 1 delivers in"
+    " this process; more run as child processes of it.",
+)
 def serve(
     host: str | None,
     port: int | None,
@@ -65,21 +72,26 @@ def serve(
     tls_cert: Path | None,
     tls_key: Path | None,
     role: str | None,
+    workers: int | None,
 ) -> None:
-    """Run the HTTP API and the delivery workers in one process."""
+    """Run the HTTP API and the delivery workers."""
     import uvicorn
 
     from pushgate.server import create_app
 
-    settings = Settings.load(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        emulate=emulate,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        role=role,
-    )
+    try:
+        settings = Settings.load(
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            emulate=emulate,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            role=role,
+            workers=workers,
+        )
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
     logs.configure(settings.log_level)
     app = create_app(settings)
     uvicorn.run(

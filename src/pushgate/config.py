@@ -5,12 +5,62 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
 
 ENV_PREFIX = "PUSHGATE_"
+WORKERS_ENV = "WORKERS"  # PUSHGATE_WORKERS: delivery processes (`serve --workers`)
+MAX_WORKERS = 256
+CONCURRENCY_ENV = "WORKER_CONCURRENCY"  # PUSHGATE_WORKER_CONCURRENCY: jobs a worker holds
+MAX_CONCURRENCY = 10_000
+DELIVERY_ROLES = ("all", "worker")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; its message is the one line the operator sees."""
 
 
 def env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(ENV_PREFIX + name, default)
+
+
+def _number(kind: type[N], name: str, default: N) -> N:
+    raw = env(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return kind(raw.strip())
+    except ValueError:
+        noun = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{ENV_PREFIX}{name} must be {noun}, not {raw!r}") from None
+
+
+def default_workers() -> int:
+    """One delivery process per core, less one core for the API (in this process with
+    `--role all`, or another on the same machine) or the database."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+def workers_setting(flag: int | None) -> int:
+    """`--workers`, else PUSHGATE_WORKERS, else `default_workers()`."""
+    if flag is not None:
+        value: object = flag
+        source = "--workers"
+    else:
+        raw = env(WORKERS_ENV)
+        if raw is None or not raw.strip():
+            return default_workers()
+        value, source = raw.strip(), ENV_PREFIX + WORKERS_ENV
+    try:
+        count = int(str(value))
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_WORKERS:
+        raise ConfigError(
+            f"{source} must be a whole number from 1 to {MAX_WORKERS}, not {str(value)!r}"
+        )
+    return count
 
 
 @dataclass(frozen=True)
@@ -49,6 +99,12 @@ class Settings:
     shutdown_grace: float = 10.0
     # Days a finished delivery job (token and payload) is kept; 0: forever (delivery/retention.py).
     job_retention_days: float = 7.0
+    # Delivery processes (docs/operations.md): 1 delivers in this process; more run in child
+    # processes of this one. `load` defaults it to one per core but one (`default_workers`).
+    workers: int = 1
+    # Jobs one worker holds at most (claimed, not yet recorded): enough for the provider's
+    # round trip at the rate wanted (docs/operations.md, "Sizing").
+    worker_concurrency: int = 256
 
     @classmethod
     def load(cls, **flags: object) -> Settings:
@@ -56,7 +112,7 @@ class Settings:
         values: dict[str, object] = {
             "data_dir": Path(env("DATA_DIR") or cls.data_dir),
             "host": env("HOST") or cls.host,
-            "port": int(env("PORT") or cls.port),
+            "port": _number(int, "PORT", cls.port),
             "emulate": (env("EMULATE") or "").lower() in ("1", "true", "yes"),
             "tls_cert": Path(p) if (p := env("TLS_CERT")) else None,
             "tls_key": Path(p) if (p := env("TLS_KEY")) else None,
@@ -70,15 +126,25 @@ class Settings:
             "queue_url": env("QUEUE_URL") or None,
             "queue_prefix": env("QUEUE_PREFIX") or cls.queue_prefix,
             "campaign_stats": (env("CAMPAIGN_STATS") or "on").lower() not in ("0", "off", "false"),
-            "bad_key_limit": int(env("BAD_KEY_LIMIT") or cls.bad_key_limit),
-            "bad_key_window": int(env("BAD_KEY_WINDOW") or cls.bad_key_window),
+            "bad_key_limit": _number(int, "BAD_KEY_LIMIT", cls.bad_key_limit),
+            "bad_key_window": _number(int, "BAD_KEY_WINDOW", cls.bad_key_window),
             "bad_key_exempt": env("BAD_KEY_EXEMPT", cls.bad_key_exempt),
-            "max_requests": int(env("MAX_REQUESTS") or cls.max_requests),
-            "max_request_mb": int(env("MAX_REQUEST_MB") or cls.max_request_mb),
-            "max_store_backlog": int(env("MAX_STORE_BACKLOG") or cls.max_store_backlog),
-            "max_queue_depth": int(env("MAX_QUEUE_DEPTH") or cls.max_queue_depth),
-            "shutdown_grace": float(env("SHUTDOWN_GRACE") or cls.shutdown_grace),
-            "job_retention_days": float(env("JOB_RETENTION_DAYS") or cls.job_retention_days),
+            "max_requests": _number(int, "MAX_REQUESTS", cls.max_requests),
+            "max_request_mb": _number(int, "MAX_REQUEST_MB", cls.max_request_mb),
+            "max_store_backlog": _number(int, "MAX_STORE_BACKLOG", cls.max_store_backlog),
+            "max_queue_depth": _number(int, "MAX_QUEUE_DEPTH", cls.max_queue_depth),
+            "shutdown_grace": _number(float, "SHUTDOWN_GRACE", cls.shutdown_grace),
+            "job_retention_days": _number(float, "JOB_RETENTION_DAYS", cls.job_retention_days),
+            "worker_concurrency": _number(int, CONCURRENCY_ENV, cls.worker_concurrency),
         }
+        if not 1 <= int(str(values["worker_concurrency"])) <= MAX_CONCURRENCY:
+            raise ConfigError(
+                f"{ENV_PREFIX}{CONCURRENCY_ENV} must be from 1 to {MAX_CONCURRENCY},"
+                f" not {values['worker_concurrency']}"
+            )
+        workers_flag = flags.pop("workers", None)
         values.update({k: v for k, v in flags.items() if v is not None})
+        if workers_flag is not None and values["role"] not in DELIVERY_ROLES:
+            raise ConfigError(f"--workers needs --role worker or all, not {values['role']}")
+        values["workers"] = workers_setting(workers_flag if isinstance(workers_flag, int) else None)
         return cls(**values)  # type: ignore[arg-type]

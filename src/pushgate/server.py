@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,8 +24,9 @@ from pushgate.api.stats import REPORT_PREFIX, StatsRoutes
 from pushgate.api.users import UserRoutes
 from pushgate.api.users import too_large as user_too_large
 from pushgate.auth import PartnerCache
-from pushgate.config import Settings, env
+from pushgate.config import DELIVERY_ROLES, Settings, env
 from pushgate.dashboard.app import PREFIX, Dashboard
+from pushgate.delivery.processes import ChildSpec, DeliveryProcesses
 from pushgate.delivery.retention import JobRetention
 from pushgate.delivery.senders import ProviderDirectory
 from pushgate.delivery.worker import DeliveryWorker
@@ -32,8 +34,8 @@ from pushgate.emulation import StoredCredentials, mark_emulated
 from pushgate.emulators.runner import Emulators
 from pushgate.limits import bad_keys
 from pushgate.limits.rate import MemoryRateLimiter, RateLimiter
-from pushgate.providers.h2client import make_ssl_context
 from pushgate.providers.senders import Endpoints
+from pushgate.providers.tls import make_ssl_context
 from pushgate.push_service import PushService
 from pushgate.queue import backlog
 from pushgate.queue.base import JobQueue
@@ -50,6 +52,7 @@ class Delivery:
     """The in-process delivery side: provider endpoints, senders, the worker task."""
 
     worker: DeliveryWorker | None = None
+    processes: DeliveryProcesses | None = None  # --workers N > 1: the workers' processes
     broker: JetStreamQueue | None = None
     relay_task: asyncio.Task[None] | None = None
     directory: ProviderDirectory | None = None
@@ -97,6 +100,7 @@ def create_app(settings: Settings) -> App:
         queue_depth=lambda: queue_watch.queued,
     )
     delivery = Delivery()
+    wakers: list[Callable[[], None]] = []  # what to tell when a push queued jobs
     monitoring = Monitoring(
         app,
         store,
@@ -132,6 +136,19 @@ def create_app(settings: Settings) -> App:
         # own log handlers, which this replaces, so that its lines are in the chosen format too.
         logs.configure(settings.log_level)
 
+    async def start_processes(emulator_token_url: str | None) -> None:
+        """The workers in child processes (delivery/processes.py), started once the
+        emulators, when there are any, listen: the children send to them too."""
+        endpoints, ca_pem, parent = delivery.endpoints, delivery.ca_pem, os.getpid()
+
+        def spec(index: int) -> ChildSpec:
+            return ChildSpec(settings, index, parent, endpoints, ca_pem, emulator_token_url)
+
+        processes = DeliveryProcesses(settings.workers, spec, settings.shutdown_grace)
+        delivery.processes = processes
+        await processes.start()
+        wakers.append(processes.wake)
+
     async def start() -> None:
         store.start()
         emulator_token_url: str | None = None
@@ -143,7 +160,6 @@ def create_app(settings: Settings) -> App:
                 with open(ca_file) as f:
                     delivery.ca_pem = f.read()
         queue: JobQueue = store.queue
-        wakers: list[Callable[[], None]] = []
         if settings.queue_url:
             from pushgate.queue.jetstream import JetStreamQueue
 
@@ -154,16 +170,24 @@ def create_app(settings: Settings) -> App:
             queue = broker
             wakers.append(broker.relay_wakeup.set)
             delivery.relay_task = asyncio.create_task(broker.run_relay())
-        if settings.role in ("all", "worker"):
+        if settings.role in DELIVERY_ROLES:
             if delivery.broker is not None:
                 await delivery.broker.watch_dead_letters(store.record_delivery)
-            delivery.directory = ProviderDirectory(
-                store.credential, delivery.endpoints, delivery.ssl_context, emulator_token_url
-            )
-            delivery.worker = DeliveryWorker(queue, store.record_delivery, delivery.directory)
-            wakers.append(delivery.worker.wake)
-            delivery.task = asyncio.create_task(delivery.worker.run())
-        monitoring.started(delivery.worker, delivery.broker)
+            if settings.workers > 1:
+                await start_processes(emulator_token_url)
+            else:
+                delivery.directory = ProviderDirectory(
+                    store.credential, delivery.endpoints, delivery.ssl_context, emulator_token_url
+                )
+                delivery.worker = DeliveryWorker(
+                    queue,
+                    store.record_deliveries,
+                    delivery.directory,
+                    concurrency=settings.worker_concurrency,
+                )
+                wakers.append(delivery.worker.wake)
+                delivery.task = asyncio.create_task(delivery.worker.run())
+        monitoring.started(delivery.worker or delivery.processes, delivery.broker)
 
         def on_queued() -> None:
             for wake in wakers:
@@ -174,6 +198,8 @@ def create_app(settings: Settings) -> App:
     async def stop() -> None:
         if delivery.worker is not None:  # first: handing jobs back needs the queue and broker
             await delivery.worker.stop(settings.shutdown_grace)
+        if delivery.processes is not None:
+            await delivery.processes.stop()
         for task in (delivery.task, delivery.relay_task):
             if task is not None:
                 task.cancel()
@@ -202,7 +228,7 @@ def create_app(settings: Settings) -> App:
     app.on_startup.append(start)
     app.on_shutdown.append(stop)
     app.on_shutdown.append(partners.aclose)  # the bad-key counter's Redis client
-    if settings.role in ("all", "worker") and settings.job_retention_days > 0:
+    if settings.role in DELIVERY_ROLES and settings.job_retention_days > 0:
         app.background.append(JobRetention(store.db, settings.job_retention_days).run)
     if settings.role in ("all", "api"):
         app.background.append(push.run_async_requests)

@@ -77,8 +77,10 @@ def _drop_schemas() -> None:
 
 # The suite sends many bad keys from 127.0.0.1 on purpose (error and fuzz tests), which the
 # limit on repeated bad keys per client address (limits/bad_keys.py) would answer 429; it is
-# off here, and tests/e2e/test_bad_key_limit.py turns it on with its default.
-SUITE_SETTINGS = {"PUSHGATE_BAD_KEY_LIMIT": "0"}
+# off here, and tests/e2e/test_bad_key_limit.py turns it on with its default. Servers deliver
+# in one process whatever the machine's cores (the default follows them); tests/e2e/
+# test_worker_processes.py asks for more.
+SUITE_SETTINGS = {"PUSHGATE_BAD_KEY_LIMIT": "0", "PUSHGATE_WORKERS": "1"}
 
 
 def process_env(backend_env: dict[str, str], extra: dict[str, str]) -> dict[str, str]:

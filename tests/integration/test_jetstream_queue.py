@@ -130,9 +130,10 @@ async def test_a_claimed_job_settled_done_leaves_the_stream(
     await queue.relay_once()
     claimed = await queue.claim("w1", 10, LEASE)
     assert sorted(j.id for j in claimed) == ids
-    for job in claimed:
-        recorded = await store.record_delivery(job, "w1", DeliveryOutcome(DONE))
-        await queue.settled(job, DeliveryOutcome(DONE), recorded)
+    done = [(job, DeliveryOutcome(DONE)) for job in claimed]
+    recorded = await store.record_deliveries("w1", done)
+    assert recorded == [True, True]
+    await queue.settled([(job, outcome, True) for job, outcome in done])
     assert await stream_messages(prefix) == 0
     assert await queue.claim("w1", 10, LEASE, wait=0.3) == []
 
@@ -144,7 +145,7 @@ async def test_a_retry_comes_back_when_its_backoff_ends(
     await queue.relay_once()
     (job,) = await queue.claim("w1", 10, LEASE)
     retry = DeliveryOutcome(QUEUED, detail="503", retry_at=time.time() + 1.0)
-    await queue.settled(job, retry, await store.record_delivery(job, "w1", retry))
+    await queue.settled([(job, retry, await store.record_delivery(job, "w1", retry))])
     assert await queue.claim("w1", 10, LEASE, wait=0.3) == []
     await asyncio.sleep(1.0)
     (again,) = await queue.claim("w1", 10, LEASE, wait=2.0)
@@ -172,7 +173,7 @@ async def test_a_dead_workers_job_is_claimed_again_after_its_lease(
         # The dead worker's late outcome is refused; the live one's is recorded.
         assert not await store.record_delivery(job, "dead", DeliveryOutcome(DONE))
         assert await store.record_delivery(again, "live", DeliveryOutcome(DONE))
-        await other.settled(again, DeliveryOutcome(DONE), True)
+        await other.settled([(again, DeliveryOutcome(DONE), True)])
     finally:
         await other.close()
     assert await stream_messages(prefix) == 0

@@ -29,6 +29,8 @@ from h2.events import (
 from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes, Settings
 
+STREAMS_BEFORE_SETTINGS_ACK = 1000
+
 
 @dataclass
 class Request:
@@ -75,11 +77,15 @@ class ServerConnection(asyncio.Protocol):
             if ssl_object.selected_alpn_protocol() != "h2":
                 transport.close()  # this server speaks nothing else
                 return
+        # The limit binds once the client has it (its ACK of our SETTINGS, RFC 9113 6.5.3): a
+        # client may open streams before it has read our SETTINGS, as libcurl does on every
+        # connection after a pool's first. h2 applies the update at the first ACK.
         self.h2.local_settings = Settings(
             client=False,
-            initial_values={SettingCodes.MAX_CONCURRENT_STREAMS: self.max_streams},
+            initial_values={SettingCodes.MAX_CONCURRENT_STREAMS: STREAMS_BEFORE_SETTINGS_ACK},
         )
         self.h2.initiate_connection()
+        self.h2.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: self.max_streams})
         self.flush()
 
     def flush(self) -> None:

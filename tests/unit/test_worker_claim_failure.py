@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 import pytest
 
 from pushgate.delivery import worker as worker_module
-from pushgate.delivery.outcome import DeliveryOutcome
+from pushgate.delivery.outcome import Attempt
 from pushgate.delivery.worker import DeliveryWorker
 from pushgate.providers.verdict import Verdict
-from pushgate.queue.base import Job
+from pushgate.queue.base import Job, Settled
 
 
 def job(job_id: int) -> Job:
@@ -39,8 +40,8 @@ class FlakyQueue:
     async def depth(self) -> int:
         return 0
 
-    async def settled(self, job: Job, outcome: DeliveryOutcome, recorded: bool) -> None:
-        self.settled_ids.append(job.id)
+    async def settled(self, results: Sequence[Settled]) -> None:
+        self.settled_ids += [job.id for job, _, _ in results]
 
 
 class OkSender:
@@ -60,9 +61,9 @@ async def test_a_worker_keeps_claiming_after_its_queue_fails(
     queue = FlakyQueue(failures=3)
     recorded: list[str] = []
 
-    async def record(job: Job, name: str, outcome: DeliveryOutcome) -> bool:
-        recorded.append(outcome.state)
-        return True
+    async def record(name: str, attempts: Sequence[Attempt]) -> list[bool]:
+        recorded.extend(outcome.state for _, outcome in attempts)
+        return [True] * len(attempts)
 
     worker = DeliveryWorker(queue, record, Senders(), idle_poll_seconds=0.01)
     task = asyncio.create_task(worker.run())

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from pushgate.api.app import App
 from pushgate.api.http import Request, Response, json_response
-from pushgate.delivery.worker import DeliveryWorker
+from pushgate.delivery.worker import DeliveryView
 from pushgate.exposition import Scrape, exposition
 from pushgate.health import RETRY_AFTER_SECONDS, Check, Readiness, RedisPing
 from pushgate.metrics import PushMetrics
@@ -49,12 +49,12 @@ class Monitoring:
         self.store = store
         self.pushes = pushes
         self.backlog = backlog
-        self.worker: DeliveryWorker | None = None
+        self.worker: DeliveryView | None = None
         self.broker: JetStreamQueue | None = None
         self.redis = RedisPing(redis_url) if redis_url else None
         self.readiness = Readiness({})
 
-    def started(self, worker: DeliveryWorker | None, broker: JetStreamQueue | None) -> None:
+    def started(self, worker: DeliveryView | None, broker: JetStreamQueue | None) -> None:
         self.worker, self.broker = worker, broker
         self.backlog.outbox = broker is not None
         # The queue is the job table, or JetStream in front of it.
@@ -88,6 +88,15 @@ class Monitoring:
             return json_response(503, body, _UNAVAILABLE_HEADERS)
         return json_response(200, {"status": "ready"})
 
+    def _jetstream_counters(self) -> dict[str, int]:
+        if self.broker is None:
+            return {}
+        counters = dict(self.broker.counters)
+        if self.worker is not None:  # delivery processes count their own claims
+            for key, n in self.worker.queue_counters.items():
+                counters[key] = counters.get(key, 0) + n
+        return counters
+
     async def metrics(self, request: Request) -> Response:
         worker = self.worker
         scrape = Scrape(
@@ -98,6 +107,6 @@ class Monitoring:
             backlog=await self.backlog.read(),
             store_units=self.store.db.units,
             store_commits=self.store.db.batches,
-            jetstream=self.broker.counters if self.broker is not None else {},
+            jetstream=self._jetstream_counters(),
         )
         return Response(200, exposition(scrape), _PROMETHEUS)

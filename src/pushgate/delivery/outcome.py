@@ -28,6 +28,12 @@ class DeliveryOutcome:
     device_environment: str | None = None  # APNs: the environment the token was found in
 
 
+# A claimed job and the outcome to record for it.
+Attempt = tuple[Job, DeliveryOutcome]
+# The common outcome, shared (it is immutable) rather than made per send.
+ACCEPTED = DeliveryOutcome(DONE)
+
+
 def expired(detail: str | None = None) -> DeliveryOutcome:
     return DeliveryOutcome(EXPIRED, EXPIRED_REASON, detail)
 
@@ -45,6 +51,8 @@ def decide(
     rng: random.Random | None = None,
 ) -> DeliveryOutcome:
     if kind == "ok":
+        if environment is None:
+            return ACCEPTED
         return DeliveryOutcome(DONE, device_environment=environment)
     if kind == "retry":
         at = next_attempt(job.attempts, now, job.expires_at, retry_after, rng)

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.serialization import (
 from cryptography.x509.oid import NameOID
 
 from pushgate.providers.errors import CredentialError
-from pushgate.providers.h2client import copy_trust, make_ssl_context
+from pushgate.providers.tls import copy_trust, make_ssl_context
 
 
 @dataclass(frozen=True, slots=True)

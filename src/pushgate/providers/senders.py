@@ -1,7 +1,7 @@
 """One sender per provider credential: `await send(token, payload) -> Verdict`.
 
-Each sender owns its connections (an `H2Client` per host) and, for FCM and HMS, its
-access-token source, and closes them in `aclose()`. It never raises for a provider or
+Each sender owns its connections (a `CurlClient` per host: one connection pool per credential
+and host) and, for FCM and HMS, its access-token source, and closes them in `aclose()`. It never raises for a provider or
 network problem: connection errors and timeouts become `Verdict(kind="retry")`, requests
 the provider would refuse and that are caught locally become the verdict the provider
 would have given (with `status` 0).
@@ -28,10 +28,14 @@ import msgspec
 
 from pushgate.config import env
 from pushgate.providers import apns, fcm, hms
-from pushgate.providers.apns_certificate import client_context, load_p12
+from pushgate.providers.apns_certificate import ApnsIdentity, client_context, load_p12
+from pushgate.providers.curl_client import (
+    DEFAULT_HTTP1_CONNECTIONS,
+    CurlClient,
+    RequestError,
+    Response,
+)
 from pushgate.providers.errors import InvalidRequest
-from pushgate.providers.h2client import H2Client, RequestError, Response, copy_trust
-from pushgate.providers.negotiated import NegotiatedClient, Transport
 from pushgate.providers.oauth import (
     FcmTokenSource,
     HmsTokenSource,
@@ -39,6 +43,7 @@ from pushgate.providers.oauth import (
     TokenSource,
     token_http_client,
 )
+from pushgate.providers.tls import CurlTls, copy_trust
 from pushgate.providers.verdict import Verdict
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -69,15 +74,17 @@ class Endpoints:
 
 def token_verify(ssl_context: ssl.SSLContext | None) -> ssl.SSLContext | bool:
     """The token endpoint's TLS trust: the same CAs, in a context of its own (httpx
-    rewrites the ALPN of the context it is given, which must not reach H2Client's)."""
+    rewrites the ALPN of the context it is given, which must not reach a shared one)."""
     return copy_trust(ssl_context) if ssl_context is not None else True
 
 
 # TLS alerts a server sends about the client's certificate: APNs refuses an unknown or
 # revoked push certificate during the handshake (providers.md), which is BadCertificate.
+# OpenSSL's texts: "sslv3 alert bad certificate", "tlsv13 alert certificate required"...
 _CERTIFICATE_ALERT = re.compile(
-    r"ALERT_(BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|UNKNOWN_CA|CERTIFICATE_EXPIRED"
-    r"|CERTIFICATE_REVOKED|CERTIFICATE_REQUIRED|UNSUPPORTED_CERTIFICATE)"
+    r"alert[ _](bad[ _]certificate|certificate[ _]unknown|unknown[ _]ca|certificate[ _]expired"
+    r"|certificate[ _]revoked|certificate[ _]required|unsupported[ _]certificate)",
+    re.IGNORECASE,
 )
 
 
@@ -124,7 +131,9 @@ def _with_ttl(message: Mapping[str, Any], ttl: int | None) -> dict[str, Any]:
 
 class ApnsSender:
     """APNs pushes for one credential (token auth with `signer`; with certificate auth
-    pass `signer=None` and an `ssl_context` holding the client certificate).
+    pass `signer=None` and the `.p12`'s `identity`, presented as the TLS client certificate).
+
+    `ssl_context` says what to trust (None: the system store); it is read, never changed.
 
     The device's environment picks the host: `send(..., sandbox=True)` uses the sandbox.
     """
@@ -137,6 +146,7 @@ class ApnsSender:
         production_url: str = apns.APNS_PRODUCTION,
         sandbox_url: str = apns.APNS_SANDBOX,
         ssl_context: ssl.SSLContext | None = None,
+        identity: ApnsIdentity | None = None,
         max_connections: int = 1,
         timeout: float = DEFAULT_TIMEOUT_S,
         clock: Callable[[], float] = time.time,
@@ -145,10 +155,11 @@ class ApnsSender:
         self.topic = topic
         self.urls = {False: production_url, True: sandbox_url}
         self.ssl_context = ssl_context
+        self.identity = identity
         self.max_connections = max_connections
         self.timeout = timeout
         self.clock = clock
-        self._clients: dict[bool, H2Client] = {}
+        self._clients: dict[bool, CurlClient] = {}
 
     @classmethod
     def from_credential(
@@ -161,16 +172,17 @@ class ApnsSender:
     ) -> ApnsSender:
         """From a stored APNs credential: token auth (`{"key_id", "team_id", "bundle_id",
         "private_key"}`) or certificate auth (`{"type": "apns_certificate", "p12", "password",
-        "bundle_id"}`: the .p12's identity is loaded into a new context that trusts what
-        `ssl_context` trusts, and no provider token is sent).
+        "bundle_id"}`: the .p12's identity is the TLS client certificate of this sender's own
+        connections, and no provider token is sent).
 
         Raises `CredentialError` for an unusable key or .p12, `KeyError` for a missing field.
         """
         endpoints = endpoints or Endpoints()
         signer: apns.ApnsTokenSigner | None = None
+        identity: ApnsIdentity | None = None
         if credential.get("type") == "apns_certificate":
             identity = load_p12(str(credential["p12"]), str(credential.get("password") or ""))
-            ssl_context = client_context(identity, ssl_context)
+            client_context(identity, None)  # CredentialError unless OpenSSL takes the key
         else:
             signer = apns.ApnsTokenSigner(
                 credential["private_key"], credential["key_id"], credential["team_id"]
@@ -181,13 +193,16 @@ class ApnsSender:
             production_url=endpoints.apns_url,
             sandbox_url=endpoints.apns_sandbox_url,
             ssl_context=ssl_context,
+            identity=identity,
             **options,
         )
 
-    def _client(self, sandbox: bool) -> H2Client:
+    def _client(self, sandbox: bool) -> CurlClient:
         client = self._clients.get(sandbox)
         if client is None:
-            client = H2Client(self.urls[sandbox], self.ssl_context, self.max_connections)
+            identity = self.identity.pem() if self.identity is not None else None
+            tls = CurlTls.from_context(self.ssl_context, client_pem=identity)
+            client = CurlClient(self.urls[sandbox], max_connections=self.max_connections, tls=tls)
             self._clients[sandbox] = client
         return client
 
@@ -298,11 +313,13 @@ class _OAuthSender:
         timeout: float,
         tokens: TokenSource,
         own_http: httpx.AsyncClient | None,
-        client: Transport | None = None,
+        http1_connections: int | None = None,
     ) -> None:
         self.timeout = timeout
         self.tokens = tokens
-        self._client: Transport = client or H2Client(url, ssl_context, max_connections)
+        self._client = CurlClient(
+            url, ssl_context, max_connections, http1_connections=http1_connections
+        )
         self._own_http = own_http
 
     async def _post(
@@ -459,14 +476,14 @@ class HmsSender(_OAuthSender):
             timeout,
             token_source,
             own_http,
-            client=NegotiatedClient(url, ssl_context, max_connections),
+            http1_connections=DEFAULT_HTTP1_CONNECTIONS,
         )
         self.credential = credential
 
     @property
     def protocol(self) -> str | None:
-        """`h2` or `http/1.1` once the push host has chosen (None before)."""
-        return self._client.protocol if isinstance(self._client, NegotiatedClient) else None
+        """`h2` or `http/1.1` once the push host has answered (None before)."""
+        return self._client.protocol
 
     @classmethod
     def from_credential(

@@ -7,6 +7,7 @@ job whose lease runs out (its worker died mid-send) is claimed again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -56,6 +57,10 @@ class Job:
     variant_id: int = 0
 
 
+# A claimed job, the outcome recorded for it, and whether this worker still held its lease.
+Settled = tuple[Job, "DeliveryOutcome", bool]
+
+
 class JobQueue(Protocol):
     """What a delivery worker needs of a queue: the job table (queue/table.py), or JetStream
     in front of it (queue/jetstream.py). Outcomes are recorded in the store either way."""
@@ -64,6 +69,7 @@ class JobQueue(Protocol):
 
     async def depth(self) -> int: ...
 
-    async def settled(self, job: Job, outcome: DeliveryOutcome, recorded: bool) -> None:
-        """The outcome of a claimed job was recorded (`recorded`: this worker still held it)."""
+    async def settled(self, results: Sequence[Settled]) -> None:
+        """Outcomes of claimed jobs were recorded, in one batch (each with `recorded`: whether
+        this worker still held the job)."""
         ...

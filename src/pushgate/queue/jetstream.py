@@ -19,7 +19,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import nats
@@ -30,7 +30,7 @@ from nats.js.errors import NotFoundError
 from pushgate import names
 from pushgate.delivery.outcome import DeliveryOutcome
 from pushgate.queue import table
-from pushgate.queue.base import DEAD, DONE, EXPIRED, FAILED, QUEUED, Job
+from pushgate.queue.base import DEAD, DONE, EXPIRED, FAILED, QUEUED, Job, Settled
 from pushgate.store.db import Executor
 from pushgate.wakeup import idle
 
@@ -198,18 +198,18 @@ class JetStreamQueue:
             else:
                 await msg.nak(delay=max(0.1, due_at - now))
 
-    async def settled(self, job: Job, outcome: DeliveryOutcome, recorded: bool) -> None:
-        msg = self._messages.pop(job.id, None)
-        if msg is None:
-            return
-        if not recorded:
-            # The lease ran out and another worker holds the job, through a redelivery of this
-            # same message: its outcome decides what becomes of the message.
-            return
-        if outcome.state == QUEUED and outcome.retry_at is not None:
-            await msg.nak(delay=max(0.1, outcome.retry_at - time.time()))
-        else:
-            await msg.ack()
+    async def settled(self, results: Sequence[Settled]) -> None:
+        now = time.time()
+        for job, outcome, recorded in results:
+            msg = self._messages.pop(job.id, None)
+            if msg is None or not recorded:
+                # Not recorded: the lease ran out and another worker holds the job, through a
+                # redelivery of this same message: its outcome decides what becomes of it.
+                continue
+            if outcome.state == QUEUED and outcome.retry_at is not None:
+                await msg.nak(delay=max(0.1, outcome.retry_at - now))
+            else:
+                await msg.ack()
 
     async def depth(self) -> int:
         return await self.db.run(table.depth)

@@ -26,6 +26,7 @@ def open_store(
     count_stats: bool = True,
     pool_size: int = 8,
     caps: RedisLimits | None = None,
+    checkpoints: bool = True,
 ) -> Store:
     if database_url:
         from pushgate.store import pg_schema, postgres
@@ -35,7 +36,7 @@ def open_store(
         data_dir.mkdir(parents=True, exist_ok=True)  # the sealing key may live there
         executor: Executor = postgres.PgExecutor(target, pool_size)
     else:
-        executor = sqlite.executor(data_dir, synchronous)
+        executor = sqlite.executor(data_dir, synchronous, checkpoints)
     return Store(executor, box_for(data_dir), count_stats, caps)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -29,6 +30,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pushgate.store import stats
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: SQLite's own lock alone
+    fcntl = None  # type: ignore[assignment]
 
 T = TypeVar("T")
 Unit = Callable[[sqlite3.Connection], Any]
@@ -95,23 +101,64 @@ def _settle(futures: list[asyncio.Future[Any]], results: list[Result]) -> None:
             future.set_result(value)
 
 
+class WriterLock:
+    """An exclusive lock that every pushgate process takes before it writes to the database
+    (a file beside it, locked with flock): writers then take turns, each woken as soon as the
+    other is done, instead of polling SQLite's lock with sleeps (1 to 100 ms, on the event loop)
+    when several processes share the file (`serve --workers N`, an API and a worker process).
+    Other writers (the CLI, checkpoints) still meet SQLite's own lock and busy timeout."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    @classmethod
+    def beside(cls, database: Path | str) -> WriterLock | None:
+        if fcntl is None or str(database) == ":memory:":
+            return None
+        return cls(os.open(f"{database}-writer", os.O_RDWR | os.O_CREAT, 0o600))
+
+    def acquire(self, block: bool) -> bool:
+        assert fcntl is not None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX if block else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def release(self) -> None:
+        assert fcntl is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 class InlineExecutor:
-    def __init__(self, path: Path | str, synchronous: str = "NORMAL") -> None:
+    def __init__(
+        self, path: Path | str, synchronous: str = "NORMAL", checkpoints: bool = True
+    ) -> None:
         self._path = path
         self._synchronous = synchronous
+        # Off where another process on the same database checkpoints (delivery children).
+        self._checkpoints = checkpoints
         self._conn: sqlite3.Connection | None = None
         self._pending: list[tuple[Unit, asyncio.Future[Any]]] = []
         self._scheduled = False
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
+        self._lock: WriterLock | None = None
+        self._lock_waited = False  # a thread waits for the writer lock on the loop's behalf
         self.batches = 0  # commits, for metrics and benchmarks
         self.units = 0
         self.waiting = 0  # units submitted and not yet answered (load shedding reads it)
 
     def start(self) -> None:
         self._conn = connect(self._path, self._synchronous)
+        self._lock = WriterLock.beside(self._path)
         # Checkpoints fsync: they run on their own thread, never inside a commit here.
         self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        if not self._checkpoints:
+            return
         self._stop.clear()
         self._checkpointer = threading.Thread(
             target=self._checkpoint, name="sqlite-checkpoint", daemon=True
@@ -125,9 +172,12 @@ class InlineExecutor:
             self._checkpointer = None
         if self._conn is not None:
             if self._pending:
-                self._flush()
+                self._flush(block=True)
             self._conn.close()
             self._conn = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     async def run(self, unit: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -144,8 +194,44 @@ class InlineExecutor:
         finally:
             self.waiting -= 1
 
-    def _flush(self) -> None:
+    def _flush(self, block: bool = False) -> None:
         self._scheduled = False
+        if self._lock_waited or not self._pending:
+            return  # the units wait for the writer lock with the others
+        lock = self._lock
+        if lock is not None and not lock.acquire(block):
+            # Another process writes: a thread waits for its turn, so that the loop goes on
+            # meanwhile (SQLite's own busy handler would sleep on the loop, and poll); the units
+            # that arrive in the meantime join the batch.
+            self._lock_waited = True
+            loop = asyncio.get_running_loop()
+            threading.Thread(
+                target=self._wait_for_lock, args=(lock, loop), name="sqlite-lock", daemon=True
+            ).start()
+            return
+        try:
+            self._run_pending()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _wait_for_lock(self, lock: WriterLock, loop: asyncio.AbstractEventLoop) -> None:
+        lock.acquire(True)
+        try:
+            loop.call_soon_threadsafe(self._locked)
+        except RuntimeError:  # the loop has closed
+            lock.release()
+
+    def _locked(self) -> None:
+        self._lock_waited = False
+        lock = self._lock
+        try:
+            self._run_pending()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _run_pending(self) -> None:
         batch, self._pending = self._pending, []
         if not batch:
             return
@@ -227,6 +313,7 @@ class SqliteExecutor:
             self._error = exc
             self._ready.set()
             return
+        lock = WriterLock.beside(self._path)
         self._ready.set()
         try:
             while True:
@@ -244,16 +331,27 @@ class SqliteExecutor:
                         stop = True
                         break
                     batch.append(nxt)
-                self._run_batch(conn, batch)
+                self._run_batch(conn, batch, lock)
                 if stop:
                     return
         finally:
             conn.close()
+            if lock is not None:
+                lock.close()
 
     def _run_batch(
-        self, conn: sqlite3.Connection, batch: list[tuple[Unit, asyncio.Future[Any]]]
+        self,
+        conn: sqlite3.Connection,
+        batch: list[tuple[Unit, asyncio.Future[Any]]],
+        lock: WriterLock | None = None,
     ) -> None:
-        results = run_batch(conn, [unit for unit, _ in batch])
+        if lock is not None:
+            lock.acquire(True)  # this thread may wait: it is not the event loop
+        try:
+            results = run_batch(conn, [unit for unit, _ in batch])
+        finally:
+            if lock is not None:
+                lock.release()
         self.batches += 1
         self.units += len(batch)
         answer(batch, results)

@@ -23,8 +23,13 @@ def open_sync(data_dir: Path) -> sqlite3.Connection:
     return conn
 
 
-def executor(data_dir: Path, synchronous: str = "NORMAL") -> InlineExecutor | SqliteExecutor:
-    """NORMAL (the default) commits on the event loop; FULL waits for fsyncs on a thread."""
+def executor(
+    data_dir: Path, synchronous: str = "NORMAL", checkpoints: bool = True
+) -> InlineExecutor | SqliteExecutor:
+    """NORMAL (the default) commits on the event loop; FULL waits for fsyncs on a thread.
+    `checkpoints`: False where another process checkpoints the log (FULL's writer thread
+    checkpoints as it commits, either way)."""
     open_sync(data_dir).close()
-    kind = InlineExecutor if synchronous.upper() in ("NORMAL", "OFF") else SqliteExecutor
-    return kind(database_path(data_dir), synchronous)
+    if synchronous.upper() in ("NORMAL", "OFF"):
+        return InlineExecutor(database_path(data_dir), synchronous, checkpoints)
+    return SqliteExecutor(database_path(data_dir), synchronous)

@@ -68,30 +68,63 @@ def _write(conn: Db, counts: Mapping[StatKey, int]) -> None:
     )
 
 
+_INBOX_ROW = "(?, ?, ?, ?, ?, ?, ?)"
+_INBOX_CHUNK = 500  # rows per statement: 3,500 parameters, under SQLite's limit
+
+
 def record_settled(
     conn: Db, job: Job, state: str, reason: str | None, now: float, count: bool
 ) -> None:
     """A job moved on; only its lease holder can settle it, so a final state is seen once."""
-    if state == DONE:
+    record_settled_many(conn, [(job, state, reason)], now, count)
+
+
+def record_settled_many(
+    conn: Db, settled: Sequence[tuple[Job, str, str | None]], now: float, count: bool
+) -> None:
+    """Jobs moved on (each by its lease holder, so a final state is seen once): their Message
+    Center entries and their funnel counters, summed per counter before writing."""
+    accepted = [job for job, state, _ in settled if state == DONE]
+    for start in range(0, len(accepted), _INBOX_CHUNK):
+        chunk = accepted[start : start + _INBOX_CHUNK]
         # Not for a profile erased while its push was on the way (store/erasure.py).
         conn.execute(
-            "INSERT INTO inbox (partner_id, profile_id, camp_id, variant_id, platform,"
-            " job_id, created_at) SELECT ?, ?, ?, ?, ?, ?, ?"
-            " WHERE EXISTS (SELECT 1 FROM profiles WHERE id = ?) ON CONFLICT DO NOTHING",
-            (
-                job.partner_id,
-                job.profile_id,
-                job.camp_id,
-                job.variant_id,
-                job.platform,
-                job.id,
-                job.created_at,
-                job.profile_id,
-            ),
+            "INSERT INTO inbox (partner_id, profile_id, camp_id, variant_id, platform, job_id,"
+            " created_at) SELECT v.* FROM (VALUES " + ", ".join([_INBOX_ROW] * len(chunk)) + ")"
+            " AS v WHERE EXISTS (SELECT 1 FROM profiles WHERE id = v.column2)"
+            " ON CONFLICT DO NOTHING",
+            [
+                value
+                for job in chunk
+                for value in (
+                    job.partner_id,
+                    job.profile_id,
+                    job.camp_id,
+                    job.variant_id,
+                    job.platform,
+                    job.id,
+                    job.created_at,
+                )
+            ],
         )
-    name = funnel.settled_counter(state, job.platform, reason) if count else None
-    if name is not None:
-        add_counts(conn, job.partner_id, {(job.camp_id, name): 1}, funnel.hour_of(now))
+    if not count:
+        return
+    hour = funnel.hour_of(now)
+    counts: Counter[StatKey] = Counter()
+    for job, state, reason in settled:
+        name = funnel.settled_counter(state, job.platform, reason)
+        if name is not None:
+            counts[job.partner_id, job.camp_id, name, hour] += 1
+    add_keyed_counts(conn, counts)
+
+
+def add_keyed_counts(conn: Db, counts: Mapping[StatKey, int]) -> None:
+    """Counts already keyed by partner, campaign, counter and hour (see `add_counts`)."""
+    collected = _collected.get(id(conn))
+    if collected is None:
+        _write(conn, counts)
+        return
+    collected.update(counts)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pushgate.crypto import SecretBox
-from pushgate.delivery.outcome import DeliveryOutcome
+from pushgate.delivery.outcome import Attempt, DeliveryOutcome
 from pushgate.limits import frequency_cap
 from pushgate.payloads.build import BuiltPayloads
 from pushgate.queue.base import Job
@@ -145,9 +145,13 @@ class Store:
         return await self.db.run(lambda c: creds.get(c, self.box, partner_id, platform))
 
     async def record_delivery(self, job: Job, worker: str, outcome: DeliveryOutcome) -> bool:
+        return (await self.record_deliveries(worker, [(job, outcome)]))[0]
+
+    async def record_deliveries(self, worker: str, attempts: Sequence[Attempt]) -> list[bool]:
+        """One transaction for the batch; per attempt, whether this worker still held its job."""
         now = time.time()
         count = self.count_stats
-        return await self.db.run(lambda c: deliveries.record(c, job, worker, outcome, now, count))
+        return await self.db.run(lambda c: deliveries.record_many(c, worker, attempts, now, count))
 
     async def discard_async_request(self, request_id: int) -> None:
         await self.db.run(

@@ -1,6 +1,7 @@
-"""H2Client against the emulators' connection faults (contract.md, "Additions (revised)": `goaway`
-and `drop`): streams a GOAWAY left unprocessed are resent on a new connection and answered once;
-requests in flight at a dropped connection come back retryable and the next ones reconnect.
+"""CurlClient against the emulators' connection faults (contract.md, "Additions (revised)":
+`goaway` and `drop`): streams a GOAWAY left unprocessed are resent on a new connection and
+answered once; requests in flight at a dropped connection come back retryable and the next ones
+reconnect.
 
 providers.md: "Keep connections open; reconnect on GOAWAY", and "Transient: ... connection loss,
 GOAWAY: retry". The servers are the real emulators on real sockets (TLS, ALPN h2).
@@ -24,8 +25,9 @@ import pytest
 from pushgate.emulators import Emulators, Fault
 from pushgate.emulators.server import Request, Response
 from pushgate.providers.apns import ApnsTokenSigner
-from pushgate.providers.h2client import ConnectionLostError, H2Client, make_ssl_context
+from pushgate.providers.curl_client import ConnectionLostError, CurlClient
 from pushgate.providers.senders import ApnsSender
+from pushgate.providers.tls import make_ssl_context
 
 PROJECT = "demo-project"
 
@@ -53,7 +55,7 @@ def count_handled(emulators: Emulators, platform: str) -> list[int]:
 
 @dataclass
 class Target:
-    """How to push to one token of one platform with a bare H2Client."""
+    """How to push to one token of one platform with a bare CurlClient."""
 
     url: str
     path: Callable[[str], str]
@@ -107,7 +109,7 @@ async def test_streams_above_a_goaways_last_stream_id_are_resent_and_each_answer
     # it, the other 10 are above the GOAWAY's last stream id.
     emulators.state.set_fault(Fault(platform, None, 0.1, kind="goaway"))
 
-    async with H2Client(to.url, make_ssl_context(emulators.ca.ca_pem)) as client:
+    async with CurlClient(to.url, make_ssl_context(emulators.ca.ca_pem)) as client:
         responses = await asyncio.gather(
             *(client.request("POST", to.path(t), to.headers, to.body(t), 10.0) for t in tokens)
         )
@@ -128,14 +130,14 @@ async def test_a_request_cut_off_by_a_drop_fails_retryable_and_the_next_one_reco
     cut, later = new_token("android"), new_token("android")
     emulators.state.set_fault(Fault("android", None, 1.0, kind="drop"))
 
-    async with H2Client(to.url, make_ssl_context(emulators.ca.ca_pem)) as client:
+    async with CurlClient(to.url, make_ssl_context(emulators.ca.ca_pem)) as client:
         with pytest.raises(ConnectionLostError) as caught:
             await client.request("POST", to.path(cut), to.headers, to.body(cut), 10.0)
         emulators.state.set_fault(Fault("android", None, 0, kind="drop"))
         response = await client.request("POST", to.path(later), to.headers, to.body(later), 10.0)
 
     # The emulator acted on the request before dropping: the client cannot know, so the error
-    # is retryable but not "unprocessed" (H2Client does not resend it by itself).
+    # is retryable but not "unprocessed" (libcurl does not resend it by itself).
     assert caught.value.retryable and not caught.value.unprocessed
     assert response.status == 200
     assert delivered(emulators, "android") == Counter([cut, later])
@@ -157,6 +159,8 @@ async def test_pushes_in_flight_at_a_drop_come_back_retry_and_only_the_dropped_o
     payload = b'{"aps":{"alert":"hello"}}'
     # APNs allows one stream until a push succeeds: the first push goes alone and succeeds, the
     # other nine go together once the limit rises, and the second request handled is dropped.
+    # libcurl resends none of them: over HTTP/2 a connection closed under open streams fails
+    # them (it only resends streams refused or above a GOAWAY's last stream id).
     emulators.state.set_fault(Fault("ios", None, 0.5, kind="drop"))
     try:
         verdicts = await asyncio.gather(*(sender.send(t, payload) for t in tokens))
