@@ -146,6 +146,10 @@ class Partner:
         return dict(json.loads(out.stdout))
 
 
+class PortTaken(RuntimeError):
+    pass
+
+
 @dataclass
 class Server:
     data_dir: Path
@@ -168,6 +172,17 @@ class Server:
         return run_cli(*args, check=check, env=self.process_env())
 
     def start(self) -> Server:
+        # `free_port` only names a port that was free a moment ago: the server's own emulators
+        # bind ephemeral ports at start and can take it first. Then try another one.
+        for _attempt in range(3):
+            try:
+                return self._start()
+            except PortTaken:
+                self.client.close()
+                self.port = free_port()
+        return self._start()
+
+    def _start(self) -> Server:
         args = [PUSHGATE, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
         if self.emulate:
             args.append("--emulate")
@@ -180,7 +195,10 @@ class Server:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()}")
+                log_text = self.log_path.read_text()
+                if f"('127.0.0.1', {self.port}): address already in use" in log_text:
+                    raise PortTaken(self.port)
+                raise RuntimeError(f"server exited: {log_text}")
             try:
                 if self.client.get("/healthz").status_code == 200:
                     return self
