@@ -39,7 +39,9 @@ other 4xx                                                   rejected
 
 from __future__ import annotations
 
+import itertools
 import re
+import secrets
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -80,6 +82,7 @@ PUSH_TYPES = frozenset(
 PRIORITIES = frozenset({1, 5, 10})
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_LOWER_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _PEM_BODY = re.compile(r"[A-Za-z0-9+/=\s]+")
 
 
@@ -181,6 +184,24 @@ class ApnsTokenSigner:
         return True
 
 
+class MessageIds:
+    """`apns-id` values for one sender: lowercase version-4-shaped UUIDs made of a random
+    prefix drawn once and a counter. `uuid.uuid4()` per push (an `os.urandom` call and a
+    UUID object) was 8% of a send's CPU; APNs only needs the id to be a UUID, unique enough
+    to match an answer and to trace a push."""
+
+    def __init__(self) -> None:
+        bits = secrets.randbits(80)
+        self._prefix = (
+            f"{bits >> 48:08x}-{(bits >> 32) & 0xFFFF:04x}-4{(bits >> 20) & 0xFFF:03x}-"
+            f"{8 | ((bits >> 18) & 0x3):x}{(bits >> 6) & 0xFFF:03x}-"
+        )
+        self._counter = itertools.count(secrets.randbits(40))
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFF:012x}"
+
+
 def device_path(device_token: str) -> str:
     return f"/3/device/{device_token}"
 
@@ -225,10 +246,11 @@ def build_request(
         )
     headers: list[tuple[str, str]] = []
     if apns_id is not None:
-        try:
-            apns_id = str(uuid.UUID(apns_id))
-        except ValueError:
-            raise InvalidRequest("BadMessageId", "apns-id is not a UUID") from None
+        if not _LOWER_UUID.fullmatch(apns_id):
+            try:
+                apns_id = str(uuid.UUID(apns_id))
+            except ValueError:
+                raise InvalidRequest("BadMessageId", "apns-id is not a UUID") from None
         headers.append(("apns-id", apns_id))
     headers += [
         ("apns-topic", topic),

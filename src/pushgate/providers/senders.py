@@ -18,7 +18,6 @@ import functools
 import re
 import ssl
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -159,6 +158,7 @@ class ApnsSender:
         self.max_connections = max_connections
         self.timeout = timeout
         self.clock = clock
+        self._message_ids = apns.MessageIds()
         self._clients: dict[bool, CurlClient] = {}
 
     @classmethod
@@ -234,7 +234,7 @@ class ApnsSender:
             priority=priority,
             expiration=expiration,
             collapse_id=collapse_id,
-            apns_id=apns_id or str(uuid.uuid4()),
+            apns_id=apns_id or self._message_ids(),
         )
         verdict = await request(sandbox)
         if verdict.refresh_auth and self.signer is not None:
