@@ -55,21 +55,18 @@ def token_http_client(
     return httpx.AsyncClient(verify=verify, timeout=timeout, follow_redirects=False)
 
 
-def _error_code(response: httpx.Response) -> object:
+def _error_body(response: httpx.Response) -> dict[str, Any] | None:
+    """The token endpoint's JSON error object, if it sent one."""
     try:
         data: Any = msgspec.json.decode(response.content)
     except msgspec.DecodeError:
         return None
-    return data.get("error") if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else None
 
 
-def _error_text(response: httpx.Response) -> str:
-    try:
-        data: Any = msgspec.json.decode(response.content)
-    except msgspec.DecodeError:
-        return response.text[:200]
-    if isinstance(data, dict):
-        parts = [str(data[k]) for k in ("error", "sub_error", "error_description") if k in data]
+def _error_text(response: httpx.Response, body: dict[str, Any] | None) -> str:
+    if body is not None:
+        parts = [str(body[k]) for k in ("error", "sub_error", "error_description") if k in body]
         if parts:
             return " ".join(parts)
     return response.text[:200]
@@ -138,21 +135,21 @@ class TokenSource:
                 f"token endpoint {self.token_url} failed: {exc!r}", permanent=False
             ) from exc
         status = response.status_code
-        if status in (400, 401, 403):
+        if status != 200:
+            error = _error_body(response)
+            text = _error_text(response, error)
+            if status not in (400, 401, 403):
+                raise TokenFetchError(
+                    f"token endpoint answered {status}: {text}", permanent=False, status=status
+                )
             permanent = True
-            if status == 400 and _error_code(response) == INVALID_GRANT:
+            if status == 400 and error is not None and error.get("error") == INVALID_GRANT:
                 if self._invalid_grant_since is None:
                     self._invalid_grant_since = started
                 permanent = started - self._invalid_grant_since >= INVALID_GRANT_PATIENCE_S
             raise TokenFetchError(
-                f"token endpoint refused the credential ({status}): {_error_text(response)}",
+                f"token endpoint refused the credential ({status}): {text}",
                 permanent=permanent,
-                status=status,
-            )
-        if status != 200:
-            raise TokenFetchError(
-                f"token endpoint answered {status}: {_error_text(response)}",
-                permanent=False,
                 status=status,
             )
         try:

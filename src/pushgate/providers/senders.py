@@ -1,10 +1,10 @@
 """One sender per provider credential: `await send(token, payload) -> Verdict`.
 
 Each sender owns its connections (a `CurlClient` per host: one connection pool per credential
-and host) and, for FCM and HMS, its access-token source, and closes them in `aclose()`. It never raises for a provider or
-network problem: connection errors and timeouts become `Verdict(kind="retry")`, requests
-the provider would refuse and that are caught locally become the verdict the provider
-would have given (with `status` 0).
+and host) and, for FCM and HMS, its access-token source, and closes them in `aclose()`. It
+never raises for a provider or network problem: connection errors and timeouts become
+`Verdict(kind="retry")`, requests the provider would refuse and that are caught locally become
+the verdict the provider would have given (with `status` 0).
 
 Payloads are the bodies built by `pushgate.payloads.build` (without the device token):
 the APNs JSON payload; the FCM body `{"message": ..., "validate_only": false}`; the HMS
@@ -46,6 +46,10 @@ from pushgate.providers.tls import CurlTls, copy_trust
 from pushgate.providers.verdict import Verdict
 
 DEFAULT_TIMEOUT_S = 10.0
+# FCM and HMS: a device without a token can never be reached (no request is made).
+EMPTY_TOKEN = Verdict(
+    kind="dead_token", reason="InvalidRegistration", detail="empty token (checked locally)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,11 +402,7 @@ class FcmSender(_OAuthSender):
         """`payload`: `{"message": {...}, "validate_only": false}` (or the bare message);
         `ttl` (seconds) replaces `message.android.ttl`."""
         if not token:
-            return Verdict(
-                kind="dead_token",
-                reason="InvalidRegistration",
-                detail="empty token (checked locally)",
-            )
+            return EMPTY_TOKEN
         paused = self.quota_paused_until - self.clock()
         if paused > 0:
             return Verdict(
@@ -508,11 +508,7 @@ class HmsSender(_OAuthSender):
         replaces `message.android.ttl`, cut to Huawei's 15 days like any longer ttl; the
         credential's default category and importance go where the message has none."""
         if not token:
-            return Verdict(
-                kind="dead_token",
-                reason="InvalidRegistration",
-                detail="empty token (checked locally)",
-            )
+            return EMPTY_TOKEN
         body = _decode_object(payload)
         message = body.get("message") if body is not None else None
         if body is None or not isinstance(message, dict):
