@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import gzip
 import hashlib
 import http.server
 import json
@@ -405,6 +406,7 @@ class DeliveryBench:
         self.template = work / "template"
         self.queued: dict[str, Path] = {}
         self.results = {p: PlatformRuns(p) for p in args.platforms}
+        self.profiles: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------ set-up
 
@@ -658,7 +660,9 @@ class DeliveryBench:
 
     # ------------------------------------------------------------ one drain
 
-    def drain(self, platform: str) -> Drain:
+    def drain(self, platform: str, profile: Path | None = None) -> Drain:
+        """One drain; with `profile`, py-spy samples the worker's processes meanwhile and
+        writes its collapsed stacks there (the drain's figures are then slower than bare)."""
         self.check_sink()
         data = self.work / "data-run"
         shutil.rmtree(data, ignore_errors=True)
@@ -675,12 +679,21 @@ class DeliveryBench:
         env = {**self.env, **self.provider_env()}
         if self.args.workers:  # delivery processes, where the served version supports it
             env["PUSHGATE_WORKERS"] = str(self.args.workers)
+        if self.args.concurrency:
+            env["PUSHGATE_WORKER_CONCURRENCY"] = str(self.args.concurrency)
         worker = self.procs.popen(api.pinned(cmd, None, self.args.nice), log_file, env)
         api.renice_group(worker.pid, self.args.nice)
+        spy = None if profile is None else self.spy(worker.pid, profile)
         try:
             timed = self.time_drain(db, worker, jobs, log_file)
             metrics = self.worker_metrics(port, worker)
         finally:
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
+                try:
+                    spy.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    spy.kill()
             Processes.stop(worker)
             db.close()
         with contextlib.closing(sqlite3.connect(data / DB_FILE, timeout=30)) as check:
@@ -845,6 +858,29 @@ class DeliveryBench:
 
     # ------------------------------------------------------------ all
 
+    def spy(self, pid: int, out: Path) -> subprocess.Popen[bytes]:
+        """py-spy on the worker and its delivery processes, native frames included (libcurl
+        and SQLite run in C)."""
+        exe = shutil.which("py-spy") or str(Path(self.python).parent / "py-spy")
+        cmd = [exe, "record", "--pid", str(pid), "--subprocesses", "--native", "--rate", "250"]
+        cmd += ["--format", "raw", "--output", str(out)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)  # attached before the first claim (the worker starts in ~0.5 s)
+        return proc
+
+    def profile(self, platform: str, stem: Path) -> dict[str, Any]:
+        """An extra drain under py-spy: where the worker's CPU goes."""
+        raw = self.work / f"profile-{platform}.txt"
+        self.drain(platform, raw)
+        if not raw.exists():
+            log("py-spy wrote no profile (pip install py-spy; is ptrace permitted?)")
+            return {}
+        out = stem.with_name(f"{stem.name}-profile-{platform}.txt.gz")
+        out.write_bytes(gzip.compress(raw.read_bytes()))
+        summary = api.summarise_profile(raw.read_text().splitlines(), top=40)
+        summary["file"] = out.name
+        return summary
+
     def run(self) -> None:
         self.setup()
         for r in range(self.args.runs):
@@ -859,6 +895,11 @@ class DeliveryBench:
                 else:
                     runs.ceilings.append(self.ceiling(platform))
                     runs.drains.append(self.drain(platform))
+        if self.args.profile:
+            self.args.out.mkdir(parents=True, exist_ok=True)
+            for platform in self.args.platforms:
+                log(f"profile, {platform}")
+                self.profiles[platform] = self.profile(platform, self.args.out / self.args.stem)
 
     def close(self) -> None:
         self.procs.kill_all()
@@ -987,6 +1028,7 @@ def report(
             if args.workers
             else " `PUSHGATE_WORKERS` not set (the served version's default)."
         ),
+        (f" `PUSHGATE_WORKER_CONCURRENCY={args.concurrency}`." if args.concurrency else ""),
         f"- The sink: `nghttpd --no-tls -a 127.0.0.1 -n {args.sink_threads} <port> -d <docroot>`"
         " (nghttp2 " + info.get("nghttpd", "?").split("/")[-1] + "). nghttpd serves a file for"
         " any method and, without `--echo-upload`, reads a POST's body and drops it; the"
@@ -1051,6 +1093,22 @@ def report(
         m = p.drains[-1].metrics if p.drains else {}
         shown = ", ".join(f"`{k}` {v:,.6g}" for k, v in sorted(m.items()) if "delivery" in k)
         lines.append(f"| {p.platform} | {shown or 'n/a'} |")
+    for platform, prof in bench.profiles.items():
+        if not prof:
+            continue
+        lines += [
+            "",
+            f"## Profile of the worker, {platform} (py-spy, one more drain)",
+            "",
+            f"{prof['samples']:,} samples of every process in the worker's group, native frames"
+            f" included; stacks in `{prof['file']}`. Self: where the CPU is spent; inclusive:"
+            " pushgate's functions with what they call.",
+            "",
+            "| self % | function | | inclusive % | pushgate function |",
+            "| ---: | --- | --- | ---: | --- |",
+        ]
+        for (own, own_pct), (inc, inc_pct) in zip(prof["self"], prof["inclusive"], strict=False):
+            lines.append(f"| {own_pct} | `{own}` | | {inc_pct} | `{inc}` |")
     return "\n".join(lines) + "\n"
 
 
@@ -1083,6 +1141,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rev", default=None, help="serve this commit's src/ (git archive)")
     p.add_argument("--out", type=Path, default=BENCH / "results")
     p.add_argument("--keep", action="store_true", help="keep the work dir (data dirs, logs)")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        help="PUSHGATE_WORKER_CONCURRENCY (jobs a worker holds; 0: the service's default)",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="one more drain per platform under py-spy (pip install py-spy); its stacks are"
+        " written beside the results and summarised in them",
+    )
     p.add_argument("--lock-wait", type=float, default=1800.0)
     args = p.parse_args(argv)
     if args.quick:
@@ -1130,6 +1200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + ("-quick" if args.quick else "")
         + ("" if args.platform == "all" else f"-{args.platform}")
     )
+    args.stem = stem
     work = Path(tempfile.mkdtemp(prefix="pushgate-delivery-bench-"))
     bench = DeliveryBench(args, work)
     log(

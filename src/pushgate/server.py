@@ -32,6 +32,7 @@ from pushgate.delivery.senders import ProviderDirectory
 from pushgate.delivery.worker import DeliveryWorker
 from pushgate.emulation import StoredCredentials, mark_emulated
 from pushgate.emulators.runner import Emulators
+from pushgate.heap import freeze_startup_objects
 from pushgate.limits import bad_keys
 from pushgate.limits.rate import MemoryRateLimiter, RateLimiter
 from pushgate.providers.senders import Endpoints
@@ -194,6 +195,7 @@ def create_app(settings: Settings) -> App:
                 wake()
 
         push.on_queued = on_queued
+        freeze_startup_objects()
 
     async def stop() -> None:
         if delivery.worker is not None:  # first: handing jobs back needs the queue and broker

@@ -4,11 +4,11 @@ variants, app events, and the reads behind the report, the list and the Message 
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from pushgate.delivery import outcome as outcomes
@@ -392,7 +392,7 @@ def fail(conn: sqlite3.Connection, user: int, platform: str, reason: str, n: int
         queue_job(conn, user=user, platform=platform)
         job = claim(conn)
         # Each failed send carries its own token, so the samples can be told apart.
-        job = dataclasses.replace(job, token=f"{reason}-{i}")
+        job = msgspec.structs.replace(job, token=f"{reason}-{i}")
         deliveries.record(conn, job, W1, DeliveryOutcome("failed", reason), NOW)
 
 

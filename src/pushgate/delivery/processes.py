@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from pushgate.config import Settings
+from pushgate.heap import freeze_startup_objects
 from pushgate.metrics import DeliveryMetrics, Histogram
 from pushgate.providers.senders import Endpoints
 
@@ -359,6 +360,7 @@ async def _child(spec: ChildSpec, reports: BinaryIO) -> None:
     os.set_blocking(sys.stdin.fileno(), False)
     loop.add_reader(sys.stdin.fileno(), parent_says)
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    freeze_startup_objects()
     task = asyncio.create_task(worker.run())
 
     async def reporting() -> None:

@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import re
 import ssl
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -83,11 +83,34 @@ _OWN_HEADERS = frozenset({"host", "content-length"})  # libcurl writes these fro
 # --------------------------------------------------------------------------- results
 
 
-@dataclass(frozen=True, slots=True)
 class Response:
-    status: int
-    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
-    body: bytes
+    """An answer: its status, body and headers (lower-case names; repeated headers joined
+    with ", "). The headers are parsed when first read: a provider's success is told by its
+    status (and body), and most answers are successes."""
+
+    __slots__ = ("_head", "_headers", "body", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+        *,
+        head: Sequence[bytes] = (),
+    ) -> None:
+        self.status = status
+        self.body = body
+        self._headers = headers
+        self._head = head  # libcurl's header lines, when `headers` is not given
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self._headers is None:
+            self._headers = _parse_head(self._head)
+        return self._headers
+
+    def __repr__(self) -> str:
+        return f"Response(status={self.status}, headers={self.headers!r}, body={self.body!r})"
 
 
 class RequestError(Exception):
@@ -223,25 +246,37 @@ def _header_lines(headers: HeaderList | Mapping[str, str]) -> list[str]:
     lines: list[str] = []
     given: set[str] = set()
     for raw_name, value in pairs:
-        name = raw_name.lower()
-        if name in _OWN_HEADERS:
-            continue
-        # "name:" with nothing after it would remove the header; "name;" sends it empty.
-        line = f"{name}: {value}" if value else f"{name};"
-        if (
-            not name
-            or name[0] == ":"
-            or ":" in name
-            or " " in name
-            or "\r" in line
-            or "\n" in line
-            or "\0" in line
-        ):
-            raise RequestError(f"header {raw_name!r} refused locally", retryable=False)
-        given.add(name)
-        lines.append(line)
+        name, line = _header_line(raw_name, value)
+        if line:
+            given.add(name)
+            lines.append(line)
     lines += [f"{name}:" for name in _SUPPRESSED if name not in given]
     return lines
+
+
+# Most headers repeat from one push to the next (the bearer token, topic, push type,
+# priority): each is checked and formatted once. Per-push values (apns-id) pass through and
+# are the first to go.
+@functools.lru_cache(maxsize=1024)
+def _header_line(raw_name: str, value: str) -> tuple[str, str]:
+    """The header's lower-case name and its line in libcurl's syntax ("" for a header
+    libcurl writes itself); `RequestError` for one that HTTP cannot carry."""
+    name = raw_name.lower()
+    if name in _OWN_HEADERS:
+        return name, ""
+    # "name:" with nothing after it would remove the header; "name;" sends it empty.
+    line = f"{name}: {value}" if value else f"{name};"
+    if (
+        not name
+        or name[0] == ":"
+        or ":" in name
+        or " " in name
+        or "\r" in line
+        or "\n" in line
+        or "\0" in line
+    ):
+        raise RequestError(f"header {raw_name!r} refused locally", retryable=False)
+    return name, line
 
 
 def _error(errno: int, message: str, sent: bool) -> RequestError:
@@ -269,16 +304,11 @@ def _error(errno: int, message: str, sent: bool) -> RequestError:
     return RequestError(text, unprocessed=not sent)
 
 
-def _parse_head(lines: list[bytes]) -> tuple[int, str, dict[str, str]]:
-    """Status, protocol and headers of the last header block (1xx blocks come first)."""
-    status = 0
-    protocol = ""
+def _parse_head(lines: Sequence[bytes]) -> dict[str, str]:
+    """The headers of the last header block (1xx blocks come first)."""
     headers: dict[str, str] = {}
     for line in lines:
         if line[:5] == b"HTTP/":
-            parts = line.split(None, 2)
-            protocol = "h2" if parts[0] in (b"HTTP/2", b"HTTP/2.0") else "http/1.1"
-            status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
             headers = {}
             continue
         colon = line.find(b":")
@@ -288,7 +318,7 @@ def _parse_head(lines: list[bytes]) -> tuple[int, str, dict[str, str]]:
         text = line[colon + 1 :].strip().decode("latin-1")
         known = headers.get(key)
         headers[key] = text if known is None else f"{known}, {text}"
-    return status, protocol, headers
+    return headers
 
 
 # --------------------------------------------------------------------------- transfers
@@ -449,10 +479,11 @@ class _Pool:
 
     def _outcome(self, transfer: _Transfer, errno: int, message: str) -> Response | RequestError:
         if errno == 0:
-            status, protocol, headers = _parse_head(transfer.lines)
-            if protocol:
-                self.client.protocol = protocol
-            return Response(status, headers, b"".join(transfer.chunks))
+            lines = transfer.lines
+            if lines:
+                self.client.protocol = "h2" if lines[0][:6] == b"HTTP/2" else "http/1.1"
+            status = transfer.easy.getinfo(pycurl.RESPONSE_CODE)
+            return Response(status, None, b"".join(transfer.chunks), head=lines.copy())
         sent = transfer.easy.getinfo(pycurl.PRETRANSFER_TIME_T) > 0
         error = _error(errno, message, sent)
         if isinstance(error, RequestTimeout) and sent and self.last_read < transfer.sent_at:

@@ -8,8 +8,9 @@ job whose lease runs out (its worker died mid-send) is claimed again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+import msgspec
 
 if TYPE_CHECKING:
     from pushgate.delivery.outcome import DeliveryOutcome
@@ -22,8 +23,9 @@ DEAD = "dead"  # gave up after too many attempts
 EXPIRED = "expired"  # its TTL ran out before a provider accepted it
 
 
-@dataclass(frozen=True, slots=True)
-class NewJob:
+# msgspec Structs, not dataclasses: a worker makes one Job per claimed row, and a frozen
+# dataclass's __init__ (a Python setattr per field) cost 3.7 µs of it against 0.16 µs.
+class NewJob(msgspec.Struct, frozen=True, gc=False):
     partner_id: int
     camp_id: int
     profile_id: int
@@ -38,8 +40,7 @@ class NewJob:
     variant_id: int = 0  # the campaign content it carries (Message Center)
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
+class Job(msgspec.Struct, frozen=True, gc=False):
     id: int
     partner_id: int
     camp_id: int
