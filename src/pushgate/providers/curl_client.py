@@ -41,7 +41,8 @@ import math
 import re
 import ssl
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -83,34 +84,40 @@ _OWN_HEADERS = frozenset({"host", "content-length"})  # libcurl writes these fro
 # --------------------------------------------------------------------------- results
 
 
-class Response:
-    """An answer: its status, body and headers (lower-case names; repeated headers joined
-    with ", "). The headers are parsed when first read: a provider's success is told by its
-    status (and body), and most answers are successes."""
+class Headers(Mapping[str, str]):
+    """An answer's headers, lower-case names, repeated headers joined with ", "; parsed from
+    libcurl's header lines when first read: a provider's success is told by its status (and
+    body), and most answers are successes."""
 
-    __slots__ = ("_head", "_headers", "body", "status")
+    __slots__ = ("_lines", "_parsed")
 
-    def __init__(
-        self,
-        status: int,
-        headers: dict[str, str] | None = None,
-        body: bytes = b"",
-        *,
-        head: Sequence[bytes] = (),
-    ) -> None:
-        self.status = status
-        self.body = body
-        self._headers = headers
-        self._head = head  # libcurl's header lines, when `headers` is not given
+    def __init__(self, lines: Sequence[bytes]) -> None:
+        self._lines = lines
+        self._parsed: dict[str, str] | None = None
 
-    @property
-    def headers(self) -> dict[str, str]:
-        if self._headers is None:
-            self._headers = _parse_head(self._head)
-        return self._headers
+    def _dict(self) -> dict[str, str]:
+        if self._parsed is None:
+            self._parsed = _parse_head(self._lines)
+        return self._parsed
+
+    def __getitem__(self, name: str) -> str:
+        return self._dict()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
 
     def __repr__(self) -> str:
-        return f"Response(status={self.status}, headers={self.headers!r}, body={self.body!r})"
+        return repr(self._dict())
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
 
 
 class RequestError(Exception):
@@ -328,7 +335,17 @@ class _Transfer:
     """An easy handle with its answer buffers, reused from one request to the next (its
     options stay set; only the request's own change)."""
 
-    __slots__ = ("chunks", "easy", "future", "lines", "pool", "sent_at")
+    __slots__ = (
+        "chunks",
+        "custom",
+        "easy",
+        "future",
+        "header_lines",
+        "lines",
+        "pool",
+        "sent_at",
+        "url",
+    )
 
     def __init__(self, static: Sequence[tuple[int, Any]]) -> None:
         self.easy = pycurl.Curl()
@@ -342,22 +359,33 @@ class _Transfer:
         self.future: asyncio.Future[Response] | None = None
         self.pool: _Pool | None = None
         self.sent_at = 0.0
+        # What the handle was last set to: a request to the same URL with the same header
+        # lines (the same list) sets neither again; libcurl would copy both every time.
+        self.url = ""
+        self.header_lines: list[str] | None = None
+        self.custom = False  # CUSTOMREQUEST is set
 
     def prepare(
         self, method: str, url: str, lines: list[str], body: bytes, timeout_ms: int
     ) -> None:
         easy = self.easy
-        easy.setopt(pycurl.URL, url)
-        easy.setopt(pycurl.HTTPHEADER, lines)
-        if method == "POST":
-            easy.setopt(pycurl.POSTFIELDS, body)
-            easy.unsetopt(pycurl.CUSTOMREQUEST)
-        elif method == "GET" and not body:
+        if url != self.url:
+            easy.setopt(pycurl.URL, url)
+            self.url = url
+        if lines is not self.header_lines:
+            easy.setopt(pycurl.HTTPHEADER, lines)
+            self.header_lines = lines
+        if method == "GET" and not body:
             easy.setopt(pycurl.HTTPGET, 1)
-            easy.unsetopt(pycurl.CUSTOMREQUEST)
+            custom = False
         else:
             easy.setopt(pycurl.POSTFIELDS, body)
+            custom = method != "POST"
+        if custom:
             easy.setopt(pycurl.CUSTOMREQUEST, method)
+        elif self.custom:
+            easy.unsetopt(pycurl.CUSTOMREQUEST)
+        self.custom = custom
         easy.setopt(pycurl.TIMEOUT_MS, timeout_ms)
         self.chunks.clear()
         self.lines.clear()
@@ -483,7 +511,7 @@ class _Pool:
             if lines:
                 self.client.protocol = "h2" if lines[0][:6] == b"HTTP/2" else "http/1.1"
             status = transfer.easy.getinfo(pycurl.RESPONSE_CODE)
-            return Response(status, None, b"".join(transfer.chunks), head=lines.copy())
+            return Response(status, Headers(lines.copy()), b"".join(transfer.chunks))
         sent = transfer.easy.getinfo(pycurl.PRETRANSFER_TIME_T) > 0
         error = _error(errno, message, sent)
         if isinstance(error, RequestTimeout) and sent and self.last_read < transfer.sent_at:
@@ -616,6 +644,10 @@ class CurlClient:
         self._in_flight = 0
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
+        # The header lines of the latest tuple of headers (a sender that sends the same
+        # headers each time, the same tuple, has them checked and formatted once).
+        self._last_headers: object = None
+        self._last_lines: list[str] = []
 
     @property
     def in_flight(self) -> int:
@@ -666,7 +698,12 @@ class CurlClient:
         answer) when there is no answer: `RequestTimeout`, `ConnectError`,
         `ConnectionLostError`, `StreamResetError`, `GoAwayError`, `ClientClosedError`.
         """
-        lines = _header_lines(headers)
+        if headers is self._last_headers:
+            lines = self._last_lines
+        else:
+            lines = _header_lines(headers)
+            if isinstance(headers, tuple):  # immutable: the same one has the same lines
+                self._last_headers, self._last_lines = headers, lines
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         if self._closed:

@@ -42,6 +42,7 @@ credential for at least `QUOTA_WAIT_S` (Google's guidance: wait at least a minut
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,6 +164,7 @@ def token_request_body(account: ServiceAccount, now: float) -> bytes:
     ).encode()
 
 
+@functools.lru_cache(maxsize=256)  # the same few apps' paths, once per push
 def send_path(project_id: str) -> str:
     return f"/v1/projects/{quote(project_id, safe='')}/messages:send"
 

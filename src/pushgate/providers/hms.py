@@ -39,6 +39,7 @@ or expire early on Huawei's side while the app's secret is still good).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -195,6 +196,7 @@ def token_request_body(client_id: str, client_secret: str) -> bytes:
     ).encode()
 
 
+@functools.lru_cache(maxsize=256)  # the same few apps' paths, once per push
 def send_path(app_id: str) -> str:
     return f"/v1/{quote(app_id, safe='')}/messages:send"
 

@@ -325,6 +325,7 @@ class _OAuthSender:
             url, ssl_context, max_connections, http1_connections=http1_connections
         )
         self._own_http = own_http
+        self._headers: tuple[tuple[str, str], ...] = (("authorization", ""),)
 
     async def _post(
         self, path: str, body: bytes, classify: Callable[[Response], Verdict]
@@ -335,10 +336,13 @@ class _OAuthSender:
                 access_token = await self.tokens.get()
             except TokenFetchError as error:
                 return _token_verdict(error)
-            headers = [
-                ("authorization", f"Bearer {access_token}"),
-                ("content-type", "application/json; charset=UTF-8"),
-            ]
+            headers = self._headers
+            if headers[0][1] != f"Bearer {access_token}":
+                # A new tuple only when the token changes: the client formats it once.
+                headers = self._headers = (
+                    ("authorization", f"Bearer {access_token}"),
+                    ("content-type", "application/json; charset=UTF-8"),
+                )
             try:
                 response = await self._client.request(
                     "POST", path, headers, body, timeout=self.timeout
