@@ -136,6 +136,12 @@ def serve(
 )
 @click.option("--fcm-port", type=int, default=0, help="FCM emulator port (default: a free one).")
 @click.option("--hms-port", type=int, default=0, help="HMS emulator port (default: a free one).")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    help="Lines below this level are not logged.",
+)
 def emulate(
     host: str,
     port: int,
@@ -144,6 +150,7 @@ def emulate(
     apns_sandbox_port: int,
     fcm_port: int,
     hms_port: int,
+    log_level: str,
 ) -> None:
     """Run the APNs, FCM and HMS emulators on their own, with their control routes.
 
@@ -153,21 +160,10 @@ def emulate(
     PUSHGATE_FCM_TOKEN_URL and PUSHGATE_PROVIDER_CA_FILE (see GET /emulator/v1/info; the
     CA is written to DATA_DIR/emulator-ca/).
     """
-    import uvicorn
+    from pushgate.emulation import StandaloneEmulators, serve_standalone
 
-    from pushgate.emulation import StandaloneEmulators
-
-    logs.configure("info")
     app = StandaloneEmulators(data_dir, host, (apns_port, fcm_port, hms_port), apns_sandbox_port)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        lifespan="on",
-        access_log=False,
-        log_level="info",
-        log_config=logs.uvicorn_log_config(),
-    )
+    serve_standalone(app, port, log_level)
 
 
 @main.command()

@@ -36,6 +36,18 @@ def _number(kind: type[N], name: str, default: N) -> N:
         raise ConfigError(f"{ENV_PREFIX}{name} must be {noun}, not {raw!r}") from None
 
 
+def _switch(name: str, default: bool) -> bool:
+    """PUSHGATE_<name>: on (1, true, yes, on) or off (0, false, no, off); unset: `default`."""
+    raw = (env(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{ENV_PREFIX}{name} must be on or off, not {raw!r}")
+
+
 def default_workers() -> int:
     """One delivery process per core, less one core for the API (in this process with
     `--role all`, or another on the same machine) or the database."""
@@ -105,6 +117,9 @@ class Settings:
     # Jobs one worker holds at most (claimed, not yet recorded): enough for the provider's
     # round trip at the rate wanted (docs/operations.md, "Sizing").
     worker_concurrency: int = 256
+    # With --emulate: the emulators in a child process (emulators/child.py) rather than on this
+    # process's event loop. `load` turns it on where there is more than one core.
+    emulator_process: bool = False
 
     @classmethod
     def load(cls, **flags: object) -> Settings:
@@ -136,6 +151,7 @@ class Settings:
             "shutdown_grace": _number(float, "SHUTDOWN_GRACE", cls.shutdown_grace),
             "job_retention_days": _number(float, "JOB_RETENTION_DAYS", cls.job_retention_days),
             "worker_concurrency": _number(int, CONCURRENCY_ENV, cls.worker_concurrency),
+            "emulator_process": _switch("EMULATOR_PROCESS", (os.cpu_count() or 1) > 1),
         }
         if not 1 <= int(str(values["worker_concurrency"])) <= MAX_CONCURRENCY:
             raise ConfigError(

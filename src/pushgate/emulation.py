@@ -17,6 +17,7 @@ from typing import Any
 from pushgate.api.types import Receive, Scope, Send
 from pushgate.config import env
 from pushgate.crypto import SecretBox, box_for
+from pushgate.emulators.ca import LocalCA
 from pushgate.emulators.control import ControlApp
 from pushgate.emulators.credentials import (
     ApnsCertificate,
@@ -202,11 +203,13 @@ class StandaloneEmulators:
         host: str = "127.0.0.1",
         ports: tuple[int, int, int] = (0, 0, 0),
         apns_sandbox_port: int = 0,
+        ca: LocalCA | None = None,
     ):
         self.data_dir = data_dir
         self.host = host
         self.ports = ports
         self.apns_sandbox_port = apns_sandbox_port
+        self.ca = ca  # None: a new one (emulators/ca.py)
         self.stored: StoredCredentials | None = None
         self.emulators: Emulators | None = None
         self.control: ControlApp | None = None
@@ -218,7 +221,7 @@ class StandaloneEmulators:
                 connect_sync(self.data_dir, env("DATABASE_URL")), box_for(self.data_dir)
             )
             ca_dir = self.data_dir / "emulator-ca"
-        self.emulators = Emulators(self.stored, ca_dir=ca_dir)
+        self.emulators = Emulators(self.stored, ca=self.ca, ca_dir=ca_dir)
         apns_port, fcm_port, hms_port = self.ports
         await self.emulators.start(
             self.host,
@@ -250,3 +253,21 @@ class StandaloneEmulators:
                     return
         elif self.control is not None:
             await self.control(scope, receive, send)
+
+
+def serve_standalone(app: StandaloneEmulators, port: int, log_level: str) -> None:
+    """Run `app` with its control routes on `port` until SIGINT or SIGTERM."""
+    import uvicorn
+
+    from pushgate import logs
+
+    logs.configure(log_level)
+    uvicorn.run(
+        app,
+        host=app.host,
+        port=port,
+        lifespan="on",
+        access_log=False,
+        log_level=log_level,
+        log_config=logs.uvicorn_log_config(),
+    )

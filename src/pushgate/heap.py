@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 
-
 # Collections of the youngest objects after this many allocations (Python's default: 700).
 # A send makes a few dozen short-lived objects (a task, futures, dicts) while hundreds of
 # sends are under way: at 700 the collector walked the live ones over and over (4% of a

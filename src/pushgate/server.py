@@ -31,6 +31,7 @@ from pushgate.delivery.retention import JobRetention
 from pushgate.delivery.senders import ProviderDirectory
 from pushgate.delivery.worker import DeliveryWorker
 from pushgate.emulation import StoredCredentials, mark_emulated
+from pushgate.emulators.child import EmulatorProcess
 from pushgate.emulators.runner import Emulators
 from pushgate.heap import freeze_startup_objects
 from pushgate.limits import bad_keys
@@ -59,6 +60,7 @@ class Delivery:
     directory: ProviderDirectory | None = None
     task: asyncio.Task[None] | None = None
     emulators: Emulators | None = None
+    emulator_process: EmulatorProcess | None = None  # the emulators in a child process
     stored: StoredCredentials | None = None
     endpoints: Endpoints = field(default_factory=Endpoints.from_env)
     ca_pem: str | None = None  # extra CA to trust for providers (the emulators')
@@ -114,6 +116,8 @@ def create_app(settings: Settings) -> App:
 
     async def start_emulators() -> tuple[Endpoints, str | None, str | None]:
         await store.db.run(lambda conn: mark_emulated(conn, store.box))
+        if settings.emulator_process:
+            return await start_emulator_process()
         delivery.stored = StoredCredentials(
             connect_sync(settings.data_dir, settings.database_url), store.box
         )
@@ -131,6 +135,21 @@ def create_app(settings: Settings) -> App:
             hms_token_url=emulators.hms_token_url,
         )
         return endpoints, emulators.ca.ca_pem, emulators.fcm_token_url
+
+    async def start_emulator_process() -> tuple[Endpoints, str | None, str | None]:
+        child = EmulatorProcess(settings.data_dir)
+        delivery.emulator_process = child
+        info = await child.start()
+        app.mounts.append((child.handles, child))
+        endpoints = Endpoints(
+            apns_url=info["apns"]["url"],
+            apns_sandbox_url=info["apns"]["sandbox_url"],
+            fcm_url=info["fcm"]["url"],
+            hms_url=info["hms"]["url"],
+            hms_token_url=info["hms"]["token_url"],
+        )
+        log.info("provider emulators (a process of their own): %s", endpoints)
+        return endpoints, info["ca_pem"], info["fcm"]["token_url"]
 
     async def configure_logging() -> None:
         # Here rather than only in the CLI: by the lifespan's start uvicorn has installed its
@@ -213,6 +232,8 @@ def create_app(settings: Settings) -> App:
             await delivery.directory.aclose()
         if delivery.emulators is not None:
             await delivery.emulators.stop()
+        if delivery.emulator_process is not None:
+            await delivery.emulator_process.stop()
         if delivery.stored is not None:
             delivery.stored.close()
         await monitoring.aclose()

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import pickle
@@ -41,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from pushgate.child_process import die_with_parent
 from pushgate.config import Settings
 from pushgate.heap import freeze_startup_objects
 from pushgate.metrics import DeliveryMetrics, Histogram
@@ -56,7 +56,6 @@ STOP_MARGIN_SECONDS = 5.0  # beyond the grace, before a child that has not exite
 CHILD_POOL_SIZE = 4  # PostgreSQL connections per child: a worker runs few units at once
 WAKE = b"w"
 _FRAME = struct.Struct(">I")
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -252,17 +251,6 @@ class DeliveryProcesses:
 # ---- the child's side ----
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """The kernel kills this process when its parent dies (Linux); checked once after asking,
-    in case the parent died before."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:
-        os._exit(1)
-
-
 def _read_frame(stream: BinaryIO) -> Any:
     header = stream.read(_FRAME.size)
     if len(header) < _FRAME.size:
@@ -278,7 +266,7 @@ def child_main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     spec = _read_frame(sys.stdin.buffer)
     assert isinstance(spec, ChildSpec)
-    _die_with_parent(spec.parent_pid)
+    die_with_parent(spec.parent_pid)
     # Reports go on the original stdout; anything else printed goes to stderr with the logs.
     reports = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
