@@ -777,6 +777,7 @@ class Bench:
                 self.wrk(server.port, PUSH_PATH, bodies_file, self.args.warmup)
                 spy_cmd = [spy, "record", "--pid", str(server.pid), "--duration", str(seconds)]
                 spy_cmd += ["--rate", "100", "--format", "raw", "--threads", "--native"]
+                spy_cmd += ["--subprocesses"]  # the emulators and delivery children too
                 spy_cmd += ["--output", str(raw)]
                 spy_proc = subprocess.Popen(
                     spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
