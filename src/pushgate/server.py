@@ -9,7 +9,7 @@ import os
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pushgate import logs
 from pushgate.api import openapi
@@ -115,32 +115,24 @@ def create_app(settings: Settings) -> App:
     docs_html = openapi.docs_page(doc)
 
     async def start_emulators() -> tuple[Endpoints, str | None, str | None]:
+        """The emulators, in a child process or on this event loop, with their control routes
+        mounted; where they listen (`GET /emulator/v1/info`) becomes the providers' endpoints."""
         await store.db.run(lambda conn: mark_emulated(conn, store.box))
+        info: dict[str, Any]
         if settings.emulator_process:
-            return await start_emulator_process()
-        delivery.stored = StoredCredentials(
-            connect_sync(settings.data_dir, settings.database_url), store.box
-        )
-        emulators = Emulators(delivery.stored, ca_dir=settings.data_dir / "emulator-ca")
-        await emulators.start("127.0.0.1")
-        delivery.emulators = emulators
-        control = emulators.control_app()
-        app.mounts.append((control.handles, control))
-        log.info("provider emulators: %s", emulators.urls())
-        endpoints = Endpoints(
-            apns_url=emulators.apns_url,
-            apns_sandbox_url=emulators.apns_sandbox_url,
-            fcm_url=emulators.fcm_url,
-            hms_url=emulators.hms_url,
-            hms_token_url=emulators.hms_token_url,
-        )
-        return endpoints, emulators.ca.ca_pem, emulators.fcm_token_url
-
-    async def start_emulator_process() -> tuple[Endpoints, str | None, str | None]:
-        child = EmulatorProcess(settings.data_dir)
-        delivery.emulator_process = child
-        info = await child.start()
-        app.mounts.append((child.handles, child))
+            child = delivery.emulator_process = EmulatorProcess(settings.data_dir)
+            info = await child.start()
+            app.mounts.append((child.handles, child))
+        else:
+            delivery.stored = StoredCredentials(
+                connect_sync(settings.data_dir, settings.database_url), store.box
+            )
+            emulators = Emulators(delivery.stored, ca_dir=settings.data_dir / "emulator-ca")
+            await emulators.start("127.0.0.1")
+            delivery.emulators = emulators
+            control = emulators.control_app()
+            app.mounts.append((control.handles, control))
+            info = emulators.info()
         endpoints = Endpoints(
             apns_url=info["apns"]["url"],
             apns_sandbox_url=info["apns"]["sandbox_url"],
@@ -148,7 +140,8 @@ def create_app(settings: Settings) -> App:
             hms_url=info["hms"]["url"],
             hms_token_url=info["hms"]["token_url"],
         )
-        log.info("provider emulators (a process of their own): %s", endpoints)
+        where = "a process of their own" if settings.emulator_process else "this process"
+        log.info("provider emulators (%s): %s", where, endpoints)
         return endpoints, info["ca_pem"], info["fcm"]["token_url"]
 
     async def configure_logging() -> None:

@@ -3,9 +3,10 @@
 The emulators answer every push in Python (HTTP/2 framing, TLS, JSON checks): in a profile of
 `serve --emulate` under load they took a third of the serving process's CPU (bench/README.md,
 issue 14), from the event loop that answers the API. On a machine with more than one core the
-serving process starts them as a child instead: `pushgate emulate` on fixed ports, pointed at the
-same data dir (credentials, the emulators' CA), and forwards its own `/emulator/v1/*` routes to
-the child's control port, so that everything contract.md says of them holds on the API's port.
+serving process starts them as a child instead: what `pushgate emulate` runs, on ports and with
+a CA chosen once by the serving process, reading credentials from the same data dir, and it
+forwards its own `/emulator/v1/*` routes to the child's control port, so that everything
+contract.md says of them holds on the API's port.
 
 The child lives and dies with the serving process (Linux: PR_SET_PDEATHSIG); should it die on
 its own, it is started again on the same ports after a pause, and the pushes sent meanwhile fail
@@ -39,7 +40,8 @@ log = logging.getLogger("pushgate.emulators")
 HOST = "127.0.0.1"
 START_LIMIT_SECONDS = 30.0  # for the child to answer its control port
 START_POLL_SECONDS = 0.05
-RESTART_SECONDS = 1.0
+RESTART_FIRST_SECONDS = 1.0  # then doubling while it keeps failing, up to
+RESTART_MAX_SECONDS = 30.0
 STOP_SECONDS = 5.0  # after SIGTERM, before SIGKILL
 PROXY_TIMEOUT_SECONDS = 30.0
 # Headers of a control answer passed on (the rest, like `date` and `server`, are the API's own).
@@ -60,7 +62,7 @@ def _free_ports(count: int) -> list[int]:
 
 
 class EmulatorProcess:
-    """`pushgate emulate` as a child of this process, on ports and with a CA fixed at the first
+    """The emulators as a child of this process, on ports and with a CA fixed at the first
     start, so that a child started again is the same provider to the senders."""
 
     def __init__(self, data_dir: Path) -> None:
@@ -121,19 +123,22 @@ class EmulatorProcess:
             await asyncio.sleep(START_POLL_SECONDS)
 
     async def _watch_child(self) -> None:
+        pause = RESTART_FIRST_SECONDS
         while not self._stopping:
             assert self._process is not None
             code = await self._process.wait()
             if self._stopping:
                 return
-            log.error("the emulators' process exited (%s); starting it again", code)
-            await asyncio.sleep(RESTART_SECONDS)
+            log.error("the emulators' process exited (%s); starting another in %g s", code, pause)
+            await asyncio.sleep(pause)
             if self._stopping:
                 return
             try:
                 await self._spawn()
+                pause = RESTART_FIRST_SECONDS
             except RuntimeError:
                 log.exception("the emulators' process did not start again")
+                pause = min(pause * 2, RESTART_MAX_SECONDS)
 
     async def stop(self) -> None:
         self._stopping = True
