@@ -77,6 +77,7 @@ def serve(
     """Run the HTTP API and the delivery workers."""
     import uvicorn
 
+    from pushgate.api.one_write import OneWriteHttpToolsProtocol
     from pushgate.server import create_app
 
     try:
@@ -103,7 +104,8 @@ def serve(
         host=settings.host,
         port=settings.port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
+        # httptools, with each response in one write (api/one_write.py)
+        http=OneWriteHttpToolsProtocol,
         lifespan="on",
         access_log=False,
         log_level=settings.log_level,
