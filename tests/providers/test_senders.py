@@ -11,6 +11,8 @@ from typing import Any
 
 import jwt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pushgate.providers import hms
 from pushgate.providers.apns import ApnsTokenSigner
@@ -549,3 +551,60 @@ def test_endpoints_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert endpoints.hms_token_url == "http://127.0.0.1:2/token"
     assert endpoints.apns_sandbox_url == "https://api.sandbox.push.apple.com"
     assert endpoints.fcm_url == "https://fcm.googleapis.com"
+
+
+# ---- FCM bodies built once per payload (senders._BodyTemplates)
+
+
+@pytest.fixture
+def fcm_sender(rsa_key: KeyPair) -> FcmSender:
+    """A sender that never sends: its bodies are what is looked at (no token fetcher)."""
+    return FcmSender.from_credential(
+        json.dumps(service_account_info(rsa_key, "http://127.0.0.1:9/token")),
+        token_source=object(),
+    )
+
+
+FCM_PAYLOADS = [
+    FCM_BODY,
+    json.dumps({"message": {"notification": {"title": 'quote " and \\ and \u00e9'}}}).encode(),
+    json.dumps({"data": {"k": "v"}}).encode(),  # the bare message
+    json.dumps({"message": {"android": {"ttl": "5s", "priority": "NORMAL"}}}).encode(),
+    json.dumps({"message": {"data": {"x": "\x00pushgate-token\x00"}}}).encode(),  # a stand-in
+]
+
+
+def test_a_templated_fcm_body_is_the_body_built_in_full(fcm_sender: FcmSender) -> None:
+    @settings(max_examples=300, deadline=None)
+    @given(
+        index=st.integers(0, len(FCM_PAYLOADS) - 1),
+        token=st.text(min_size=1, max_size=40),
+        ttl=st.none() | st.integers(0, 10**8),
+    )
+    def same_body(index: int, token: str, ttl: int | None) -> None:
+        payload = FCM_PAYLOADS[index]
+        ttl_text = None if ttl is None else f"{ttl}s"
+        # Twice: the first send of a payload makes its template, the second fills it.
+        for _ in range(2):
+            assert fcm_sender._bodies.body(payload, token, ttl_text) == fcm_sender._build(
+                payload, token, ttl_text
+            )
+
+    same_body()
+
+
+async def test_a_refused_fcm_payload_stays_refused_with_its_reason(
+    fcm_sender: FcmSender,
+) -> None:
+    for payload, detail in (
+        (b"[1, 2]", "payload is not a JSON object"),
+        (b'{"message": "text"}', "message is not an object"),
+        (b'{"message": {"topic": "news"}}', "message already has a topic or condition target"),
+    ):
+        for _ in range(2):
+            verdict = await fcm_sender.send("t", payload)
+            assert (verdict.kind, verdict.reason, verdict.detail) == (
+                "rejected",
+                "InvalidParameters",
+                detail,
+            )

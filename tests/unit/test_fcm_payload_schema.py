@@ -1,7 +1,7 @@
 """pushgate's own FCM bodies pass Google's schema (emulators/fcm_schema.py) for every
 notification the validator accepts: the body as the delivery sender posts it, built by
 `payloads.build.fcm`, with the ttl the sender sets from the job's remaining lifetime
-(`senders._with_ttl`) and the device token put in by `providers.fcm.build_send`."""
+(`senders._ttl_text`, `senders._with_ttl`) and the device token put in by `providers.fcm.build_send`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pushgate.emulators.fcm_schema import check_send_request
 from pushgate.payloads.build import build_all, oversized
 from pushgate.providers import fcm
-from pushgate.providers.senders import _with_ttl
+from pushgate.providers.senders import _ttl_text, _with_ttl
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.push import Push
 from pushgate.targeting.validate import decode, validate
@@ -77,7 +77,7 @@ def sent_body(push: Push, token: str, remaining_ttl: int) -> dict[str, Any]:
     if oversized(built) is not None:
         assume(False)  # refused at the API, never sent
     message = json.loads(built.bodies["android"])["message"]
-    _, data = fcm.build_send("demo-project", _with_ttl(message, remaining_ttl), token)
+    _, data = fcm.build_send("demo-project", _with_ttl(message, _ttl_text(remaining_ttl)), token)
     body: dict[str, Any] = json.loads(data)
     return body
 

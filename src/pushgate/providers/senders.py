@@ -123,13 +123,91 @@ def _decode_object(payload: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _with_ttl(message: Mapping[str, Any], ttl: int | None) -> dict[str, Any]:
+def _with_ttl(message: Mapping[str, Any], ttl_text: str | None) -> dict[str, Any]:
     result = dict(message)
-    if ttl is not None:
+    if ttl_text is not None:
         android = dict(result.get("android") or {})
-        android["ttl"] = f"{max(0, int(ttl))}s"
+        android["ttl"] = ttl_text
         result["android"] = android
     return result
+
+
+def _ttl_text(ttl: int) -> str:
+    return f"{max(0, int(ttl))}s"
+
+
+# Stand-ins for the per-push values while a payload's body is built once (`_BodyTemplates`);
+# NUL characters keep them from being anything a payload holds.
+_TOKEN_SLOT = "\x00pushgate-token\x00"
+_TTL_SLOT = "\x00pushgate-ttl\x00"
+_TOKEN_SLOT_JSON = msgspec.json.encode(_TOKEN_SLOT)
+_TTL_SLOT_JSON = msgspec.json.encode(_TTL_SLOT)
+_TEMPLATES_KEPT = 1024  # payloads whose bodies are kept; all are forgotten when full
+
+
+@dataclass(frozen=True, slots=True)
+class _BodyTemplate:
+    """A request body with the token's and the ttl's JSON strings left out: `pieces` alternate
+    literal bytes and slots (`_TOKEN_SLOT_JSON`, `_TTL_SLOT_JSON`)."""
+
+    path: str
+    pieces: tuple[bytes, ...]
+
+    def fill(self, token: str, ttl_text: str | None) -> bytes:
+        values = {
+            _TOKEN_SLOT_JSON: msgspec.json.encode(token),
+            _TTL_SLOT_JSON: msgspec.json.encode(ttl_text),
+        }
+        return b"".join(values.get(piece, piece) for piece in self.pieces)
+
+
+BodyBuilder = Callable[[bytes, str, "str | None"], "tuple[str, bytes] | Verdict"]
+
+
+class _BodyTemplates:
+    """Request bodies built once per payload (a campaign's pushes share theirs) rather than
+    decoded and encoded again for each token: `build(payload, token, ttl_text)` is run with
+    stand-ins, and the body it makes is cut where they are. A payload whose body cannot be cut
+    so (a stand-in missing or twice) is built in full every time; a payload refused is refused
+    without building again."""
+
+    def __init__(self, build: BodyBuilder) -> None:
+        self.build = build
+        self._kept: dict[tuple[bytes, bool], _BodyTemplate | Verdict | None] = {}
+
+    def body(self, payload: bytes, token: str, ttl_text: str | None) -> tuple[str, bytes] | Verdict:
+        key = (payload, ttl_text is None)
+        if key in self._kept:
+            kept = self._kept[key]
+        else:
+            kept = self._kept[key] = self._template(payload, ttl_text is not None)
+            if len(self._kept) > _TEMPLATES_KEPT:
+                self._kept = {key: kept}
+        if isinstance(kept, _BodyTemplate):
+            return kept.path, kept.fill(token, ttl_text)
+        if isinstance(kept, Verdict):
+            return kept
+        return self.build(payload, token, ttl_text)
+
+    def _template(self, payload: bytes, with_ttl: bool) -> _BodyTemplate | Verdict | None:
+        built = self.build(payload, _TOKEN_SLOT, _TTL_SLOT if with_ttl else None)
+        if isinstance(built, Verdict):
+            return built
+        path, data = built
+        slots = [_TOKEN_SLOT_JSON] + ([_TTL_SLOT_JSON] if with_ttl else [])
+        if any(data.count(slot) != 1 for slot in slots):
+            return None
+        pieces: list[bytes] = [data]
+        for slot in slots:
+            cut: list[bytes] = []
+            for piece in pieces:
+                if piece in slots:
+                    cut.append(piece)
+                    continue
+                before, found, after = piece.partition(slot)
+                cut += [before, slot, after] if found else [piece]
+            pieces = cut
+        return _BodyTemplate(path, tuple(pieces))
 
 
 class ApnsSender:
@@ -386,6 +464,7 @@ class FcmSender(_OAuthSender):
         super().__init__(url, ssl_context, max_connections, timeout, token_source, own_http)
         self.account = account
         self.clock = clock
+        self._bodies = _BodyTemplates(self._build)
         # QUOTA_EXCEEDED is the project's quota: until this time no message of the
         # credential is sent (each is put back to wait), not only the one refused.
         self.quota_paused_until = 0.0
@@ -402,6 +481,30 @@ class FcmSender(_OAuthSender):
         endpoints = endpoints or Endpoints()
         return cls(fcm.ServiceAccount.parse(service_account), url=endpoints.fcm_url, **options)
 
+    def _build(
+        self, payload: bytes, token: str, ttl_text: str | None
+    ) -> tuple[str, bytes] | Verdict:
+        body = _decode_object(payload)
+        if body is None:
+            return Verdict(
+                kind="rejected", reason="InvalidParameters", detail="payload is not a JSON object"
+            )
+        envelope = "message" in body
+        message = body["message"] if envelope else body
+        if not isinstance(message, dict):
+            return Verdict(
+                kind="rejected", reason="InvalidParameters", detail="message is not an object"
+            )
+        try:
+            return fcm.build_send(
+                self.account.project_id,
+                _with_ttl(message, ttl_text),
+                token,
+                validate_only=bool(body.get("validate_only", False)) if envelope else False,
+            )
+        except ValueError as error:
+            return Verdict(kind="rejected", reason="InvalidParameters", detail=str(error))
+
     async def send(self, token: str, payload: bytes, *, ttl: int | None = None) -> Verdict:
         """`payload`: `{"message": {...}, "validate_only": false}` (or the bare message);
         `ttl` (seconds) replaces `message.android.ttl`."""
@@ -415,26 +518,10 @@ class FcmSender(_OAuthSender):
                 detail="not sent: the credential waits after QUOTA_EXCEEDED",
                 retry_after=paused,
             )
-        body = _decode_object(payload)
-        if body is None:
-            return Verdict(
-                kind="rejected", reason="InvalidParameters", detail="payload is not a JSON object"
-            )
-        envelope = "message" in body
-        message = body["message"] if envelope else body
-        if not isinstance(message, dict):
-            return Verdict(
-                kind="rejected", reason="InvalidParameters", detail="message is not an object"
-            )
-        try:
-            path, data = fcm.build_send(
-                self.account.project_id,
-                _with_ttl(message, ttl),
-                token,
-                validate_only=bool(body.get("validate_only", False)) if envelope else False,
-            )
-        except ValueError as error:
-            return Verdict(kind="rejected", reason="InvalidParameters", detail=str(error))
+        built = self._bodies.body(payload, token, None if ttl is None else _ttl_text(ttl))
+        if isinstance(built, Verdict):
+            return built
+        path, data = built
         verdict = await self._post(path, data, lambda r: fcm.classify(r.status, r.headers, r.body))
         if verdict.reason == fcm.QUOTA_EXCEEDED and verdict.retry_after is not None:
             self.quota_paused_until = max(
