@@ -553,7 +553,7 @@ def test_endpoints_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert endpoints.fcm_url == "https://fcm.googleapis.com"
 
 
-# ---- FCM bodies built once per payload (senders._BodyTemplates)
+# ---- FCM and HMS bodies built once per payload (senders._BodyTemplates)
 
 
 @pytest.fixture
@@ -572,21 +572,47 @@ FCM_PAYLOADS = [
     json.dumps({"message": {"android": {"ttl": "5s", "priority": "NORMAL"}}}).encode(),
     json.dumps({"message": {"data": {"x": "\x00pushgate-token\x00"}}}).encode(),  # a stand-in
 ]
+HMS_PAYLOADS = [
+    json.dumps(
+        {
+            "validate_only": False,
+            "message": {
+                "android": {
+                    "notification": {"title": "t", "body": "b", "click_action": {"type": 3}}
+                },
+                "data": '{"camp_id": "1"}',
+            },
+        }
+    ).encode(),
+    json.dumps({"message": {"android": {"ttl": "9999999s", "category": "MARKETING"}}}).encode(),
+    json.dumps({"message": {"android": "not an object"}}).encode(),  # no ttl slot: built in full
+    json.dumps({"message": {"data": "\x00pushgate-ttl\x00"}}).encode(),  # a stand-in
+]
 
 
-def test_a_templated_fcm_body_is_the_body_built_in_full(fcm_sender: FcmSender) -> None:
+@pytest.mark.parametrize("platform", ["android", "huawei"])
+def test_a_templated_body_is_the_body_built_in_full(fcm_sender: FcmSender, platform: str) -> None:
+    sender: FcmSender | HmsSender = fcm_sender
+    payloads = FCM_PAYLOADS
+    if platform == "huawei":
+        sender = HmsSender.from_credential(
+            {"app_id": "104000001", "client_id": "104000001", "client_secret": "s" * 64},
+            token_source=object(),
+        )
+        payloads = HMS_PAYLOADS
+
     @settings(max_examples=300, deadline=None)
     @given(
-        index=st.integers(0, len(FCM_PAYLOADS) - 1),
+        index=st.integers(0, len(payloads) - 1),
         token=st.text(min_size=1, max_size=40),
         ttl=st.none() | st.integers(0, 10**8),
     )
     def same_body(index: int, token: str, ttl: int | None) -> None:
-        payload = FCM_PAYLOADS[index]
+        payload = payloads[index]
         ttl_text = None if ttl is None else f"{ttl}s"
         # Twice: the first send of a payload makes its template, the second fills it.
         for _ in range(2):
-            assert fcm_sender._bodies.body(payload, token, ttl_text) == fcm_sender._build(
+            assert sender._bodies.body(payload, token, ttl_text) == sender._build(
                 payload, token, ttl_text
             )
 

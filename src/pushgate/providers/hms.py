@@ -158,10 +158,12 @@ def prepare_message(
     ttl: float | None = None,
     category: str | None = None,
     importance: str | None = None,
+    ttl_text: str | None = None,
 ) -> dict[str, Any]:
     """`message` as Huawei accepts it (a copy; the input is not changed).
 
-    `ttl` (seconds) replaces `android.ttl`; without it a ttl longer than 15 days is cut.
+    `ttl` (seconds) replaces `android.ttl`, as does `ttl_text`, a value already made by
+    `ttl_field`; without either a ttl longer than 15 days is cut.
     `category` and `importance` (the credential's defaults) fill `android.category` and
     `android.notification.importance` where the message has none; importance only on a
     notification (a data message has no `android.notification` to put it in).
@@ -171,7 +173,9 @@ def prepare_message(
     if raw is not None and not isinstance(raw, Mapping):
         return result  # Huawei refuses it as it is; nothing here can mend it
     android = dict(raw or {})
-    if ttl is not None:
+    if ttl_text is not None:
+        android["ttl"] = ttl_text
+    elif ttl is not None:
         android["ttl"] = ttl_field(ttl)
     elif (seconds := ttl_seconds(android.get("ttl"))) is not None and seconds > MAX_TTL_SECONDS:
         android["ttl"] = ttl_field(MAX_TTL_SECONDS)

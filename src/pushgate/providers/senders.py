@@ -570,6 +570,7 @@ class HmsSender(_OAuthSender):
             http1_connections=DEFAULT_HTTP1_CONNECTIONS,
         )
         self.credential = credential
+        self._bodies = _BodyTemplates(self._build)
 
     @property
     def protocol(self) -> str | None:
@@ -594,12 +595,9 @@ class HmsSender(_OAuthSender):
             **options,
         )
 
-    async def send(self, token: str, payload: bytes, *, ttl: int | None = None) -> Verdict:
-        """`payload`: `{"validate_only": false, "message": {...}}`; `ttl` (seconds)
-        replaces `message.android.ttl`, cut to Huawei's 15 days like any longer ttl; the
-        credential's default category and importance go where the message has none."""
-        if not token:
-            return EMPTY_TOKEN
+    def _build(
+        self, payload: bytes, token: str, ttl_text: str | None
+    ) -> tuple[str, bytes] | Verdict:
         body = _decode_object(payload)
         message = body.get("message") if body is not None else None
         if body is None or not isinstance(message, dict):
@@ -608,14 +606,25 @@ class HmsSender(_OAuthSender):
             )
         message = hms.prepare_message(
             message,
-            ttl=ttl,
+            ttl_text=ttl_text,
             category=self.credential.category,
             importance=self.credential.importance,
         )
         try:
-            path, data = hms.build_send(self.credential.app_id, {**body, "message": message}, token)
+            return hms.build_send(self.credential.app_id, {**body, "message": message}, token)
         except ValueError as error:
             return Verdict(kind="rejected", reason="80100001", detail=str(error))
+
+    async def send(self, token: str, payload: bytes, *, ttl: int | None = None) -> Verdict:
+        """`payload`: `{"validate_only": false, "message": {...}}`; `ttl` (seconds)
+        replaces `message.android.ttl`, cut to Huawei's 15 days like any longer ttl; the
+        credential's default category and importance go where the message has none."""
+        if not token:
+            return EMPTY_TOKEN
+        built = self._bodies.body(payload, token, None if ttl is None else hms.ttl_field(ttl))
+        if isinstance(built, Verdict):
+            return built
+        path, data = built
         return await self._post(
             path, data, lambda r: hms.classify(r.status, r.headers, r.body, token=token)
         )
