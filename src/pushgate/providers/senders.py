@@ -145,23 +145,23 @@ _TTL_SLOT_JSON = msgspec.json.encode(_TTL_SLOT)
 _TEMPLATES_KEPT = 1024  # payloads whose bodies are kept; all are forgotten when full
 
 
+_TOKEN, _TTL = 0, 1  # the slots of a template's pieces
+
+
 @dataclass(frozen=True, slots=True)
 class _BodyTemplate:
-    """A request body with the token's and the ttl's JSON strings left out: `pieces` alternate
-    literal bytes and slots (`_TOKEN_SLOT_JSON`, `_TTL_SLOT_JSON`)."""
+    """A request body with the token's and the ttl's JSON strings left out: `pieces` are
+    literal bytes and, where a value goes, `_TOKEN` or `_TTL`."""
 
     path: str
-    pieces: tuple[bytes, ...]
+    pieces: tuple[bytes | int, ...]
 
     def fill(self, token: str, ttl_text: str | None) -> bytes:
-        values = {
-            _TOKEN_SLOT_JSON: msgspec.json.encode(token),
-            _TTL_SLOT_JSON: msgspec.json.encode(ttl_text),
-        }
-        return b"".join(values.get(piece, piece) for piece in self.pieces)
+        values = (msgspec.json.encode(token), msgspec.json.encode(ttl_text))
+        return b"".join(values[p] if isinstance(p, int) else p for p in self.pieces)
 
 
-BodyBuilder = Callable[[bytes, str, "str | None"], "tuple[str, bytes] | Verdict"]
+BodyBuilder = Callable[[bytes, str, str | None], tuple[str, bytes] | Verdict]
 
 
 class _BodyTemplates:
@@ -194,18 +194,20 @@ class _BodyTemplates:
         if isinstance(built, Verdict):
             return built
         path, data = built
-        slots = [_TOKEN_SLOT_JSON] + ([_TTL_SLOT_JSON] if with_ttl else [])
-        if any(data.count(slot) != 1 for slot in slots):
+        slots = {_TOKEN: _TOKEN_SLOT_JSON}
+        if with_ttl:
+            slots[_TTL] = _TTL_SLOT_JSON
+        if any(data.count(stand_in) != 1 for stand_in in slots.values()):
             return None
-        pieces: list[bytes] = [data]
-        for slot in slots:
-            cut: list[bytes] = []
+        pieces: list[bytes | int] = [data]
+        for slot, stand_in in slots.items():
+            cut: list[bytes | int] = []
             for piece in pieces:
-                if piece in slots:
+                if isinstance(piece, bytes) and stand_in in piece:
+                    before, _, after = piece.partition(stand_in)
+                    cut += [before, slot, after]
+                else:
                     cut.append(piece)
-                    continue
-                before, found, after = piece.partition(slot)
-                cut += [before, slot, after] if found else [piece]
             pieces = cut
         return _BodyTemplate(path, tuple(pieces))
 

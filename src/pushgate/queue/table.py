@@ -112,7 +112,7 @@ def settle_many(conn: Db, worker: str, moves: Sequence[Move], now: float) -> set
     moved (the others' leases ran out and another worker has them)."""
     moved: set[int] = set()
     same: dict[tuple[str, str | None], list[int]] = {}  # (state, error) -> ids, due time kept
-    timed: list[Move] = []  # with a new due time (retries): each its own
+    timed: list[Move] = []  # with a new due time of their own (retries): the join on VALUES
     for move in moves:
         if move[3] is None:
             same.setdefault((move[1], move[2]), []).append(move[0])
