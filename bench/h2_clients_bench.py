@@ -59,7 +59,6 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-LOCK_FILE = Path(tempfile.gettempdir()) / "pushgate-api-bench.lock"  # run_api_bench's
 
 CANDIDATES = [
     "h2client",
@@ -564,21 +563,6 @@ def run_h2load(url: str, concurrency: int, args: argparse.Namespace) -> dict[str
     }
 
 
-def one_run_at_a_time(wait: float) -> Any:
-    import fcntl
-
-    handle = LOCK_FILE.open("a")
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return handle
-        except OSError:
-            if time.monotonic() >= deadline:
-                sys.exit(f"another benchmark run holds {LOCK_FILE}; gave up after {wait:.0f} s")
-            time.sleep(5)
-
-
 def machine() -> dict[str, Any]:
     model = ""
     with open("/proc/cpuinfo") as cpuinfo:
@@ -652,7 +636,10 @@ def report(result: dict[str, Any]) -> str:
 
 
 def parent(args: argparse.Namespace) -> None:
-    lock = one_run_at_a_time(args.lock_wait)
+    sys.path.insert(0, str(BENCH))  # bench/ is not a package
+    import run_api_bench  # here, not at the top: the candidates' processes run this file too
+
+    lock = run_api_bench.one_run_at_a_time(args.lock_wait)  # one benchmark at a time
     candidates = [c for c in args.candidates.split(",") if c]
     commit = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True

@@ -100,6 +100,27 @@ def received_at(delivery: dict[str, Any]) -> float:
     return datetime.datetime.fromisoformat(stamp).timestamp()
 
 
+# ---- processes (Linux /proc) ----
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found.update(int(p) for p in f.read().split())
+    return found
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (a killed child whose new parent has not reaped it yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 # ---- the emulators' control routes ----
 
 

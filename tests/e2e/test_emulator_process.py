@@ -17,25 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Control, device_token, notification, push_all, wait_for
+from tests.e2e.conftest import (
+    Control,
+    children,
+    device_token,
+    notification,
+    push_all,
+    running,
+    wait_for,
+)
 from tests.integration.conftest import PUSHGATE, Server, new_backend_env, process_env
 
 CHILD_MODULE = "pushgate.emulators.child"
-
-
-def descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").iterdir():
-            try:
-                kids = [int(k) for k in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            found += kids
-            todo += kids
-    return found
 
 
 def command_line(pid: int) -> str:
@@ -47,15 +40,7 @@ def command_line(pid: int) -> str:
 
 def emulator_children(server: Server) -> list[int]:
     assert server.proc is not None
-    return [p for p in descendants(server.proc.pid) if CHILD_MODULE in command_line(p)]
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    return [p for p in children(server.proc.pid) if CHILD_MODULE in command_line(p)]
 
 
 @pytest.fixture
@@ -90,7 +75,7 @@ def test_pushes_reach_the_emulators_process_and_its_routes_answer_on_the_serving
 ) -> None:
     server = serve("on")
     children = emulator_children(server)
-    assert len(children) == 1, [command_line(p) for p in descendants(server.proc.pid)]
+    assert len(children) == 1, [command_line(p) for p in children(server.proc.pid)]
     control = Control(server.base_url)
     try:
         info = control.info()
@@ -114,7 +99,7 @@ def test_a_killed_server_leaves_no_emulators_process(serve) -> None:  # type: ig
     server = serve("on")
     (child,) = emulator_children(server)
     server.kill()
-    assert wait_for(lambda: not alive(child), 10), command_line(child)
+    assert wait_for(lambda: not running(child), 10), command_line(child)
 
 
 def test_an_emulators_process_killed_alone_is_started_again_on_the_same_ports(

@@ -36,11 +36,13 @@ from tests.e2e.conftest import (
     PLATFORMS,
     EnvServer,
     Standalone,
+    children,
     create_emulator_partner,
     device_token,
     notification,
     push_all,
     rows,
+    running,
     wait_for,
 )
 from tests.integration.conftest import PUSHGATE, Partner, Server, process_env
@@ -118,24 +120,6 @@ def two_children(pid: int) -> set[int]:
     kids = wait_for(lambda: children(pid) if len(children(pid)) == 2 else None, 20)
     assert kids, f"not two delivery processes: {children(pid)}"
     return set(kids)
-
-
-def children(pid: int) -> set[int]:
-    found: set[int] = set()
-    with contextlib.suppress(OSError):
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                found.update(int(p) for p in f.read().split())
-    return found
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie (a killed child whose new parent has not reaped it yet)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def setup_pushes(standalone: Standalone, srv: Server) -> tuple[Partner, list[dict[str, object]]]:

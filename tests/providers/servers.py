@@ -342,3 +342,12 @@ class HttpTestServer:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+
+async def eventually(condition: Callable[[], bool], within: float = 2.0) -> None:
+    """Wait for something the other side does asynchronously; fail if it never happens."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)

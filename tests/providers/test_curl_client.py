@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Callable
 
 import pytest
 from hyperframe.frame import GoAwayFrame
@@ -28,16 +27,8 @@ from tests.providers.servers import (
     Reply,
     Request,
     Tls,
+    eventually,
 )
-
-
-async def eventually(condition: Callable[[], bool], within: float = 2.0) -> None:
-    """Wait for something the other side does asynchronously; fail if it never happens."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 def open_fds() -> int:

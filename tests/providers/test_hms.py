@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,6 +21,7 @@ from pushgate.providers.curl_client import DEFAULT_HTTP1_CONNECTIONS
 from pushgate.providers.errors import CredentialError
 from pushgate.providers.oauth import HmsTokenSource
 from pushgate.providers.senders import HmsSender
+from tests.providers.servers import eventually
 
 TOKEN = "IQAAAACy0kYkAADqnrsvKz7mHSSiVPOdbVV"
 
@@ -329,14 +330,6 @@ class PushConnections:
     @property
     def open(self) -> int:
         return len({s.connection.id for s in self.server._sessions} & set(self.ids))
-
-
-async def eventually(condition: Callable[[], bool], within: float = 2.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 def tokens_of(sender: HmsSender) -> HmsTokenSource:
