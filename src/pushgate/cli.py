@@ -138,12 +138,6 @@ def serve(
 )
 @click.option("--fcm-port", type=int, default=0, help="FCM emulator port (default: a free one).")
 @click.option("--hms-port", type=int, default=0, help="HMS emulator port (default: a free one).")
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-    help="Lines below this level are not logged.",
-)
 def emulate(
     host: str,
     port: int,
@@ -152,7 +146,6 @@ def emulate(
     apns_sandbox_port: int,
     fcm_port: int,
     hms_port: int,
-    log_level: str,
 ) -> None:
     """Run the APNs, FCM and HMS emulators on their own, with their control routes.
 
@@ -165,7 +158,7 @@ def emulate(
     from pushgate.emulation import StandaloneEmulators, serve_standalone
 
     app = StandaloneEmulators(data_dir, host, (apns_port, fcm_port, hms_port), apns_sandbox_port)
-    serve_standalone(app, port, log_level)
+    serve_standalone(app, port, "info")
 
 
 @main.command()
