@@ -761,45 +761,56 @@ class Bench:
 
     def profile(self, bodies_file: Path, out_stem: Path) -> dict[str, Any]:
         """py-spy on pushgate (--role all, then --role api) under the closed-loop load of
-        `bodies_file`: every thread that is not idle, with native frames, so that time in
-        SQLite's C code (which runs without the GIL) shows as well as Python's. py-spy
-        pauses the process for each sample, so the rate while profiled is lower."""
+        `bodies_file` (`profile_server`)."""
+        found: dict[str, Any] = {}
+        for role in ("all", "api"):
+            server = self.pushgate_server(self.fresh_copy(f"profile-{role}"), role)
+            with serving(server):
+                summary = self.profile_server(server, bodies_file, out_stem, role)
+            if summary:
+                found[role] = summary
+        return found
+
+    def profile_server(
+        self, server: Server, bodies_file: Path, out_stem: Path, name: str, native: bool = True
+    ) -> dict[str, Any]:
+        """py-spy on a started server under wrk's closed loop of `bodies_file`: every thread
+        that is not idle, with native frames (`native`), so that time in C code that runs
+        without the GIL (SQLite) shows as well as Python's; without them py-spy tells idle
+        threads better (threads blocked in C, such as a pool's, count as busy with them).
+        py-spy pauses the process for each sample, so the rate while profiled is lower.
+        Writes `<out_stem>-<name>.txt.gz`; returns its summary ({} without py-spy)."""
         spy = shutil.which("py-spy") or str(Path(self.python).parent / "py-spy")
         if not Path(spy).exists():
             self.log("py-spy not found (pip install py-spy): no profile")
             return {}
         seconds = int(self.args.duration)
-        found: dict[str, Any] = {}
-        for role in ("all", "api"):
-            server = self.pushgate_server(self.fresh_copy(f"profile-{role}"), role)
-            raw = self.work / f"profile-{role}.txt"
-            with serving(server):
-                self.wrk(server.port, PUSH_PATH, bodies_file, self.args.warmup)
-                spy_cmd = [spy, "record", "--pid", str(server.pid), "--duration", str(seconds)]
-                spy_cmd += ["--rate", "100", "--format", "raw", "--threads", "--native"]
-                spy_cmd += ["--subprocesses"]  # the emulators and delivery children too
-                spy_cmd += ["--output", str(raw)]
-                spy_proc = subprocess.Popen(
-                    spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                )
-                time.sleep(0.5)
-                load = self.wrk(server.port, PUSH_PATH, bodies_file, seconds)
-                try:
-                    spy_proc.wait(timeout=seconds + 30)
-                except subprocess.TimeoutExpired:
-                    spy_proc.kill()
-                    spy_proc.wait()
-            if not raw.exists():
-                self.log("py-spy wrote no profile (is ptrace permitted?)")
-                continue
-            out = out_stem.with_name(f"{out_stem.name}-{role}.txt.gz")
-            out.write_bytes(gzip.compress(raw.read_bytes()))
-            summary = summarise_profile(raw.read_text().splitlines())
-            summary["rps_while_profiled"] = round(load["requests"] / (load["duration_us"] / 1e6))
-            summary["file"] = out.name
-            found[role] = summary
-            self.log(f"  profile of --role {role}: {summary['samples']} samples in {out}")
-        return found
+        raw = self.work / f"profile-{name}.txt"
+        self.wrk(server.port, PUSH_PATH, bodies_file, self.args.warmup)
+        spy_cmd = [spy, "record", "--pid", str(server.pid), "--duration", str(seconds)]
+        spy_cmd += ["--rate", "100", "--format", "raw", "--threads"]
+        spy_cmd += ["--native"] if native else []
+        spy_cmd += ["--subprocesses"]  # the emulators and delivery children too
+        spy_cmd += ["--output", str(raw)]
+        spy_proc = subprocess.Popen(spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        load = self.wrk(server.port, PUSH_PATH, bodies_file, seconds)
+        try:
+            spy_proc.wait(timeout=seconds + 30)
+        except subprocess.TimeoutExpired:
+            spy_proc.kill()
+            spy_proc.wait()
+        if not raw.exists():
+            self.log("py-spy wrote no profile (is ptrace permitted?)")
+            return {}
+        out = out_stem.with_name(f"{out_stem.name}-{name}.txt.gz")
+        out.write_bytes(gzip.compress(raw.read_bytes()))
+        summary = summarise_profile(raw.read_text().splitlines())
+        summary["rps_while_profiled"] = round(load["requests"] / (load["duration_us"] / 1e6))
+        summary["file"] = out.name
+        summary["native"] = native
+        self.log(f"  profile of {name}: {summary['samples']} samples in {out}")
+        return summary
 
 
 # ---------------------------------------------------------------- profile summary
@@ -841,6 +852,29 @@ def summarise_profile(lines: Sequence[str], top: int = 25) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- report
+
+
+def profile_lines(title: str, prof: dict[str, Any]) -> list[str]:
+    """A profile summary (`summarise_profile`) as a report section."""
+    lines = [
+        f"## Profile of {title}",
+        "",
+        f"{prof['samples']:,} samples at 100 Hz of threads not idle"
+        + (", native frames included" if prof.get("native", True) else ", Python frames only")
+        + f", while serving {fmt_rps(prof['rps_while_profiled'])} requests/s (py-spy"
+        " pauses the process to sample); collapsed stacks in"
+        f" `{prof['file']}` (gzip; for flamegraph tools). Share of samples by thread:",
+        "",
+        "| thread | % |",
+        "| --- | ---: |",
+        *(f"| `{n}` | {p} |" for n, p in prof["threads"]),
+        "",
+        "| function (self) | % | pushgate function (inclusive) | % |",
+        "| --- | ---: | --- | ---: |",
+    ]
+    for (sn, sp), (iname, ip) in zip(prof["self"], prof["inclusive"], strict=False):
+        lines.append(f"| `{sn}` | {sp} | `{iname}` | {ip} |")
+    return [*lines, ""]
 
 
 def fmt_rps(x: float) -> str:
@@ -986,24 +1020,9 @@ def report(
         "",
     ]
     for role, prof in (profile or {}).items():
-        lines += [
-            f"## Profile of pushgate --role {role} (py-spy, varied seed body, closed loop)",
-            "",
-            f"{prof['samples']:,} samples at 100 Hz of threads not idle, native frames"
-            f" included, while serving {fmt_rps(prof['rps_while_profiled'])} requests/s (py-spy"
-            " pauses the process to sample); collapsed stacks in"
-            f" `{prof['file']}` (gzip; for flamegraph tools). Share of samples by thread:",
-            "",
-            "| thread | % |",
-            "| --- | ---: |",
-            *(f"| `{n}` | {p} |" for n, p in prof["threads"]),
-            "",
-            "| function (self) | % | pushgate function (inclusive) | % |",
-            "| --- | ---: | --- | ---: |",
-        ]
-        for (sn, sp), (iname, ip) in zip(prof["self"], prof["inclusive"], strict=False):
-            lines.append(f"| `{sn}` | {sp} | `{iname}` | {ip} |")
-        lines.append("")
+        lines += profile_lines(
+            f"pushgate --role {role} (py-spy, varied seed body, closed loop)", prof
+        )
     lines += [
         "## Every run",
         "",

@@ -420,6 +420,8 @@ class ScaleBench:
         self.bodies: dict[str, api.Bodies] = {}
         self.registration: dict[str, Any] = {}
         self.emulator_data: dict[str, Path] = {}
+        self.body_files: dict[str, Path] = {}
+        self.profiles: dict[str, Any] = {}  # per backend: run_api_bench's profile summary
 
     def quiet(self, what: str) -> None:
         """Before each heavy step: no test run or other benchmark on the machine."""
@@ -517,6 +519,7 @@ class ScaleBench:
         for name, bodies in self.bodies.items():
             files[name] = self.work / f"{name}-{self.args.body}.bodies"
             loadgen.write_bodies(files[name], getattr(bodies, self.args.body))
+        self.body_files = files
         series = [Series(f"api_{b}_{n}", b, n, label(b, n, "api")) for b, n in CONFIGS]
         for r in range(self.args.runs):
             self.quiet(f"API round {r + 1}")
@@ -524,6 +527,20 @@ class ScaleBench:
                 self.log(f"API round {r + 1}/{self.args.runs}: {s.title}")
                 self.api_run(s, files[s.backend])
         return series
+
+    def profile_phase(self, out_stem: Path) -> None:
+        """One API process of each backend under py-spy (run_api_bench's profile_server)."""
+        for name in self.body_files:
+            bench = self.backend(name)
+            with bench.serving([bench.server(bench.fresh_state(), "api")]) as (server,):
+                self.log(f"profiling one API process, {name}")
+                # Python frames only: with native ones, the pool's threads waiting in libpq
+                # look busy.
+                found = bench.profile_server(
+                    server, self.body_files[name], out_stem, name, native=False
+                )
+            if found:
+                self.profiles[name] = found
 
     # ------------------------------------------------------------ delivery
 
@@ -1193,6 +1210,8 @@ def report(
         lines += ["", "Plans of one 20-identifier lookup, after the runs:", ""]
         for db, found in lookups["plans"].items():
             lines += [f"{db} profiles:", "", "```", *found["plan"], "```", ""]
+    for name, prof in bench.profiles.items():
+        lines += api.profile_lines(f"one API process, {name} (py-spy, {args.body} body)", prof)
     return "\n".join(lines) + "\n"
 
 
@@ -1216,6 +1235,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="PUSHGATE_CAMPAIGN_STATS of every process (off: to see what counting costs)",
     )
     p.add_argument("--skip-api", action="store_true")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the API runs, one API process of each backend under py-spy (pip install"
+        " py-spy); stacks beside the results, summaries in the report",
+    )
     p.add_argument("--skip-delivery", action="store_true")
     p.add_argument("--skip-lookup", action="store_true")
     p.add_argument("--skip-sqlite-lookup", action="store_true", help="lookups in PostgreSQL only")
@@ -1295,6 +1320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise RuntimeError(f"this process imports another pushgate: {pushgate.__file__}")
         if not args.skip_api:
             api_series = bench.api_phase()
+            if args.profile:
+                args.out.mkdir(parents=True, exist_ok=True)
+                bench.profile_phase(args.out / f"{stem}-profile")
         if not args.skip_delivery:
             delivery, queueing = bench.delivery_phase()
         if not args.skip_lookup:
@@ -1324,6 +1352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "medians": lookup_medians(lookups),
             "ratios": lookup_ratios(args, lookup_medians(lookups)),
         },
+        "profiles": bench.profiles,
         "took_s": round(took),
     }
     args.out.mkdir(parents=True, exist_ok=True)
