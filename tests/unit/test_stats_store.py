@@ -295,6 +295,30 @@ def test_queued_jobs_carry_the_variant_of_their_notification(conn: sqlite3.Conne
     ]
 
 
+def test_a_known_variant_is_taken_without_reading_the_database(
+    conn: sqlite3.Connection,
+) -> None:
+    push = make_push(7, title="A")
+    found: dict[sends.VariantKey, int] = {}
+    first = sends.record_campaigns(conn, PARTNER, [push], NOW, found=found)[0]
+    assert list(found.values()) == [first]
+    conn.execute("DELETE FROM campaign_variants")  # a read now would insert the variant again
+    known = sends.KnownVariants()
+    known.add(PARTNER, found)
+    again = sends.record_campaigns(conn, PARTNER, [push], NOW + 60, known.of(PARTNER))
+    assert again == {0: first}
+    assert conn.execute("SELECT count(*) FROM campaign_variants").fetchone() == (0,)
+    assert known.of(OTHER_PARTNER) == {}
+
+
+def test_known_variants_start_over_past_their_limit() -> None:
+    known = sends.KnownVariants()
+    known.add(PARTNER, {(n, b"h"): n for n in range(known.LIMIT)})
+    known.add(OTHER_PARTNER, {(1, b"h"): 5})
+    assert known.of(PARTNER) == {}
+    assert known.of(OTHER_PARTNER) == {(1, b"h"): 5}
+
+
 # ---- app events ----
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +22,7 @@ _INSERT = (
     " VALUES "
 )
 _ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_OUTBOX_CHUNK = 500  # rows per multi-row INSERT: 7,000 parameters, under SQLite's limit
+_CHUNK = 500  # rows per multi-row INSERT: 7,000 parameters, under SQLite's limit
 
 
 # Leasing a job (parameters: owner, lease end), and which jobs may be leased (parameter: now):
@@ -52,17 +53,24 @@ def _values(j: NewJob, now: float) -> tuple[object, ...]:
 def enqueue(conn: Db, jobs: Sequence[NewJob], now: float, outbox: bool = False) -> None:
     """Insert jobs inside the caller's transaction. With `outbox`, each job's id also goes to
     the outbox, from which the relay publishes it to the broker (queue/jetstream.py): committed
-    together, so a job is never in one without the other."""
-    if not outbox:
-        conn.executemany(_INSERT + _ROW, [_values(j, now) for j in jobs])
-        return
-    for start in range(0, len(jobs), _OUTBOX_CHUNK):
-        chunk = jobs[start : start + _OUTBOX_CHUNK]
-        rows = conn.execute(
-            _INSERT + ", ".join([_ROW] * len(chunk)) + " RETURNING id",
-            [value for j in chunk for value in _values(j, now)],
-        ).fetchall()
+    together, so a job is never in one without the other.
+
+    Multi-row statements: on PostgreSQL one statement is one round trip, where executemany
+    costs a statement's work in psycopg per row."""
+    for start in range(0, len(jobs), _CHUNK):
+        chunk = jobs[start : start + _CHUNK]
+        values = [value for j in chunk for value in _values(j, now)]
+        sql = _insert_sql(len(chunk))
+        if not outbox:
+            conn.execute(sql, values)
+            continue
+        rows = conn.execute(sql + " RETURNING id", values).fetchall()
         conn.executemany("INSERT INTO outbox (job_id) VALUES (?)", [(r[0],) for r in rows])
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(rows: int) -> str:
+    return _INSERT + ", ".join([_ROW] * rows)
 
 
 def claim(conn: Db, worker: str, limit: int, lease_seconds: float, now: float) -> list[Job]:

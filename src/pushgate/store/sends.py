@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 
 import msgspec
 
@@ -18,6 +18,35 @@ from pushgate.targeting.push import Push
 
 _encode = msgspec.json.encode
 
+# A campaign variant: (camp_id, content hash).
+VariantKey = tuple[int, bytes]
+
+
+class KnownVariants:
+    """Variant ids of rows already committed, per partner: a campaign's every request after
+    its first finds its variant here instead of in a SELECT (a round trip on PostgreSQL).
+    Variant rows are never deleted or changed, so an id once committed stays right. Filled
+    only after the transaction that read or wrote the ids has committed (`add`): an id
+    inserted by a transaction that is rolled back must not be remembered."""
+
+    LIMIT = 10_000  # entries; then it starts over (a campaign's next request reads it again)
+
+    def __init__(self) -> None:
+        self._ids: dict[int, dict[VariantKey, int]] = {}
+        self._size = 0
+
+    def of(self, partner_id: int) -> Mapping[VariantKey, int]:
+        return self._ids.get(partner_id) or {}
+
+    def add(self, partner_id: int, found: Mapping[VariantKey, int]) -> None:
+        if self._size + len(found) > self.LIMIT:
+            self._ids.clear()
+            self._size = 0
+        known = self._ids.setdefault(partner_id, {})
+        before = len(known)
+        known.update(found)
+        self._size += len(known) - before
+
 
 def _content_hash(push: Push) -> bytes:
     key = push.content_key or _encode(
@@ -27,18 +56,28 @@ def _content_hash(push: Push) -> bytes:
 
 
 def record_campaigns(
-    conn: Db, partner_id: int, pushes: Sequence[Push], now: float
+    conn: Db,
+    partner_id: int,
+    pushes: Sequence[Push],
+    now: float,
+    known: Mapping[VariantKey, int] | None = None,
+    found: MutableMapping[VariantKey, int] | None = None,
 ) -> dict[int, int]:
     """Each distinct content of a campaign is a variant; returns the variant of every push index.
     A campaign is recorded with its first variant, on the first use of its camp_id; later
-    sends keep its row. So a known content costs one read, no write."""
+    sends keep its row. So a known content costs one read, no write, and none if it is in
+    `known` (committed ids). The ids read or written go into `found`."""
     variants: dict[int, int] = {}
-    seen: dict[tuple[int, bytes], int] = {}
+    seen: MutableMapping[VariantKey, int] = {} if found is None else found
+    known = known or {}
     select = (
         "SELECT id FROM campaign_variants WHERE partner_id = ? AND camp_id = ? AND content_hash = ?"
     )
     for p in pushes:
         key = (p.camp_id, _content_hash(p))
+        if key in known:
+            variants[p.index] = known[key]
+            continue
         if key not in seen:
             row = conn.execute(select, (partner_id, *key)).fetchone()
             if row is None:
@@ -86,12 +125,15 @@ def commit_sends(
     now: float,
     take_cap: frequency_cap.TakeCap = frequency_cap.take,
     outbox: bool = False,
+    known: Mapping[VariantKey, int] | None = None,
+    found: MutableMapping[VariantKey, int] | None = None,
 ) -> list[int]:
-    """Apply the frequency cap and queue one job per remaining send.
+    """Apply the frequency cap and queue one job per remaining send (`known` and `found`:
+    `record_campaigns`).
 
     Returns the indexes of outcomes excluded by the cap. The caller commits.
     """
-    variants = record_campaigns(conn, partner.id, pushes, now)
+    variants = record_campaigns(conn, partner.id, pushes, now, known, found)
     capped: list[int] = []
     jobs: list[NewJob] = []
     for i, o in enumerate(outcomes):

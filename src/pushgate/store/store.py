@@ -46,6 +46,7 @@ class Store:
         self.count_stats = count_stats
         self.caps = caps  # frequency-cap counters in Redis; None: in the database
         self.queue = TableJobQueue(db)
+        self.variants = sends.KnownVariants()
         self.outbox = False  # jobs also go to the outbox, for a broker's relay
 
     def start(self) -> None:
@@ -77,9 +78,12 @@ class Store:
         identifiers = [ident for push in pushes for ident in push.identifiers]
         hour = funnel.hour_of(now)
         take_cap, undo_caps = self._cap_takes()
+        known = self.variants.of(partner.id)
+        variants: dict[sends.VariantKey, int] = {}  # read or written by the unit
 
         def unit(conn: Db) -> list[Outcome] | None:
             undo_caps()  # an earlier attempt of this unit that did not commit
+            variants.clear()
             if async_request_id is not None:
                 gone = conn.execute("DELETE FROM async_requests WHERE id = ?", (async_request_id,))
                 if gone.rowcount == 0:
@@ -87,7 +91,7 @@ class Store:
             matches, found = profiles.resolve(conn, partner.id, identifiers)
             outcomes = decide.plan(pushes, matches, found, partner.validated_platforms)
             capped = sends.commit_sends(
-                conn, partner, pushes, built, outcomes, now, take_cap, self.outbox
+                conn, partner, pushes, built, outcomes, now, take_cap, self.outbox, known, variants
             )
             final = decide.apply_cap(outcomes, capped)
             if self.count_stats:
@@ -95,10 +99,13 @@ class Store:
             return final
 
         try:
-            return await self.db.run(unit)
+            result = await self.db.run(unit)
         except BaseException:
             undo_caps()
             raise
+        if variants:
+            self.variants.add(partner.id, variants)  # committed by now
+        return result
 
     def _cap_takes(self) -> tuple[frequency_cap.TakeCap, Callable[[], None]]:
         """How one send takes from users' caps, and how it gives back what it took when its
