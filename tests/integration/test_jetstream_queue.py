@@ -60,7 +60,7 @@ async def enqueue(store: Store, count: int) -> list[int]:
     """`count` jobs of one partner to users of their own, with their outbox rows."""
     now = time.time()
 
-    def unit(c: Db) -> list[int]:
+    def unit(c: Db) -> None:
         partners.create_partner(c, f"p{time.time_ns()}")
         partner_id = int(c.execute("SELECT max(id) FROM partners").fetchone()[0])
         jobs = [
@@ -79,10 +79,12 @@ async def enqueue(store: Store, count: int) -> list[int]:
             )
             for i in range(count)
         ]
-        table.enqueue(c, jobs, now, outbox=True)
-        return [int(r[0]) for r in c.execute("SELECT id FROM jobs ORDER BY id")]
+        table.enqueue(c, jobs, now, outbox=True)  # written when the unit's transaction ends
 
-    return await store.db.run(unit)
+    await store.db.run(unit)
+    return await store.db.run(
+        lambda c: [int(r[0]) for r in c.execute("SELECT id FROM jobs ORDER BY id")]
+    )
 
 
 async def stream_messages(prefix: str) -> int:

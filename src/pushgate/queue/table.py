@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pushgate.queue.base import DONE, LEASED, QUEUED, Job, NewJob, Settled
-from pushgate.store.db import Db, Executor, is_postgres
+from pushgate.store.db import Db, Executor, deferred, is_postgres
 
 _JOB_COLUMNS = (
     "id, partner_id, camp_id, profile_id, device_id, platform, token, environment, payload,"
@@ -55,17 +55,33 @@ def enqueue(conn: Db, jobs: Sequence[NewJob], now: float, outbox: bool = False) 
     the outbox, from which the relay publishes it to the broker (queue/jetstream.py): committed
     together, so a job is never in one without the other.
 
-    Multi-row statements: on PostgreSQL one statement is one round trip, where executemany
-    costs a statement's work in psycopg per row."""
-    for start in range(0, len(jobs), _CHUNK):
-        chunk = jobs[start : start + _CHUNK]
-        values = [value for j in chunk for value in _values(j, now)]
-        sql = _insert_sql(len(chunk))
-        if not outbox:
-            conn.execute(sql, values)
-            continue
-        rows = conn.execute(sql + " RETURNING id", values).fetchall()
-        conn.executemany("INSERT INTO outbox (job_id) VALUES (?)", [(r[0],) for r in rows])
+    Inside a transaction of the executors (`db.deferring`) the rows are written at its end,
+    those of every unit of the batch together: on PostgreSQL a statement is a round trip."""
+    write = _write_with_outbox if outbox else _write
+    rows = [_values(j, now) for j in jobs]
+    held = deferred(conn, write, list[tuple[object, ...]])
+    if held is None:
+        write(conn, rows)
+    else:
+        held.extend(rows)
+
+
+def _write(conn: Db, rows: Sequence[tuple[object, ...]]) -> None:
+    for chunk, sql in _chunks(rows):
+        conn.execute(sql, chunk)
+
+
+def _write_with_outbox(conn: Db, rows: Sequence[tuple[object, ...]]) -> None:
+    for chunk, sql in _chunks(rows):
+        ids = conn.execute(sql + " RETURNING id", chunk).fetchall()
+        conn.executemany("INSERT INTO outbox (job_id) VALUES (?)", [(r[0],) for r in ids])
+
+
+def _chunks(rows: Sequence[tuple[object, ...]]) -> Iterator[tuple[list[object], str]]:
+    """Multi-row INSERTs: executemany would cost psycopg a statement per row."""
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        yield [value for row in chunk for value in row], _insert_sql(len(chunk))
 
 
 @functools.lru_cache(maxsize=64)

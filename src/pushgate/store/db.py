@@ -7,6 +7,7 @@ serves both backends. `sqlite3.Connection` is one; `postgres.PgConnection` adapt
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -45,6 +46,41 @@ def begin_write(conn: Db) -> None:
     """Start a transaction that holds the write lock from its first statement (SQLite), or a
     plain one (PostgreSQL locks rows as it goes)."""
     conn.execute("BEGIN" if is_postgres(conn) else "BEGIN IMMEDIATE")
+
+
+# Writes that units hand to the end of their transaction, per connection inside `deferring`:
+# each kind is collected into one value (made by its `new`) and written once by its `flush`, so
+# a batch of units costs one statement per kind instead of one per unit (campaign counters
+# summed per counter, store/stats.py; new jobs in one multi-row INSERT, queue/table.py).
+Flush = Callable[[Any, Any], None]  # (connection, the collected value)
+_deferred: dict[int, dict[Flush, Any]] = {}
+
+
+@contextlib.contextmanager
+def deferring(conn: Db) -> Iterator[None]:
+    """Hold the deferred writes of this block (the executors wrap each transaction's units in
+    it) and write them at its end, before the caller commits; nothing is written if the block
+    raises."""
+    held: dict[Flush, Any] = {}
+    _deferred[id(conn)] = held
+    try:
+        yield
+    finally:
+        del _deferred[id(conn)]
+    for flush, value in held.items():
+        flush(conn, value)
+
+
+def deferred(conn: Db, flush: Flush, new: Callable[[], T]) -> T | None:
+    """What this transaction has collected for `flush` so far (`new()` the first time), to add
+    to; None outside `deferring`, where the caller writes at once."""
+    held = _deferred.get(id(conn))
+    if held is None:
+        return None
+    value: T | None = held.get(flush)
+    if value is None:
+        value = held[flush] = new()
+    return value
 
 
 class Executor(Protocol):

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pushgate.store import stats
+from pushgate.store.db import deferring
 
 try:
     import fcntl
@@ -79,7 +79,7 @@ def run_batch(conn: sqlite3.Connection, units: list[Unit]) -> list[Result]:
     def transaction(batch: list[Unit]) -> list[Any]:
         try:
             conn.execute("BEGIN IMMEDIATE")
-            with stats.collecting(conn):
+            with deferring(conn):
                 values = [unit(conn) for unit in batch]
             conn.execute("COMMIT")
         except Exception:

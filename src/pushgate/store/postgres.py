@@ -26,7 +26,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
-from pushgate.store import stats
+from pushgate.store.db import deferring
 from pushgate.store.executor import Result, answer, batch_or_each
 
 T = TypeVar("T")
@@ -243,7 +243,7 @@ class PgExecutor:
             with self._pool.connection() as raw:
                 try:
                     conn = PgConnection(raw, shard)
-                    with raw.transaction(), stats.collecting(conn):
+                    with raw.transaction(), deferring(conn):
                         values = [unit(conn) for unit in units]
                 except RETRYABLE as exc:
                     if attempt == RETRIES - 1:

@@ -3,10 +3,9 @@ behind get_statistics, the campaign report and list, and the Message Center."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,33 +18,19 @@ from pushgate.stats.campaign import Campaign
 from pushgate.stats.events import AppEvent
 from pushgate.stats.funnel import CountKey, Funnel
 from pushgate.stats.message_center import SentPush
-from pushgate.store.db import Db, counter_shard
+from pushgate.store.db import Db, counter_shard, deferred
 
 SAMPLE_TOKENS = 5
 
 
-# Counts made inside `collecting(conn)`, per connection: written once, summed, at the end of the
-# transaction (the executors wrap each transaction), so a batch of units that all count the
-# same campaign costs one upsert per counter rather than one per unit.
 StatKey = tuple[int, int, str, int]  # (partner_id, camp_id, name, hour)
-_collected: dict[int, Counter[StatKey]] = {}
-
-
-@contextlib.contextmanager
-def collecting(conn: Db) -> Iterator[None]:
-    """Defer this connection's counts to the end of the block (the caller commits after it);
-    nothing is written if the block raises."""
-    counts: Counter[StatKey] = Counter()
-    _collected[id(conn)] = counts
-    try:
-        yield
-    finally:
-        del _collected[id(conn)]
-    _write(conn, counts)
 
 
 def add_counts(conn: Db, partner_id: int, counts: Mapping[CountKey, int], hour: int) -> None:
-    collected = _collected.get(id(conn))
+    """Inside a transaction of the executors (`db.deferring`), the counts are summed and
+    written at its end, so a batch of units that all count the same campaign costs one
+    upsert per counter rather than one per unit; elsewhere, at once."""
+    collected = deferred(conn, _write, Counter[StatKey])
     if collected is None:
         _write(conn, {(partner_id, camp, name, hour): n for (camp, name), n in counts.items()})
         return
@@ -133,7 +118,7 @@ def record_settled_many(
 
 def add_keyed_counts(conn: Db, counts: Mapping[StatKey, int]) -> None:
     """Counts already keyed by partner, campaign, counter and hour (see `add_counts`)."""
-    collected = _collected.get(id(conn))
+    collected = deferred(conn, _write, Counter[StatKey])
     if collected is None:
         _write(conn, counts)
         return
