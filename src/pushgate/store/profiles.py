@@ -206,17 +206,23 @@ def update_profile(
     (current,) = conn.execute(
         "SELECT attributes FROM profiles WHERE id = ?", (profile_id,)
     ).fetchone()
-    merged = attrs.merge(_decode(current), incoming, append_arrays)
+    merged = merged_attributes(current, incoming, append_arrays)
     if active:
         conn.execute(
             "UPDATE profiles SET attributes = ?, updated_at = ?, last_active_at = ? WHERE id = ?",
-            (_encode(merged).decode(), now, now, profile_id),
+            (merged, now, now, profile_id),
         )
     else:
         conn.execute(
             "UPDATE profiles SET attributes = ?, updated_at = ? WHERE id = ?",
-            (_encode(merged).decode(), now, profile_id),
+            (merged, now, profile_id),
         )
+
+
+def merged_attributes(current: str, incoming: Mapping[str, Any], append_arrays: bool) -> str:
+    """Stored attributes (JSON) with `incoming` merged in, as stored again (store/bulk_import.py
+    folds a new user's merges with it, so that both paths store the same text)."""
+    return _encode(attrs.merge(_decode(current), incoming, append_arrays)).decode()
 
 
 def _device_row(conn: Db, partner_id: int, device: Mapping[str, Any]) -> tuple[Any, ...] | None:
@@ -242,6 +248,24 @@ def profile_of_device(conn: Db, partner_id: int, device: Mapping[str, Any]) -> i
     return None if row is None else int(row[4])
 
 
+def device_key(device: Mapping[str, Any]) -> tuple[str, str, str | None]:
+    """What a session's device is found by, as stored: platform, token, udid."""
+    return str(device["platform"]).lower(), str(device["device_token"]), device.get("udid")
+
+
+def device_fields(
+    device: Mapping[str, Any],
+) -> tuple[str, str, str | None, str, bool, dict[str, Any]]:
+    """A session's device as stored: platform, token, udid, environment, push opt-in and the
+    report attributes (shared with store/bulk_import.py's inserts of new devices)."""
+    return (
+        *device_key(device),
+        str(device.get("environment") or "production"),
+        bool(device.get("push_optin", True)),
+        attrs.device_attributes(device),
+    )
+
+
 def upsert_device(
     conn: Db,
     partner_id: int,
@@ -251,12 +275,7 @@ def upsert_device(
 ) -> int:
     """Create or update the device (matched by udid, else by token) and make it the
     profile's most recently active one. A new token revives a dead device."""
-    platform = str(device["platform"]).lower()
-    token = str(device["device_token"])
-    udid = device.get("udid")
-    environment = str(device.get("environment") or "production")
-    optin = bool(device.get("push_optin", True))
-    attributes = attrs.device_attributes(device)
+    platform, token, udid, environment, optin, attributes = device_fields(device)
     row = _device_row(conn, partner_id, device)
     if row is None:
         inserted = conn.execute(

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
+from pushgate.store import bulk_import, profiles
 from pushgate.store import partners as partner_ops
-from pushgate.store import profiles
 from pushgate.store.backend import ClosableDb
 from pushgate.store.db import begin_write
 from pushgate.targeting.users import MAX_USERS
@@ -79,13 +79,17 @@ def _error_text(exc: BaseException) -> str:
 
 
 class DirectSink:
-    """The store's own operations (`profiles.upsert_user`, `profiles.record_session`) on a
-    direct connection, one transaction per batch that also holds the checkpoint."""
+    """The store's own operations on a direct connection, one transaction per batch that also
+    holds the checkpoint. New users that share nothing with the rest of the batch are stored
+    set-based (store/bulk_import.py), the other rows one by one as the endpoints store them
+    (`profiles.upsert_user`, `profiles.record_session`), in file order. `bulk=False` stores
+    every row one by one (the reference the set-based path is tested against)."""
 
-    def __init__(self, conn: ClosableDb, partner_id: int, path: Path) -> None:
+    def __init__(self, conn: ClosableDb, partner_id: int, path: Path, bulk: bool = True) -> None:
         self.conn = conn
         self.partner_id = partner_id
         self.key = cp.meta_key(partner_id, path)
+        self.bulk = bulk
 
     def load(self) -> Checkpoint | None:
         found = partner_ops.get_meta(self.conn, self.key)
@@ -122,39 +126,76 @@ class DirectSink:
             self.conn.execute("ROLLBACK")
 
     def _apply(self, rows: Sequence[ValidRow], now: float, careful: bool) -> Stored:
-        conn, partner_id = self.conn, self.partner_id
         # Profiles created by this batch have ids above every id before it: that tells
         # new users from updated ones without a lookup per row.
-        (before,) = conn.execute("SELECT COALESCE(max(id), 0) FROM profiles").fetchone()
-        created: set[int] = set()
-        stored = Stored()
-        for valid in rows:
-            checked = valid.checked
-            if careful:
-                conn.execute("SAVEPOINT import_row")
-            try:
-                touched: list[int] = []
-                if checked.user is not None:
-                    touched.append(profiles.upsert_user(conn, partner_id, checked.user, now))
-                for session in checked.sessions:
-                    touched.append(profiles.record_session(conn, partner_id, session, now))
-            except Exception as exc:
-                if not careful or _retryable(exc):
-                    raise
-                conn.execute("ROLLBACK TO SAVEPOINT import_row")
-                conn.execute("RELEASE SAVEPOINT import_row")
-                stored.failed.append((valid.row, Reason("store", _error_text(exc))))
+        (before,) = self.conn.execute("SELECT COALESCE(max(id), 0) FROM profiles").fetchone()
+        batch = _Applied(before)
+        new = self._new_users(rows, careful)
+        run: list[ValidRow] = []  # new users since the last row stored alone
+        for valid, is_new in zip(rows, new, strict=True):
+            if is_new:
+                run.append(valid)
                 continue
-            if careful:
-                conn.execute("RELEASE SAVEPOINT import_row")
-            new = {pid for pid in touched if pid > before} - created
-            created |= new
-            if new:
-                stored.imported += 1
-            else:
-                stored.updated += 1
-            stored.devices += len(checked.sessions)
-        return stored
+            # Rows go in file order: ids rise as they would row by row, and a later row's
+            # lookups see what an earlier one stored.
+            self._insert_new(run, now, batch)
+            run = []
+            self._store_row(valid, now, careful, batch)
+        self._insert_new(run, now, batch)
+        return batch.stored
+
+    def _new_users(self, rows: Sequence[ValidRow], careful: bool) -> list[bool]:
+        """Which rows go set-based: none once the batch is applied carefully (a batch
+        that failed is rare, and the per-row path alone tells which row the database refuses)."""
+        if careful or not self.bulk:
+            return [False] * len(rows)
+        return bulk_import.select_new(self.conn, self.partner_id, [_entry(v) for v in rows])
+
+    def _insert_new(self, run: Sequence[ValidRow], now: float, batch: _Applied) -> None:
+        ids = bulk_import.insert_new(self.conn, self.partner_id, [_entry(v) for v in run], now)
+        batch.created.update(ids)
+        batch.stored.imported += len(run)
+        batch.stored.devices += sum(len(v.checked.sessions) for v in run)
+
+    def _store_row(self, valid: ValidRow, now: float, careful: bool, batch: _Applied) -> None:
+        conn, partner_id, checked, stored = self.conn, self.partner_id, valid.checked, batch.stored
+        if careful:
+            conn.execute("SAVEPOINT import_row")
+        try:
+            touched: list[int] = []
+            if checked.user is not None:
+                touched.append(profiles.upsert_user(conn, partner_id, checked.user, now))
+            for session in checked.sessions:
+                touched.append(profiles.record_session(conn, partner_id, session, now))
+        except Exception as exc:
+            if not careful or _retryable(exc):
+                raise
+            conn.execute("ROLLBACK TO SAVEPOINT import_row")
+            conn.execute("RELEASE SAVEPOINT import_row")
+            stored.failed.append((valid.row, Reason("store", _error_text(exc))))
+            return
+        if careful:
+            conn.execute("RELEASE SAVEPOINT import_row")
+        new = {pid for pid in touched if pid > batch.before} - batch.created
+        batch.created |= new
+        if new:
+            stored.imported += 1
+        else:
+            stored.updated += 1
+        stored.devices += len(checked.sessions)
+
+
+@dataclass(slots=True)
+class _Applied:
+    """A batch being applied: what it stored, and the profiles it created."""
+
+    before: int  # the highest profile id before the batch
+    created: set[int] = field(default_factory=set)
+    stored: Stored = field(default_factory=Stored)
+
+
+def _entry(valid: ValidRow) -> bulk_import.Entry:
+    return bulk_import.Entry(valid.checked.user, valid.checked.sessions)
 
 
 class HttpSink:
