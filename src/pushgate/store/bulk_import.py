@@ -154,9 +154,12 @@ def insert_new(conn: Db, partner_id: int, entries: Sequence[Entry], now: float) 
     )
     _insert(
         conn,
-        "INSERT INTO devices (partner_id, profile_id, platform, token, udid, environment,"
-        " push_optin, token_registered_at, last_active_at, attributes)",
-        [_device(partner_id, pid, s, now) for e, pid in pairs for s in e.sessions],
+        f"INSERT INTO devices ({profiles.NEW_DEVICE_COLUMNS})",
+        [
+            profiles.new_device_values(partner_id, pid, s.device, now)
+            for e, pid in pairs
+            for s in e.sessions
+        ],
     )
     _insert(
         conn,
@@ -235,22 +238,6 @@ def _idents(entry: Entry) -> list[tuple[str, str]]:
 
 def _events(entry: Entry) -> list[dict[str, Any]]:
     return entry.user.events if entry.user else []
-
-
-def _device(partner_id: int, profile_id: int, session: Session, now: float) -> tuple[Any, ...]:
-    platform, token, udid, environment, optin, attributes = profiles.device_fields(session.device)
-    return (
-        partner_id,
-        profile_id,
-        platform,
-        token,
-        udid,
-        environment,
-        int(optin),
-        now,
-        now,
-        _encode(attributes).decode(),
-    )
 
 
 def _event(profile_id: int, event: dict[str, Any]) -> tuple[Any, ...]:

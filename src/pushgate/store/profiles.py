@@ -266,6 +266,32 @@ def device_fields(
     )
 
 
+NEW_DEVICE_COLUMNS = (
+    "partner_id, profile_id, platform, token, udid, environment, push_optin,"
+    " token_registered_at, last_active_at, attributes"
+)
+
+
+def new_device_values(
+    partner_id: int, profile_id: int, device: Mapping[str, Any], now: float
+) -> tuple[Any, ...]:
+    """A new device's row in the order of NEW_DEVICE_COLUMNS (also store/bulk_import.py's)."""
+    platform, token, udid, environment, optin, attributes = device_fields(device)
+    encoded = _encode(attributes).decode()
+    return (
+        partner_id,
+        profile_id,
+        platform,
+        token,
+        udid,
+        environment,
+        int(optin),
+        now,
+        now,
+        encoded,
+    )
+
+
 def upsert_device(
     conn: Db,
     partner_id: int,
@@ -279,21 +305,9 @@ def upsert_device(
     row = _device_row(conn, partner_id, device)
     if row is None:
         inserted = conn.execute(
-            "INSERT INTO devices (partner_id, profile_id, platform, token, udid, environment,"
-            " push_optin, token_registered_at, last_active_at, attributes)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (
-                partner_id,
-                profile_id,
-                platform,
-                token,
-                udid,
-                environment,
-                int(optin),
-                now,
-                now,
-                _encode(attributes).decode(),
-            ),
+            f"INSERT INTO devices ({NEW_DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " RETURNING id",
+            new_device_values(partner_id, profile_id, device, now),
         ).fetchone()
         device_id = int(inserted[0])
     else:
