@@ -143,3 +143,28 @@ def test_a_mistaken_setting_is_one_line(tmp_path: Path) -> None:
     assert out.returncode != 0
     lines = out.stderr.strip().splitlines()
     assert lines == ["Error: PUSHGATE_EMULATOR_PROCESS must be on or off, not 'maybe'"], out.stderr
+
+
+async def test_a_first_start_whose_ports_were_taken_meanwhile_tries_other_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process takes the control port between its choice and the child's bind: the
+    child exits at once, and the first start is tried again on other ports."""
+    import socket
+
+    from pushgate.emulators import child
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    chosen = iter([[taken.getsockname()[1], *child._free_ports(4)]])
+    free_ports = child._free_ports
+    monkeypatch.setattr(child, "_free_ports", lambda n: next(chosen, None) or free_ports(n))
+    process = child.EmulatorProcess(tmp_path)
+    try:
+        info = await process.start()
+        assert process.control_port != taken.getsockname()[1]
+        assert info["apns"]["url"]
+    finally:
+        await process.stop()
+        taken.close()

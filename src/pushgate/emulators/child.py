@@ -48,6 +48,13 @@ PROXY_TIMEOUT_SECONDS = 30.0
 _PASSED_HEADERS = ("content-type",)
 
 
+FIRST_START_ATTEMPTS = 3
+
+
+class ChildExited(RuntimeError):
+    """The emulators' process exited before it answered."""
+
+
 def _free_ports(count: int) -> list[int]:
     sockets = []
     try:
@@ -66,31 +73,47 @@ class EmulatorProcess:
     start, so that a child started again is the same provider to the senders."""
 
     def __init__(self, data_dir: Path) -> None:
+        self._data_dir = data_dir
+        self._ca = dataclasses.asdict(LocalCA.generate())
+        self.info: dict[str, Any] = {}
+        self._process: asyncio.subprocess.Process | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._choose_ports()
+
+    def _choose_ports(self) -> None:
         self.control_port, apns, apns_sandbox, fcm, hms = _free_ports(5)
         self.control_url = f"http://{HOST}:{self.control_port}"
         # On stdin, not argv (which every user of the machine can read): it holds the CA's key.
         self.spec = json.dumps(
             {
                 "parent_pid": os.getpid(),
-                "data_dir": str(data_dir),
+                "data_dir": str(self._data_dir),
                 "port": self.control_port,
                 "ports": [apns, fcm, hms],
                 "apns_sandbox_port": apns_sandbox,
                 # The serving process logs where they listen; the child's own start-up lines
                 # (another "Uvicorn running on") would only mislead.
                 "log_level": "warning",
-                "ca": dataclasses.asdict(LocalCA.generate()),
+                "ca": self._ca,
             }
         ).encode()
-        self.info: dict[str, Any] = {}
-        self._process: asyncio.subprocess.Process | None = None
-        self._watch: asyncio.Task[None] | None = None
-        self._stopping = False
         self._http = httpx.AsyncClient(base_url=self.control_url, timeout=PROXY_TIMEOUT_SECONDS)
 
     async def start(self) -> dict[str, Any]:
-        """Start the child and return its `/emulator/v1/info` once it answers."""
-        await self._spawn()
+        """Start the child and return its `/emulator/v1/info` once it answers. A port found
+        free can be taken by another process before the child binds it: a first start that
+        fails is tried again on other ports (the ports stay fixed from the first start on)."""
+        for attempt in range(FIRST_START_ATTEMPTS):
+            try:
+                await self._spawn()
+                break
+            except ChildExited:
+                if attempt == FIRST_START_ATTEMPTS - 1:
+                    raise
+                log.warning("the emulators' process could not start; trying other ports")
+                await self._http.aclose()
+                self._choose_ports()
         self._watch = asyncio.create_task(self._watch_child())
         return self.info
 
@@ -106,7 +129,7 @@ class EmulatorProcess:
         deadline = loop.time() + START_LIMIT_SECONDS
         while True:
             if self._process.returncode is not None:
-                raise RuntimeError(
+                raise ChildExited(
                     f"the emulators' process exited ({self._process.returncode}) before it"
                     " answered; see the lines above"
                 )
