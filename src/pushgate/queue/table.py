@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pushgate.queue.base import DONE, LEASED, QUEUED, Job, NewJob, Settled
-from pushgate.store.db import Db, Executor, deferred, is_postgres
+from pushgate.store.db import Db, Executor, deferred, insert_rows, is_postgres
 
 _JOB_COLUMNS = (
     "id, partner_id, camp_id, profile_id, device_id, platform, token, environment, payload,"
@@ -16,11 +16,11 @@ _JOB_COLUMNS = (
 )
 
 
-_INSERT = (
+_INSERT_HEAD = (
     "INSERT INTO jobs (partner_id, camp_id, profile_id, device_id, platform, token,"
     " environment, payload, push_type, priority, created_at, expires_at, due_at, variant_id)"
-    " VALUES "
 )
+_INSERT = _INSERT_HEAD + " VALUES "
 _ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _CHUNK = 500  # rows per multi-row INSERT: 7,000 parameters, under SQLite's limit
 
@@ -67,8 +67,7 @@ def enqueue(conn: Db, jobs: Sequence[NewJob], now: float, outbox: bool = False) 
 
 
 def _write(conn: Db, rows: Sequence[tuple[object, ...]]) -> None:
-    for chunk, sql in _chunks(rows):
-        conn.execute(sql, chunk)
+    insert_rows(conn, _INSERT_HEAD, rows)
 
 
 def _write_with_outbox(conn: Db, rows: Sequence[tuple[object, ...]]) -> None:
@@ -78,7 +77,7 @@ def _write_with_outbox(conn: Db, rows: Sequence[tuple[object, ...]]) -> None:
 
 
 def _chunks(rows: Sequence[tuple[object, ...]]) -> Iterator[tuple[list[object], str]]:
-    """Multi-row INSERTs: executemany would cost psycopg a statement per row."""
+    """Multi-row INSERTs whose ids come back (executemany would not return them)."""
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
         yield [value for row in chunk for value in row], _insert_sql(len(chunk))

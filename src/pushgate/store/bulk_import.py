@@ -19,13 +19,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any
 
 import msgspec
 
 from pushgate.store import profiles
-from pushgate.store.db import Db, is_postgres
+from pushgate.store.db import Db, insert_rows
 from pushgate.targeting.users import Session, UserData
 
 _encode = msgspec.json.encode
@@ -34,10 +33,6 @@ _SEARCH_VALUES = 1024
 # Value lists are padded to a multiple of this, so that search texts come in few shapes:
 # the connection caches every distinct one (postgres.translate).
 _STEP = 64
-
-# psycopg parses a statement with more bound variables than this anew at every execution
-# (MAX_CACHED_STATEMENT_PARAMS in its _queries.py).
-_CACHED_PARAMS = 50
 
 # What the per-row path finds a row's profile or devices by: ("identifier", kind, value),
 # ("insider_id", "", id), ("udid", "", udid) or ("token", platform, token).
@@ -147,12 +142,12 @@ def insert_new(conn: Db, partner_id: int, entries: Sequence[Entry], now: float) 
         return []
     ids = _insert_profiles(conn, partner_id, entries, now)
     pairs = list(zip(entries, ids, strict=True))
-    _insert(
+    insert_rows(
         conn,
         "INSERT INTO identifiers (partner_id, kind, value, profile_id)",
         [(partner_id, kind, value, pid) for e, pid in pairs for kind, value in _idents(e)],
     )
-    _insert(
+    insert_rows(
         conn,
         f"INSERT INTO devices ({profiles.NEW_DEVICE_COLUMNS})",
         [
@@ -161,7 +156,7 @@ def insert_new(conn: Db, partner_id: int, entries: Sequence[Entry], now: float) 
             for s in e.sessions
         ],
     )
-    _insert(
+    insert_rows(
         conn,
         "INSERT INTO events (profile_id, event_name, timestamp, params)",
         [_event(pid, event) for e, pid in pairs for event in _events(e)],
@@ -174,7 +169,7 @@ def _insert_profiles(conn: Db, partner_id: int, entries: Sequence[Entry], now: f
     ids the inserts took (ids only rise: toolbox/sinks.py counts on it too)."""
     insider_ids = [profiles.new_insider_id() for _ in entries]
     (low,) = conn.execute(_TOP).fetchone()
-    _insert(
+    insert_rows(
         conn,
         "INSERT INTO profiles (partner_id, insider_id, attributes, created_at, updated_at,"
         " last_active_at)",
@@ -193,26 +188,6 @@ def _insert_profiles(conn: Db, partner_id: int, entries: Sequence[Entry], now: f
 
 _TOP = "SELECT COALESCE(max(id), 0) FROM profiles"
 _RANGE = "SELECT id, insider_id FROM profiles WHERE id > ? AND id <= ?"
-
-
-def _insert(conn: Db, head: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """`rows` in their order, by executemany (psycopg pipelines the statements: one round
-    trip). On PostgreSQL each statement carries as many rows as stay within psycopg's cache
-    of parsed statements: a statement with a bound variable for every value of the batch
-    would be parsed anew each time, which costs more than the round trips it saves."""
-    if not rows:
-        return
-    width = len(rows[0])
-    per = max(1, _CACHED_PARAMS // width) if is_postgres(conn) else 1
-    one = f"({', '.join('?' * width)})"
-    whole = len(rows) - len(rows) % per
-    if whole:
-        conn.executemany(
-            f"{head} VALUES {', '.join([one] * per)}",
-            [tuple(chain.from_iterable(rows[n : n + per])) for n in range(0, whole, per)],
-        )
-    if rest := rows[whole:]:
-        conn.execute(f"{head} VALUES {', '.join([one] * len(rest))}", list(chain(*rest)))
 
 
 def _attributes(entry: Entry) -> str:

@@ -8,7 +8,9 @@ serves both backends. `sqlite3.Connection` is one; `postgres.PgConnection` adapt
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -40,6 +42,38 @@ def counter_shard(conn: Db) -> int:
     connections each own one, so concurrent transactions never wait on a counter's row lock;
     SQLite has one writer, hence one row."""
     return int(getattr(conn, "shard", 0))
+
+
+# psycopg parses a statement with more bound variables than this (or a text longer than 4,096
+# characters) anew at every execution (MAX_CACHED_STATEMENT_PARAMS in its _queries.py), a few
+# µs per variable.
+PG_CACHED_PARAMS = 50
+
+
+def insert_rows(conn: Db, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+    """`head VALUES (...), ... tail` for `rows`, in their order, by executemany (psycopg
+    pipelines the statements: one round trip). On PostgreSQL each statement carries as many
+    rows as stay within psycopg's cache of parsed statements (a statement with a variable for
+    every value would be parsed anew each time, which costs more than the round trips it
+    saves); on SQLite one row each, which its executemany runs without parsing again."""
+    if not rows:
+        return
+    width = len(rows[0])
+    per = max(1, PG_CACHED_PARAMS // width) if is_postgres(conn) else 1
+    whole = len(rows) - len(rows) % per
+    if whole:
+        conn.executemany(
+            _values_sql(head, width, per, tail),
+            [tuple(chain.from_iterable(rows[n : n + per])) for n in range(0, whole, per)],
+        )
+    if rest := rows[whole:]:
+        conn.execute(_values_sql(head, width, len(rest), tail), list(chain.from_iterable(rest)))
+
+
+@functools.lru_cache(maxsize=256)
+def _values_sql(head: str, width: int, rows: int, tail: str) -> str:
+    one = f"({', '.join('?' * width)})"
+    return f"{head} VALUES {', '.join([one] * rows)}{tail}"
 
 
 def begin_write(conn: Db) -> None:

@@ -3,7 +3,6 @@ behind get_statistics, the campaign report and list, and the Message Center."""
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pushgate.stats.campaign import Campaign
 from pushgate.stats.events import AppEvent
 from pushgate.stats.funnel import CountKey, Funnel
 from pushgate.stats.message_center import SentPush
-from pushgate.store.db import Db, counter_shard, deferred
+from pushgate.store.db import Db, counter_shard, deferred, insert_rows
 
 SAMPLE_TOKENS = 5
 
@@ -46,23 +45,12 @@ def _write(conn: Db, counts: Mapping[StatKey, int]) -> None:
     if not counts:
         return
     shard = counter_shard(conn)
-    rows = [(*key, shard, n) for key, n in sorted(counts.items())]
-    # Multi-row statements: one round trip each on PostgreSQL (executemany is one per row).
-    for start in range(0, len(rows), _COUNTER_CHUNK):
-        chunk = rows[start : start + _COUNTER_CHUNK]
-        conn.execute(_counter_upsert(len(chunk)), [value for row in chunk for value in row])
-
-
-_COUNTER_CHUNK = 500  # rows per statement: 3,000 parameters, under SQLite's limit
-
-
-@functools.lru_cache(maxsize=64)
-def _counter_upsert(rows: int) -> str:
-    return (
-        "INSERT INTO campaign_stats (partner_id, camp_id, name, hour, shard, count) VALUES "
-        + ", ".join(["(?, ?, ?, ?, ?, ?)"] * rows)
-        + " ON CONFLICT (partner_id, camp_id, name, hour, shard)"
-        " DO UPDATE SET count = campaign_stats.count + excluded.count"
+    insert_rows(
+        conn,
+        "INSERT INTO campaign_stats (partner_id, camp_id, name, hour, shard, count)",
+        [(*key, shard, n) for key, n in sorted(counts.items())],
+        " ON CONFLICT (partner_id, camp_id, name, hour, shard)"
+        " DO UPDATE SET count = campaign_stats.count + excluded.count",
     )
 
 
