@@ -9,5 +9,8 @@ import contextlib
 
 async def idle(wakeup: asyncio.Event, seconds: float) -> None:
     wakeup.clear()
+    # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that
+    # arrives as the event is set (queue/backlog.py says what that costs).
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(wakeup.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await wakeup.wait()

@@ -105,7 +105,11 @@ class BacklogReader:
         reading.add_done_callback(_retrieve)
         try:
             # Shielded: a read that outlives the timeout still finishes with the connection.
-            return await asyncio.wait_for(asyncio.shield(reading), READ_TIMEOUT_SECONDS + 1)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result when the
+            # read ends as the task is cancelled, and the cancellation is lost (the loop then
+            # never ends, and neither does the shutdown that awaits it).
+            async with asyncio.timeout(READ_TIMEOUT_SECONDS + 1):
+                return await asyncio.shield(reading)
         except Exception:
             log.warning("reading the queue's backlog failed", exc_info=True)
             return None
