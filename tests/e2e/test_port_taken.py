@@ -20,9 +20,9 @@ def test_serve_on_a_taken_port_stops_and_names_the_port(tmp_path: Path, role: st
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        command = [PUSHGATE, "serve", "--emulate", "--role", role, "--port", str(port)]
         out = subprocess.run(
-            [PUSHGATE, "serve", "--emulate", "--role", role, "--port", str(port)]
-            + ["--data-dir", str(tmp_path / "data")],
+            [*command, "--data-dir", str(tmp_path / "data")],
             capture_output=True,
             text=True,
             timeout=60,
