@@ -205,7 +205,9 @@ class Server:
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("server did not become healthy")
+        self.proc.kill()  # not left behind to outlive the run (and fail a later test)
+        self.proc.wait()
+        raise RuntimeError(f"server did not become healthy: {self.log_path.read_text()}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
