@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pushgate.queue.base import DONE, LEASED, QUEUED, Job, NewJob, Settled
-from pushgate.store.db import Db, Executor, deferred, insert_rows, is_postgres
+from pushgate.store.db import Db, Executor, deferred, insert_rows, is_postgres, values_sql
 
 _JOB_COLUMNS = (
     "id, partner_id, camp_id, profile_id, device_id, platform, token, environment, payload,"
@@ -20,9 +19,7 @@ _INSERT_HEAD = (
     "INSERT INTO jobs (partner_id, camp_id, profile_id, device_id, platform, token,"
     " environment, payload, push_type, priority, created_at, expires_at, due_at, variant_id)"
 )
-_INSERT = _INSERT_HEAD + " VALUES "
-_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_CHUNK = 500  # rows per multi-row INSERT: 7,000 parameters, under SQLite's limit
+_OUTBOX_CHUNK = 500  # rows per multi-row INSERT: 7,000 parameters, under SQLite's limit
 
 
 # Leasing a job (parameters: owner, lease end), and which jobs may be leased (parameter: now):
@@ -71,21 +68,12 @@ def _write(conn: Db, rows: Sequence[tuple[object, ...]]) -> None:
 
 
 def _write_with_outbox(conn: Db, rows: Sequence[tuple[object, ...]]) -> None:
-    for chunk, sql in _chunks(rows):
-        ids = conn.execute(sql + " RETURNING id", chunk).fetchall()
+    """Multi-row INSERTs, whose ids come back (executemany would not return them)."""
+    for start in range(0, len(rows), _OUTBOX_CHUNK):
+        chunk = rows[start : start + _OUTBOX_CHUNK]
+        sql = values_sql(_INSERT_HEAD, len(chunk[0]), len(chunk), " RETURNING id")
+        ids = conn.execute(sql, [value for row in chunk for value in row]).fetchall()
         conn.executemany("INSERT INTO outbox (job_id) VALUES (?)", [(r[0],) for r in ids])
-
-
-def _chunks(rows: Sequence[tuple[object, ...]]) -> Iterator[tuple[list[object], str]]:
-    """Multi-row INSERTs whose ids come back (executemany would not return them)."""
-    for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start : start + _CHUNK]
-        yield [value for row in chunk for value in row], _insert_sql(len(chunk))
-
-
-@functools.lru_cache(maxsize=64)
-def _insert_sql(rows: int) -> str:
-    return _INSERT + ", ".join([_ROW] * rows)
 
 
 def claim(conn: Db, worker: str, limit: int, lease_seconds: float, now: float) -> list[Job]:

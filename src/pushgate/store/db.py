@@ -63,15 +63,16 @@ def insert_rows(conn: Db, head: str, rows: Sequence[Sequence[Any]], tail: str = 
     whole = len(rows) - len(rows) % per
     if whole:
         conn.executemany(
-            _values_sql(head, width, per, tail),
+            values_sql(head, width, per, tail),
             [tuple(chain.from_iterable(rows[n : n + per])) for n in range(0, whole, per)],
         )
     if rest := rows[whole:]:
-        conn.execute(_values_sql(head, width, len(rest), tail), list(chain.from_iterable(rest)))
+        conn.execute(values_sql(head, width, len(rest), tail), list(chain.from_iterable(rest)))
 
 
 @functools.lru_cache(maxsize=256)
-def _values_sql(head: str, width: int, rows: int, tail: str) -> str:
+def values_sql(head: str, width: int, rows: int, tail: str = "") -> str:
+    """`head VALUES (?, ...), ... tail`: `rows` rows of `width` variables."""
     one = f"({', '.join('?' * width)})"
     return f"{head} VALUES {', '.join([one] * rows)}{tail}"
 
@@ -84,8 +85,8 @@ def begin_write(conn: Db) -> None:
 
 # Writes that units hand to the end of their transaction, per connection inside `deferring`:
 # each kind is collected into one value (made by its `new`) and written once by its `flush`, so
-# a batch of units costs one statement per kind instead of one per unit (campaign counters
-# summed per counter, store/stats.py; new jobs in one multi-row INSERT, queue/table.py).
+# a batch of units costs one round trip per kind instead of one per unit (campaign counters
+# summed per counter, store/stats.py; new jobs, queue/table.py).
 Flush = Callable[[Any, Any], None]  # (connection, the collected value)
 _deferred: dict[int, dict[Flush, Any]] = {}
 
