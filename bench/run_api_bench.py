@@ -496,13 +496,16 @@ class Bench:
             "--role",
             role,
         ]
+        # The processes answering the API (a version without the setting ignores it).
+        processes = getattr(self.args, "api_processes", 1)  # run_scale_bench sets its own
+        env = {**self.env, "PUSHGATE_API_PROCESSES": str(processes)}
         return Server(
             "pushgate",
             pinned(cmd, self.server_cpus, self.args.nice),
             port,
             self.work / "pushgate.log",
             self.args.nice,
-            self.env,
+            env,
         )
 
     def snapshot_src(self) -> None:
@@ -1083,6 +1086,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds to wait, at most, before each run for other processes to leave the CPUs idle",
     )
     p.add_argument("--pin", action="store_true", help="server on CPU 0, load generator on CPU 1")
+    p.add_argument(
+        "--api-processes",
+        type=int,
+        default=1,
+        help="pushgate's PUSHGATE_API_PROCESSES (default 1: one process answers)",
+    )
     p.add_argument(
         "--nice",
         type=int,

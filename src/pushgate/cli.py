@@ -24,6 +24,9 @@ _DURATION = re.compile(r"^(\d+)\s*([smhdw]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+STARTUP_FAILURE = 3  # uvicorn's status when the service could not start
+
+
 def parse_duration(text: str) -> int:
     match = _DURATION.match(text.strip().lower())
     if not match or int(match.group(1)) <= 0:
@@ -61,8 +64,15 @@ main.add_command(toolbox.demo)
     "--workers",
     type=int,
     default=None,
-    help="Delivery processes (PUSHGATE_WORKERS; default: one per core but one). 1 delivers in"
-    " this process; more run as child processes of it.",
+    help="Delivery processes (PUSHGATE_WORKERS; default: one per core the API processes leave)."
+    " 1 delivers in this process; more run as child processes of it.",
+)
+@click.option(
+    "--api-processes",
+    type=int,
+    default=None,
+    help="Processes serving the API on one port (PUSHGATE_API_PROCESSES; default: half the"
+    " cores, every core with --role api). This process is one of them.",
 )
 def serve(
     host: str | None,
@@ -73,12 +83,12 @@ def serve(
     tls_key: Path | None,
     role: str | None,
     workers: int | None,
+    api_processes: int | None,
 ) -> None:
     """Run the HTTP API and the delivery workers."""
     import uvicorn
 
-    from pushgate.api.one_write import OneWriteHttpToolsProtocol
-    from pushgate.server import create_app
+    from pushgate.server import create_app, listening_socket, uvicorn_config
 
     try:
         settings = Settings.load(
@@ -90,33 +100,17 @@ def serve(
             tls_key=tls_key,
             role=role,
             workers=workers,
+            api_processes=api_processes,
         )
+        listening = listening_socket(settings)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     logs.configure(settings.log_level)
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        log_config=logs.uvicorn_log_config(),
-        # Requests under way get this long to be answered on SIGTERM; then the workers get as
-        # long again to finish their sends (server.py, docs/operations.md).
-        timeout_graceful_shutdown=int(settings.shutdown_grace) or None,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        # httptools, with each response in one write (api/one_write.py)
-        http=OneWriteHttpToolsProtocol,
-        lifespan="on",
-        access_log=False,
-        log_level=settings.log_level,
-        # X-Forwarded-For is trusted only from the load balancers named here: by default
-        # no one, so the client address (`--allow-ip`) cannot be claimed by a header.
-        proxy_headers=bool(settings.forwarded_allow_ips),
-        forwarded_allow_ips=settings.forwarded_allow_ips or None,
-        server_header=False,
-        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
-        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-    )
+    app = create_app(settings, listening)
+    server = uvicorn.Server(uvicorn_config(app, settings))
+    server.run(sockets=[listening])
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 @main.command()

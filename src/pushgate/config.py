@@ -11,10 +11,12 @@ N = TypeVar("N", int, float)
 
 ENV_PREFIX = "PUSHGATE_"
 WORKERS_ENV = "WORKERS"  # PUSHGATE_WORKERS: delivery processes (`serve --workers`)
-MAX_WORKERS = 256
+API_PROCESSES_ENV = "API_PROCESSES"  # PUSHGATE_API_PROCESSES: `serve --api-processes`
+MAX_PROCESSES = 256
 CONCURRENCY_ENV = "WORKER_CONCURRENCY"  # PUSHGATE_WORKER_CONCURRENCY: jobs a worker holds
 MAX_CONCURRENCY = 10_000
 DELIVERY_ROLES = ("all", "worker")
+API_ROLES = ("all", "api")
 
 
 class ConfigError(ValueError):
@@ -48,29 +50,36 @@ def _switch(name: str, default: bool) -> bool:
     raise ConfigError(f"{ENV_PREFIX}{name} must be on or off, not {raw!r}")
 
 
-def default_workers() -> int:
-    """One delivery process per core, less one core for the API (in this process with
-    `--role all`, or another on the same machine) or the database."""
-    return max(1, (os.cpu_count() or 1) - 1)
+def default_api_processes(role: str) -> int:
+    """API processes: every core with `--role api`; half of them with `--role all`, the other
+    half delivering (on two cores: one of each, API and delivery sharing the serving process)."""
+    cores = os.cpu_count() or 1
+    return cores if role == "api" else max(1, cores // 2)
 
 
-def workers_setting(flag: int | None) -> int:
-    """`--workers`, else PUSHGATE_WORKERS, else `default_workers()`."""
+def default_workers(api_processes: int) -> int:
+    """One delivery process per core left by the API processes (with `--role worker`: every
+    core but one, left to the API on another machine's behalf or the database)."""
+    return max(1, (os.cpu_count() or 1) - api_processes)
+
+
+def count_setting(flag: int | None, flag_name: str, env_name: str, default: int) -> int:
+    """A number of processes: the flag, else PUSHGATE_<env_name>, else `default`."""
     if flag is not None:
         value: object = flag
-        source = "--workers"
+        source = flag_name
     else:
-        raw = env(WORKERS_ENV)
+        raw = env(env_name)
         if raw is None or not raw.strip():
-            return default_workers()
-        value, source = raw.strip(), ENV_PREFIX + WORKERS_ENV
+            return default
+        value, source = raw.strip(), ENV_PREFIX + env_name
     try:
         count = int(str(value))
     except ValueError:
         count = 0
-    if not 1 <= count <= MAX_WORKERS:
+    if not 1 <= count <= MAX_PROCESSES:
         raise ConfigError(
-            f"{source} must be a whole number from 1 to {MAX_WORKERS}, not {str(value)!r}"
+            f"{source} must be a whole number from 1 to {MAX_PROCESSES}, not {str(value)!r}"
         )
     return count
 
@@ -112,8 +121,11 @@ class Settings:
     # Days a finished delivery job (token and payload) is kept; 0: forever (delivery/retention.py).
     job_retention_days: float = 7.0
     # Delivery processes (docs/operations.md): 1 delivers in this process; more run in child
-    # processes of this one. `load` defaults it to one per core but one (`default_workers`).
+    # processes of this one. `load` defaults it to the cores the API leaves (`default_workers`).
     workers: int = 1
+    # Processes serving the HTTP API on the one listening socket (api_processes.py): this one
+    # and `api_processes - 1` children. `load` defaults it by core count and role.
+    api_processes: int = 1
     # Jobs one worker holds at most (claimed, not yet recorded): enough for the provider's
     # round trip at the rate wanted (docs/operations.md, "Sizing").
     worker_concurrency: int = 256
@@ -159,8 +171,31 @@ class Settings:
                 f" not {values['worker_concurrency']}"
             )
         workers_flag = flags.pop("workers", None)
+        api_flag = flags.pop("api_processes", None)
         values.update({k: v for k, v in flags.items() if v is not None})
-        if workers_flag is not None and values["role"] not in DELIVERY_ROLES:
-            raise ConfigError(f"--workers needs --role worker or all, not {values['role']}")
-        values["workers"] = workers_setting(workers_flag if isinstance(workers_flag, int) else None)
+        role = str(values["role"])
+        if workers_flag is not None and role not in DELIVERY_ROLES:
+            raise ConfigError(f"--workers needs --role worker or all, not {role}")
+        if api_flag is not None and role not in API_ROLES:
+            raise ConfigError(f"--api-processes needs --role api or all, not {role}")
+        api_processes = 1
+        if role in API_ROLES:
+            api_processes = count_setting(
+                api_flag if isinstance(api_flag, int) else None,
+                "--api-processes",
+                API_PROCESSES_ENV,
+                default_api_processes(role),
+            )
+        values["api_processes"] = api_processes
+        values["workers"] = count_setting(
+            workers_flag if isinstance(workers_flag, int) else None,
+            "--workers",
+            WORKERS_ENV,
+            default_workers(api_processes),
+        )
+        if api_processes > 1 and values["emulate"] and not values["emulator_process"]:
+            raise ConfigError(
+                f"{ENV_PREFIX}EMULATOR_PROCESS=off needs --api-processes 1: the emulators'"
+                " routes are served by every API process, from the emulators' own process"
+            )
         return cls(**values)  # type: ignore[arg-type]

@@ -3,7 +3,8 @@
 Counting is plain dict and list updates on objects made in advance (one per route, say), so a
 request or a send pays a few O(1) updates and no Prometheus machinery; the Prometheus families
 are built only when /metrics is scraped (exposition.py). Every process counts what it did
-itself: run several, and Prometheus sums them.
+itself; the serving process adds up its children's (merge_*), and separate `serve` commands
+are added up by Prometheus.
 
 Label values come from bounded sets: route templates, not raw paths; the platforms; the
 exclusion and fail-record reason names. Reasons a provider chose are capped at MAX_REASONS
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
 from pushgate.delivery.outcome import DeliveryOutcome
 from pushgate.queue.base import DEAD, DONE, EXPIRED, FAILED, QUEUED
@@ -29,6 +31,7 @@ OTHER_REASON = "Other"
 # A job's state after an attempt, as the `outcome` label of pushgate_delivery_sends_total.
 OUTCOMES = {DONE: "accepted", QUEUED: "retried", FAILED: "failed", EXPIRED: "expired", DEAD: "dead"}
 DEVICE_STATUS = {"unregister": "unregistered"}
+K = TypeVar("K")
 
 
 class Histogram:
@@ -45,6 +48,10 @@ class Histogram:
         # `le` buckets include their bound: the first bound >= value.
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.total += value
+
+    def add(self, other: Histogram) -> None:
+        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        self.total += other.total
 
     def cumulative(self) -> list[tuple[str, float]]:
         points: list[tuple[str, float]] = []
@@ -156,3 +163,49 @@ class DeliveryMetrics:
         if outcome.device_action is not None:
             dead = (platform, DEVICE_STATUS[outcome.device_action])
             self.invalidations[dead] = self.invalidations.get(dead, 0) + 1
+
+
+def _add_counts(into: dict[K, int], part: Mapping[K, int]) -> None:
+    for key, n in part.items():
+        into[key] = into.get(key, 0) + n
+
+
+def merge_delivery(parts: list[DeliveryMetrics]) -> DeliveryMetrics:
+    """The sum of several workers' counters."""
+    total = DeliveryMetrics()
+    for part in parts:
+        _add_counts(total.sends, part.sends)
+        _add_counts(total.retries, part.retries)
+        _add_counts(total.invalidations, part.invalidations)
+        for platform, histogram in part.send_seconds.items():
+            into = total.send_seconds.get(platform)
+            if into is None:
+                into = total.send_seconds[platform] = Histogram(histogram.bounds)
+            into.add(histogram)
+        total.events.update(part.events)
+    return total
+
+
+def merge_requests(parts: list[RequestMetrics]) -> RequestMetrics:
+    """The sum of several API processes' request counters, route by route."""
+    total = RequestMetrics()
+    by_route: dict[tuple[str, str], EndpointStats] = {}
+    for part in parts:
+        for stats in part.endpoints:
+            into = by_route.get((stats.method, stats.endpoint))
+            if into is None:
+                into = by_route[stats.method, stats.endpoint] = total.endpoint(
+                    stats.method, stats.endpoint
+                )
+            _add_counts(into.statuses, stats.statuses)
+            into.latency.add(stats.latency)
+    return total
+
+
+def merge_pushes(parts: list[PushMetrics]) -> PushMetrics:
+    """The sum of several API processes' push decisions."""
+    total = PushMetrics()
+    for part in parts:
+        _add_counts(total.queued, part.queued)
+        _add_counts(total.excluded, part.excluded)
+    return total

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
+import socket
 import ssl
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import uvicorn
 
 from pushgate import logs
 from pushgate.api import openapi
@@ -18,24 +23,27 @@ from pushgate.api.app import App
 from pushgate.api.certificates import CertificateRoutes
 from pushgate.api.http import Request, Response, json_response, text_response
 from pushgate.api.monitoring import Monitoring
+from pushgate.api.one_write import OneWriteHttpToolsProtocol
 from pushgate.api.push import targeted_push
 from pushgate.api.sdk import SdkRoutes
 from pushgate.api.stats import REPORT_PREFIX, StatsRoutes
 from pushgate.api.users import UserRoutes
 from pushgate.api.users import too_large as user_too_large
+from pushgate.api_processes import ApiChildSpec, ApiProcesses, ApiReport, ParentLink
 from pushgate.auth import PartnerCache
-from pushgate.config import DELIVERY_ROLES, Settings, env
+from pushgate.config import DELIVERY_ROLES, ConfigError, Settings, env
 from pushgate.dashboard.app import PREFIX, Dashboard
 from pushgate.delivery.processes import ChildSpec, DeliveryProcesses
 from pushgate.delivery.retention import JobRetention
 from pushgate.delivery.senders import ProviderDirectory
 from pushgate.delivery.worker import DeliveryWorker
 from pushgate.emulation import StoredCredentials, mark_emulated
-from pushgate.emulators.child import EmulatorProcess
+from pushgate.emulators.child import ControlProxy, EmulatorProcess
 from pushgate.emulators.runner import Emulators
 from pushgate.heap import freeze_startup_objects
 from pushgate.limits import bad_keys
 from pushgate.limits.rate import MemoryRateLimiter, RateLimiter
+from pushgate.limits.shared_table import SharedTable, TableRateLimiter, shared_limits
 from pushgate.providers.senders import Endpoints
 from pushgate.providers.tls import make_ssl_context
 from pushgate.push_service import PushService
@@ -61,6 +69,7 @@ class Delivery:
     task: asyncio.Task[None] | None = None
     emulators: Emulators | None = None
     emulator_process: EmulatorProcess | None = None  # the emulators in a child process
+    control_proxy: ControlProxy | None = None  # an API child's way to their control routes
     stored: StoredCredentials | None = None
     endpoints: Endpoints = field(default_factory=Endpoints.from_env)
     ca_pem: str | None = None  # extra CA to trust for providers (the emulators')
@@ -69,13 +78,59 @@ class Delivery:
         return make_ssl_context(self.ca_pem) if self.ca_pem else None
 
 
-def create_app(settings: Settings) -> App:
+def listening_socket(settings: Settings) -> socket.socket:
+    """The socket every API process accepts on, bound before anything starts."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as error:
+        sock.close()
+        reason = (error.strerror or str(error)).lower()
+        raise ConfigError(
+            f"error while attempting to bind on address {(settings.host, settings.port)!r}:"
+            f" {reason}"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def uvicorn_config(app: App, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        log_config=logs.uvicorn_log_config(),
+        # Requests under way get this long to be answered on SIGTERM; then the workers get as
+        # long again to finish their sends (docs/operations.md).
+        timeout_graceful_shutdown=int(settings.shutdown_grace) or None,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        # httptools, with each response in one write (api/one_write.py)
+        http=OneWriteHttpToolsProtocol,
+        lifespan="on",
+        access_log=False,
+        log_level=settings.log_level,
+        # X-Forwarded-For is trusted only from the load balancers named here: by default
+        # no one, so the client address (`--allow-ip`) cannot be claimed by a header.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        server_header=False,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+    )
+
+
+def create_app(
+    settings: Settings,
+    listening: socket.socket | None = None,
+    parent: ParentLink | None = None,
+) -> App:
+    """The service of the serving process (with `listening`, the socket its API children share
+    when there are several) or of an API child (`parent`, its line to the serving process)."""
     redis_limits = None
     if settings.redis_url:
         from pushgate.limits.redis import RedisLimits
 
         redis_limits = RedisLimits(settings.redis_url, settings.redis_prefix)
-    rate: RateLimiter = redis_limits or MemoryRateLimiter()
     store = open_store(
         settings.data_dir,
         settings.database_url,
@@ -83,7 +138,15 @@ def create_app(settings: Settings) -> App:
         settings.campaign_stats,
         caps=redis_limits,
     )
-    partners = PartnerCache(store.partner_by_secret, bad=bad_keys.from_settings(settings))
+    # Limits several API processes share without Redis: a table in the data dir, cleared by
+    # the serving process as limits in memory are by a restart.
+    table: SharedTable | None = None
+    if redis_limits is None and settings.api_processes > 1:
+        table = shared_limits(settings.data_dir)
+        if parent is None:
+            table.reset()
+    rate: RateLimiter = redis_limits or (TableRateLimiter(table) if table else MemoryRateLimiter())
+    partners = PartnerCache(store.partner_by_secret, bad=bad_keys.from_settings(settings, table))
     push = PushService(store, partners, rate)
     users = UserRoutes(store, partners, push.rate)
     sdk = SdkRoutes(store, partners)
@@ -104,6 +167,13 @@ def create_app(settings: Settings) -> App:
     )
     delivery = Delivery()
     wakers: list[Callable[[], None]] = []  # what to tell when a push queued jobs
+    api_children: list[ApiProcesses] = []
+
+    def on_queued() -> None:
+        for wake in wakers:
+            wake()
+
+    push.on_queued = on_queued
     monitoring = Monitoring(
         app,
         store,
@@ -122,7 +192,7 @@ def create_app(settings: Settings) -> App:
         if settings.emulator_process:
             child = delivery.emulator_process = EmulatorProcess(settings.data_dir)
             info = await child.start()
-            app.mounts.append((child.handles, child))
+            app.mounts.append((child.proxy.handles, child.proxy))
         else:
             delivery.stored = StoredCredentials(
                 connect_sync(settings.data_dir, settings.database_url), store.box
@@ -162,8 +232,56 @@ def create_app(settings: Settings) -> App:
         await processes.start()
         wakers.append(processes.wake)
 
+    async def start_api_processes(listening: socket.socket) -> None:
+        """The other API processes, once the providers' endpoints are known."""
+        child_settings = dataclasses.replace(settings, role="api", workers=1)
+        emulators = delivery.emulator_process
+        control_url = emulators.control_url if emulators is not None else None
+
+        def spec(index: int) -> ApiChildSpec:
+            return ApiChildSpec(
+                child_settings,
+                index,
+                os.getpid(),
+                listening.fileno(),
+                delivery.endpoints,
+                delivery.ca_pem,
+                control_url,
+            )
+
+        children = ApiProcesses(
+            settings.api_processes - 1,
+            spec,
+            settings.shutdown_grace,
+            listening,
+            on_queued,
+            monitoring.render,
+        )
+        api_children.append(children)
+        monitoring.api_children = children
+        await children.start()
+
+    async def start_as_api_child(link: ParentLink) -> None:
+        """An API child: the serving process delivers, relays and runs the emulators."""
+        spec = link.spec
+        delivery.endpoints, delivery.ca_pem = spec.endpoints, spec.ca_pem
+        if spec.emulator_control_url:
+            proxy = delivery.control_proxy = ControlProxy(spec.emulator_control_url)
+            app.mounts.append((proxy.handles, proxy))
+        if settings.queue_url:
+            store.outbox = True  # which the serving process relays to JetStream
+        wakers.append(link.queued)
+        monitoring.started(None, None)
+        monitoring.rendered_elsewhere = link.scrape
+        link.report = lambda: ApiReport(app.metrics, push.metrics, store.db.units, store.db.batches)
+        freeze_startup_objects()
+        link.ready()
+
     async def start() -> None:
         store.start()
+        if parent is not None:
+            await start_as_api_child(parent)
+            return
         emulator_token_url: str | None = None
         if settings.emulate:
             delivery.endpoints, delivery.ca_pem, emulator_token_url = await start_emulators()
@@ -201,15 +319,25 @@ def create_app(settings: Settings) -> App:
                 wakers.append(delivery.worker.wake)
                 delivery.task = asyncio.create_task(delivery.worker.run())
         monitoring.started(delivery.worker or delivery.processes, delivery.broker)
-
-        def on_queued() -> None:
-            for wake in wakers:
-                wake()
-
-        push.on_queued = on_queued
+        if listening is not None and settings.api_processes > 1:
+            await start_api_processes(listening)
+        if listening is not None:
+            scheme = "https" if settings.tls_cert else "http"
+            host, port = listening.getsockname()[:2]
+            log.info(
+                "serving on %s://%s:%d: %d API process(es), %d delivery process(es)"
+                " (Press CTRL+C to quit)",
+                scheme,
+                f"[{host}]" if ":" in host else host,
+                port,
+                settings.api_processes if settings.role != "worker" else 0,
+                settings.workers if settings.role in DELIVERY_ROLES else 0,
+            )
         freeze_startup_objects()
 
     async def stop() -> None:
+        for children in api_children:  # first: they queue jobs and render through this one
+            await children.stop()
         if delivery.worker is not None:  # first: handing jobs back needs the queue and broker
             await delivery.worker.stop(settings.shutdown_grace)
         if delivery.processes is not None:
@@ -227,12 +355,16 @@ def create_app(settings: Settings) -> App:
             await delivery.emulators.stop()
         if delivery.emulator_process is not None:
             await delivery.emulator_process.stop()
+        if delivery.control_proxy is not None:
+            await delivery.control_proxy.aclose()
         if delivery.stored is not None:
             delivery.stored.close()
         await monitoring.aclose()
         store.close()
         if redis_limits is not None:
             await redis_limits.aclose()
+        if table is not None:
+            table.close()
 
     async def openapi_json(request: Request) -> Response:
         return json_response(200, doc)

@@ -80,7 +80,12 @@ def _drop_schemas() -> None:
 # off here, and tests/e2e/test_bad_key_limit.py turns it on with its default. Servers deliver
 # in one process whatever the machine's cores (the default follows them); tests/e2e/
 # test_worker_processes.py asks for more.
-SUITE_SETTINGS = {"PUSHGATE_BAD_KEY_LIMIT": "0", "PUSHGATE_WORKERS": "1"}
+# One process of each kind unless a test asks for more (the defaults follow the core count).
+SUITE_SETTINGS = {
+    "PUSHGATE_BAD_KEY_LIMIT": "0",
+    "PUSHGATE_WORKERS": "1",
+    "PUSHGATE_API_PROCESSES": "1",
+}
 
 
 def process_env(backend_env: dict[str, str], extra: dict[str, str]) -> dict[str, str]:

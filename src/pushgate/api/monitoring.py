@@ -5,6 +5,7 @@ docs/operations.md, "Monitoring", documents their answers and every metric.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -14,12 +15,13 @@ from pushgate.api.http import Request, Response, json_response
 from pushgate.delivery.worker import DeliveryView
 from pushgate.exposition import Scrape, exposition
 from pushgate.health import RETRY_AFTER_SECONDS, Check, Readiness, RedisPing
-from pushgate.metrics import PushMetrics
+from pushgate.metrics import PushMetrics, merge_pushes, merge_requests
 from pushgate.queue.backlog import BacklogReader
 from pushgate.store.store import Store
 
-if TYPE_CHECKING:  # nats-py is an optional dependency
-    from pushgate.queue.jetstream import JetStreamQueue
+if TYPE_CHECKING:
+    from pushgate.api_processes import ApiProcesses
+    from pushgate.queue.jetstream import JetStreamQueue  # nats-py is an optional dependency
 
 _PROMETHEUS = CONTENT_TYPE_LATEST.encode()
 _UNAVAILABLE_HEADERS = ((b"retry-after", str(RETRY_AFTER_SECONDS).encode()),)
@@ -53,6 +55,10 @@ class Monitoring:
         self.broker: JetStreamQueue | None = None
         self.redis = RedisPing(redis_url) if redis_url else None
         self.readiness = Readiness({})
+        # With several API processes (api_processes.py) the serving process renders every
+        # scrape: its children's counters join its own, and a child asks it for the text.
+        self.api_children: ApiProcesses | None = None
+        self.rendered_elsewhere: Callable[[], Awaitable[bytes]] | None = None
 
     def started(self, worker: DeliveryView | None, broker: JetStreamQueue | None) -> None:
         self.worker, self.broker = worker, broker
@@ -97,16 +103,34 @@ class Monitoring:
                 counters[key] = counters.get(key, 0) + n
         return counters
 
-    async def metrics(self, request: Request) -> Response:
+    async def render(self) -> bytes:
+        """The Prometheus text of this process and the processes it adds up."""
         worker = self.worker
+        requests, pushes = self.app.metrics, self.pushes
+        units, commits = self.store.db.units, self.store.db.batches
+        if self.api_children is not None:
+            others = await self.api_children.totals()
+            requests = merge_requests([requests, others.requests])
+            pushes = merge_pushes([pushes, others.pushes])
+            units += others.store_units
+            commits += others.store_commits
         scrape = Scrape(
-            requests=self.app.metrics,
-            pushes=self.pushes,
+            requests=requests,
+            pushes=pushes,
             delivery=worker.metrics if worker is not None else None,
             in_flight=worker.in_flight if worker is not None else 0,
             backlog=await self.backlog.read(),
-            store_units=self.store.db.units,
-            store_commits=self.store.db.batches,
+            store_units=units,
+            store_commits=commits,
             jetstream=self._jetstream_counters(),
         )
-        return Response(200, exposition(scrape), _PROMETHEUS)
+        return exposition(scrape)
+
+    async def metrics(self, request: Request) -> Response:
+        if self.rendered_elsewhere is None:
+            return Response(200, await self.render(), _PROMETHEUS)
+        try:
+            return Response(200, await self.rendered_elsewhere(), _PROMETHEUS)
+        except TimeoutError:
+            body = {"status": "unavailable", "failing": ["serving process"]}
+            return json_response(503, body, _UNAVAILABLE_HEADERS)

@@ -8,20 +8,15 @@ watch and the job retention. The workers need no coordination: claims are atomic
 (SQLite has one writer at a time; PostgreSQL skips rows another claim has locked; JetStream
 hands each message to one of them).
 
-The children live and die with the serving process:
+The children live and die with the serving process (child_process.py): SIGTERM (or SIGINT) of
+the serving process stops them gracefully, each as one worker stops (sends under way finish
+within the grace, the rest is handed back); if the serving process dies any other way, they die
+too, their leases run out and the jobs are claimed again, as after the death of a single
+process; a child that dies is started again.
 
-- SIGTERM (or SIGINT) of the serving process stops the children gracefully, each as one worker
-  stops (sends under way finish within the grace, the rest is handed back), before it exits;
-- if the serving process dies any other way (SIGKILL, a crash), the kernel kills the children
-  (Linux: PR_SET_PDEATHSIG), and elsewhere a child exits as soon as its stdin, a pipe from the
-  serving process, reaches its end. Their leases run out and the jobs are claimed again, as
-  after the death of a single process;
-- a child that dies is started again after a pause (1 s, doubling up to 30 s).
-
-The serving process talks to the children over pipes: their stdin carries the start
-specification (not argv, which every user of the machine can read: it holds the database URL)
-and then one byte per wake-up (new jobs were queued); their stdout carries their counters once
-a second, which /metrics adds to the serving process's own.
+After the start specification, their stdin carries one byte per wake-up (new jobs were queued);
+their stdout carries their counters once a second, which /metrics adds to the serving process's
+own.
 """
 
 from __future__ import annotations
@@ -30,32 +25,32 @@ import asyncio
 import contextlib
 import logging
 import os
-import pickle
 import signal
 import socket
-import struct
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from pushgate.child_process import die_with_parent
+from pushgate.child_process import (
+    Child,
+    Children,
+    die_with_parent,
+    frame,
+    read_start_frame,
+    take_report_pipe,
+)
 from pushgate.config import Settings
 from pushgate.heap import freeze_startup_objects
-from pushgate.metrics import DeliveryMetrics, Histogram
+from pushgate.metrics import DeliveryMetrics, merge_delivery
 from pushgate.providers.senders import Endpoints
 
 log = logging.getLogger("pushgate.delivery")
 
 REPORT_EVERY_SECONDS = 1.0
-RESTART_FIRST_SECONDS = 1.0
-RESTART_MAX_SECONDS = 30.0
 REPORT_BACKLOG_BYTES = 1 << 20  # reports waiting for the parent to read, beyond which none is added
-STOP_MARGIN_SECONDS = 5.0  # beyond the grace, before a child that has not exited is killed
 CHILD_POOL_SIZE = 4  # PostgreSQL connections per child: a worker runs few units at once
 WAKE = b"w"
-_FRAME = struct.Struct(">I")
 
 
 @dataclass(frozen=True)
@@ -79,39 +74,7 @@ class Report:
     queue_counters: dict[str, int] = field(default_factory=dict)
 
 
-def frame(value: object) -> bytes:
-    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    return _FRAME.pack(len(payload)) + payload
-
-
-def merge_metrics(parts: list[DeliveryMetrics]) -> DeliveryMetrics:
-    """The sum of several workers' counters."""
-    total = DeliveryMetrics()
-    for part in parts:
-        for key, n in part.sends.items():
-            total.sends[key] = total.sends.get(key, 0) + n
-        for retry, n in part.retries.items():
-            total.retries[retry] = total.retries.get(retry, 0) + n
-        for dead, n in part.invalidations.items():
-            total.invalidations[dead] = total.invalidations.get(dead, 0) + n
-        for platform, histogram in part.send_seconds.items():
-            into = total.send_seconds.get(platform)
-            if into is None:
-                into = total.send_seconds[platform] = Histogram(histogram.bounds)
-            into.counts = [a + b for a, b in zip(into.counts, histogram.counts, strict=True)]
-            into.total += histogram.total
-        total.events.update(part.events)
-    return total
-
-
 # ---- the serving process's side ----
-
-
-@dataclass
-class _Child:
-    index: int
-    process: asyncio.subprocess.Process
-    report: Report = field(default_factory=Report)
 
 
 class DeliveryProcesses:
@@ -119,74 +82,31 @@ class DeliveryProcesses:
 
     def __init__(self, count: int, spec: Callable[[int], ChildSpec], grace: float) -> None:
         self.count = count
-        self._spec = spec
-        self._grace = grace
-        self._children: dict[int, _Child] = {}
-        self._watchers: list[asyncio.Task[None]] = []
+        self.children = Children(
+            "delivery", __name__, count, spec, grace, self._heard, on_exit=self._retire
+        )
         self._retired = Report()  # counters of children that have exited, so sums never drop
-        self._stopping = False
         self._wake_scheduled = False
 
     async def start(self) -> None:
-        started = await asyncio.gather(*(self._spawn(i) for i in range(self.count)))
-        for child in started:
-            self._watchers.append(asyncio.create_task(self._watch(child)))
+        await self.children.start()
 
-    async def _spawn(self, index: int) -> _Child:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "pushgate.delivery.processes",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert process.stdin is not None
-        process.stdin.write(frame(self._spec(index)))
-        child = self._children[index] = _Child(index, process)
-        log.info("delivery process %d started (pid %d)", index, process.pid)
-        return child
+    @staticmethod
+    def _heard(child: Child, said: Any) -> None:
+        if isinstance(said, Report):
+            child.report = said
 
-    async def _watch(self, child: _Child) -> None:
-        """Read the child's reports until it exits; then start another, unless stopping."""
-        pause = RESTART_FIRST_SECONDS
-        while True:
-            started = time.monotonic()
-            await self._read_reports(child)
-            code = await child.process.wait()
-            self._retire(child)
-            if self._stopping:
-                return
-            if time.monotonic() - started > RESTART_MAX_SECONDS:
-                pause = RESTART_FIRST_SECONDS  # it ran a while: not a crash loop
-            log.error(
-                "delivery process %d (pid %d) exited with status %s; starting another in %.0f s",
-                child.index,
-                child.process.pid,
-                code,
-                pause,
-            )
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, RESTART_MAX_SECONDS)
-            if self._stopping:
-                return
-            child = await self._spawn(child.index)
+    def _reports(self) -> list[Report]:
+        return [c.report for c in self.children.running.values() if c.report is not None]
 
-    async def _read_reports(self, child: _Child) -> None:
-        stream = child.process.stdout
-        assert stream is not None
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            while True:
-                (size,) = _FRAME.unpack(await stream.readexactly(_FRAME.size))
-                report = pickle.loads(await stream.readexactly(size))
-                if isinstance(report, Report):
-                    child.report = report
-
-    def _retire(self, child: _Child) -> None:
+    def _retire(self, child: Child) -> None:
         report = child.report
-        self._retired.metrics = merge_metrics([self._retired.metrics, report.metrics])
+        if report is None:
+            return
+        self._retired.metrics = merge_delivery([self._retired.metrics, report.metrics])
         for key, n in report.queue_counters.items():
             self._retired.queue_counters[key] = self._retired.queue_counters.get(key, 0) + n
-        child.report = Report()
+        child.report = None
 
     def wake(self) -> None:
         """New jobs were queued: the children claim now instead of at their next poll (one
@@ -197,66 +117,30 @@ class DeliveryProcesses:
 
     def _send_wakes(self) -> None:
         self._wake_scheduled = False
-        for child in self._children.values():
-            stdin = child.process.stdin
-            if stdin is not None and not stdin.is_closing() and child.process.returncode is None:
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    stdin.write(WAKE)
+        self.children.send_all(WAKE)
 
     @property
     def metrics(self) -> DeliveryMetrics:
-        return merge_metrics(
-            [self._retired.metrics, *(c.report.metrics for c in self._children.values())]
-        )
+        return merge_delivery([self._retired.metrics, *(r.metrics for r in self._reports())])
 
     @property
     def in_flight(self) -> int:
-        return sum(c.report.in_flight for c in self._children.values())
+        return sum(r.in_flight for r in self._reports())
 
     @property
     def queue_counters(self) -> dict[str, int]:
         total = dict(self._retired.queue_counters)
-        for child in self._children.values():
-            for key, n in child.report.queue_counters.items():
+        for report in self._reports():
+            for key, n in report.queue_counters.items():
                 total[key] = total.get(key, 0) + n
         return total
 
     async def stop(self) -> None:
-        """Stop every child as a worker stops (within the grace), killing any that has not
-        exited by the grace plus a margin."""
-        self._stopping = True
-        # First, so that no child is started again meanwhile (one being started when its
-        # watcher is cancelled reads the end of its stdin and exits).
-        for watcher in self._watchers:
-            watcher.cancel()
-        await asyncio.gather(*self._watchers, return_exceptions=True)
-        live = [c.process for c in self._children.values() if c.process.returncode is None]
-        for process in live:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-        if live:
-            _, pending = await asyncio.wait(
-                [asyncio.ensure_future(p.wait()) for p in live],
-                timeout=self._grace + STOP_MARGIN_SECONDS,
-            )
-            for process in live:
-                if process.returncode is None:
-                    log.warning("delivery process (pid %d) did not stop: killed", process.pid)
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
-            if pending:
-                await asyncio.wait(pending)
+        """Stop every child as a worker stops (within the grace)."""
+        await self.children.stop()
 
 
 # ---- the child's side ----
-
-
-def _read_frame(stream: BinaryIO) -> Any:
-    header = stream.read(_FRAME.size)
-    if len(header) < _FRAME.size:
-        os._exit(1)  # the parent is gone before saying what to do
-    (size,) = _FRAME.unpack(header)
-    return pickle.loads(stream.read(size))
 
 
 def child_main() -> None:
@@ -264,12 +148,10 @@ def child_main() -> None:
     # Ctrl-C in a terminal reaches the whole process group: the parent alone decides, and
     # stops the children with SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    spec = _read_frame(sys.stdin.buffer)
+    spec = read_start_frame(sys.stdin.buffer)
     assert isinstance(spec, ChildSpec)
     die_with_parent(spec.parent_pid)
-    # Reports go on the original stdout; anything else printed goes to stderr with the logs.
-    reports = os.fdopen(os.dup(1), "wb", buffering=0)
-    os.dup2(2, 1)
+    reports = take_report_pipe()
     from pushgate import logs
 
     logs.configure(spec.settings.log_level)

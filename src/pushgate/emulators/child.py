@@ -98,7 +98,7 @@ class EmulatorProcess:
                 "ca": self._ca,
             }
         ).encode()
-        self._http = httpx.AsyncClient(base_url=self.control_url, timeout=PROXY_TIMEOUT_SECONDS)
+        self.proxy = ControlProxy(self.control_url)
 
     async def start(self) -> dict[str, Any]:
         """Start the child and return its `/emulator/v1/info` once it answers. A port found
@@ -112,7 +112,7 @@ class EmulatorProcess:
                 if attempt == FIRST_START_ATTEMPTS - 1:
                     raise
                 log.warning("the emulators' process could not start; trying other ports")
-                await self._http.aclose()
+                await self.proxy.aclose()
                 self._choose_ports()
         self._watch = asyncio.create_task(self._watch_child())
         return self.info
@@ -134,7 +134,7 @@ class EmulatorProcess:
                     " answered; see the lines above"
                 )
             with contextlib.suppress(httpx.HTTPError):
-                answer = await self._http.get(BASE + "/info", timeout=1.0)
+                answer = await self.proxy.http.get(BASE + "/info", timeout=1.0)
                 if answer.status_code == 200:
                     self.info = answer.json()
                     return
@@ -179,9 +179,19 @@ class EmulatorProcess:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
-        await self._http.aclose()
+        await self.proxy.aclose()
 
-    # ---- the control routes, forwarded
+
+class ControlProxy:
+    """The emulators' control routes (`/emulator/v1/...`) forwarded to their process, mounted on
+    every API process of `serve --emulate`."""
+
+    def __init__(self, control_url: str) -> None:
+        self.control_url = control_url
+        self.http = httpx.AsyncClient(base_url=control_url, timeout=PROXY_TIMEOUT_SECONDS)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
 
     def handles(self, path: str) -> bool:
         return path.startswith(BASE + "/")
@@ -200,7 +210,7 @@ class EmulatorProcess:
             if name.lower() == b"content-type"
         }
         try:
-            answer = await self._http.request(
+            answer = await self.http.request(
                 scope["method"],
                 scope["path"] + (f"?{query}" if query else ""),
                 content=bytes(body),

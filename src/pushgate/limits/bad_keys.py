@@ -15,7 +15,8 @@ A window opens at an address's first failure and lasts `window` seconds, so an a
 most `limit` guesses per window. IPv6 addresses count per /64, the block one host is usually
 given, so that walking through it does not escape the count.
 
-Embedded: a bounded dict in memory. With Redis (PUSHGATE_REDIS_URL) the count is shared by every
+Embedded: a bounded dict in memory, or with several API processes a table in a file they all
+map (limits/shared_table.py), counted as with Redis. With Redis (PUSHGATE_REDIS_URL) the count is shared by every
 API process (limits/redis.py: one Lua script per failure); each process remembers the windows it
 has learnt, so the check before a lookup costs no round trip. A process that has not yet seen a
 failure from a blocked address learns of the block at that address's next failure there.
@@ -33,6 +34,7 @@ from pushgate.targeting import errors
 
 if TYPE_CHECKING:
     from pushgate.config import Settings
+    from pushgate.limits.shared_table import SharedTable
 
 # Room for this many addresses with an open window (~100 bytes each); past it the window that
 # ends soonest is forgotten. Only an attacker with more addresses than this gets more guesses.
@@ -163,12 +165,18 @@ class BadKeys:
             await self.shared.aclose()
 
 
-def from_settings(settings: Settings) -> BadKeys:
+def from_settings(settings: Settings, table: SharedTable | None = None) -> BadKeys:
+    """Counted in Redis when there is one, else in `table` (the API processes of one `serve`
+    share it), else in this process's memory."""
     shared: SharedCounter | None = None
     if settings.redis_url and settings.bad_key_limit > 0:
         from pushgate.limits.redis import RedisBadKeyCounter
 
         shared = RedisBadKeyCounter(settings.redis_url, settings.redis_prefix)
+    elif table is not None:
+        from pushgate.limits.shared_table import TableBadKeyCounter
+
+        shared = TableBadKeyCounter(table)
     return BadKeys(
         settings.bad_key_limit,
         settings.bad_key_window,
