@@ -15,6 +15,7 @@ API_PROCESSES_ENV = "API_PROCESSES"  # PUSHGATE_API_PROCESSES: `serve --api-proc
 MAX_PROCESSES = 256
 CONCURRENCY_ENV = "WORKER_CONCURRENCY"  # PUSHGATE_WORKER_CONCURRENCY: jobs a worker holds
 MAX_CONCURRENCY = 10_000
+MAX_DATABASE_POOL = 64
 DELIVERY_ROLES = ("all", "worker")
 API_ROLES = ("all", "api")
 
@@ -99,6 +100,11 @@ class Settings:
     role: str = "all"  # api | worker | all
     forwarded_allow_ips: str = ""  # load balancers whose X-Forwarded-For is trusted
     database_url: str | None = None  # postgresql://...; none: SQLite in the data dir
+    # PostgreSQL connections of the serving process, each with the thread that runs units of
+    # work on it (store/postgres.py). Fewer threads contend less for the GIL and commit more
+    # units together (bench/README.md, "PostgreSQL pool size"); more let slow reads (campaign
+    # reports) run beside the pushes.
+    database_pool: int = 8
     redis_url: str | None = None  # redis://...; none: limits and caps in process / database
     redis_prefix: str = "pushgate:"  # of every Redis key (pushgate/names.py)
     queue_url: str | None = None  # nats://...: JetStream carries the jobs (docs/queue.md)
@@ -148,6 +154,7 @@ class Settings:
             "role": env("ROLE") or cls.role,
             "forwarded_allow_ips": env("FORWARDED_ALLOW_IPS") or cls.forwarded_allow_ips,
             "database_url": env("DATABASE_URL") or None,
+            "database_pool": _number(int, "DATABASE_POOL", cls.database_pool),
             "redis_url": env("REDIS_URL") or None,
             "redis_prefix": env("REDIS_PREFIX") or cls.redis_prefix,
             "queue_url": env("QUEUE_URL") or None,
@@ -169,6 +176,11 @@ class Settings:
             raise ConfigError(
                 f"{ENV_PREFIX}{CONCURRENCY_ENV} must be from 1 to {MAX_CONCURRENCY},"
                 f" not {values['worker_concurrency']}"
+            )
+        if not 1 <= int(str(values["database_pool"])) <= MAX_DATABASE_POOL:
+            raise ConfigError(
+                f"{ENV_PREFIX}DATABASE_POOL must be from 1 to {MAX_DATABASE_POOL},"
+                f" not {values['database_pool']}"
             )
         workers_flag = flags.pop("workers", None)
         api_flag = flags.pop("api_processes", None)

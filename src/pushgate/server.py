@@ -136,6 +136,7 @@ def create_app(
         settings.database_url,
         settings.sqlite_synchronous,
         settings.campaign_stats,
+        pool_size=settings.database_pool,
         caps=redis_limits,
     )
     # Limits several API processes share without Redis: a table in the data dir, cleared by
