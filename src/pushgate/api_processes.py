@@ -41,11 +41,9 @@ from typing import Any, BinaryIO
 from pushgate.child_process import (
     Child,
     Children,
-    die_with_parent,
     frame,
     read_frame,
-    read_start_frame,
-    take_report_pipe,
+    run_child,
 )
 from pushgate.config import Settings
 from pushgate.metrics import PushMetrics, RequestMetrics, merge_pushes, merge_requests
@@ -280,19 +278,7 @@ class ParentLink:
 
 def child_main() -> None:
     """Entry point of an API child (`python -m pushgate.api_processes`)."""
-    spec = read_start_frame(sys.stdin.buffer)
-    assert isinstance(spec, ApiChildSpec)
-    die_with_parent(spec.parent_pid)
-    reports = take_report_pipe()
-    from pushgate import logs
-
-    logs.configure(spec.settings.log_level)
-    try:
-        import uvloop
-
-        uvloop.run(_child(spec, reports))
-    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-        asyncio.run(_child(spec, reports))
+    run_child(ApiChildSpec, _child)
 
 
 async def _child(spec: ApiChildSpec, reports: BinaryIO) -> None:

@@ -26,8 +26,11 @@ import signal
 import struct
 import sys
 import time
-from collections.abc import Callable, Collection
-from typing import Any, BinaryIO
+from collections.abc import Callable, Collection, Coroutine
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from pushgate.config import Settings
 
 log = logging.getLogger("pushgate.children")
 
@@ -75,6 +78,40 @@ def take_report_pipe() -> BinaryIO:
     reports = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
     return reports
+
+
+class StartSpec(Protocol):
+    """What every child's specification holds."""
+
+    @property
+    def parent_pid(self) -> int: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+
+S = TypeVar("S", bound=StartSpec)
+
+
+def run_child(kind: type[S], main: Callable[[S, BinaryIO], Coroutine[Any, Any, None]]) -> None:
+    """A child's entry point: its specification from stdin, then `main` on uvloop, with the
+    report pipe."""
+    # Ctrl-C in a terminal reaches the whole process group: the parent alone decides, and
+    # stops the children with SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    spec = read_start_frame(sys.stdin.buffer)
+    assert isinstance(spec, kind)
+    die_with_parent(spec.parent_pid)
+    reports = take_report_pipe()
+    from pushgate import logs
+
+    logs.configure(spec.settings.log_level)
+    try:
+        import uvloop
+
+        uvloop.run(main(spec, reports))
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        asyncio.run(main(spec, reports))
 
 
 class Child:

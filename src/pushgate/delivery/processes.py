@@ -35,10 +35,8 @@ from typing import Any, BinaryIO
 from pushgate.child_process import (
     Child,
     Children,
-    die_with_parent,
     frame,
-    read_start_frame,
-    take_report_pipe,
+    run_child,
 )
 from pushgate.config import Settings
 from pushgate.heap import freeze_startup_objects
@@ -145,22 +143,7 @@ class DeliveryProcesses:
 
 def child_main() -> None:
     """Entry point of a delivery child (`python -m pushgate.delivery.processes`)."""
-    # Ctrl-C in a terminal reaches the whole process group: the parent alone decides, and
-    # stops the children with SIGTERM.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    spec = read_start_frame(sys.stdin.buffer)
-    assert isinstance(spec, ChildSpec)
-    die_with_parent(spec.parent_pid)
-    reports = take_report_pipe()
-    from pushgate import logs
-
-    logs.configure(spec.settings.log_level)
-    try:
-        import uvloop
-
-        uvloop.run(_child(spec, reports))
-    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-        asyncio.run(_child(spec, reports))
+    run_child(ChildSpec, _child)
 
 
 async def _child(spec: ChildSpec, reports: BinaryIO) -> None:
