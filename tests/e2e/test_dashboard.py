@@ -12,8 +12,8 @@ Android and Huawei; one iOS user opted out (`OptOut`); one iOS token the APNs em
 the iOS user's app reports `push_delivered` and `push_session`, the Android and Huawei users'
 apps `push_delivered`: 3 delivered, 1 opened, so every funnel number and both rates differ.
 
-Chromium: Debian's `/usr/bin/chromium` (`.ci/run` installs it); Playwright only drives it
-(`playwright install` is never needed).
+Chromium: Debian's `/usr/bin/chromium` (`scripts/test` installs it through `scripts/prepare`);
+Playwright only drives it (`playwright install` is never needed).
 """
 
 from __future__ import annotations
