@@ -11,6 +11,7 @@ token for the same udid revives the device (contract.md).
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -39,6 +40,20 @@ CONFIGURATION_ANSWERS = [
     ("android", "SENDER_ID_MISMATCH", "MismatchSenderId"),
 ]
 ALL_CASES = DEAD_TOKENS + CONFIGURATION_ANSWERS
+# The detail each fail record keeps: the provider's own answer to the outcome set above, as the
+# providers word it (emulators/outcomes.py): the APNs body (a 410 with the time the token died,
+# `{stamp}`), FCM's `errorCode: message`, HMS's `code: msg`.
+DETAILS = {
+    ("ios", "Unregistered"): '{{"reason":"Unregistered","timestamp":{stamp}}}',
+    ("ios", "BadDeviceToken"): '{{"reason":"BadDeviceToken"}} [refused on both environments]',
+    ("ios", "DeviceTokenNotForTopic"): '{{"reason":"DeviceTokenNotForTopic"}}',
+    ("android", "UNREGISTERED"): "UNREGISTERED: Requested entity was not found.",
+    ("android", "INVALID_ARGUMENT"): (
+        "INVALID_ARGUMENT: The registration token is not a valid FCM registration token"
+    ),
+    ("android", "SENDER_ID_MISMATCH"): "SENDER_ID_MISMATCH: SenderId mismatch",
+    ("huawei", "invalid"): "80300007: All the tokens are invalid",
+}
 
 
 @pytest.fixture
@@ -87,18 +102,26 @@ def fail_once(partner: Partner, emulator: Control, platform: str, outcome: str) 
 def test_permanent_token_failure_writes_a_fail_record_with_its_report_name(
     partner: Partner, emulator: Control, platform: str, outcome: str, reason: str
 ) -> None:
+    set_from_ms = time.time_ns() // 1_000_000
     user = fail_once(partner, emulator, platform, outcome)
+    set_by_ms = time.time_ns() // 1_000_000
 
     (job,) = jobs(partner, [user.token])
     assert job["state"] == "failed", job
     assert job["attempts"] == 1, job  # permanent: not retried
     (record,) = fail_records(partner, [user.token])
+    detail = str(record["detail"])
+    # APNs says when the token died: the moment this test set the outcome.
+    found = re.search(r'"timestamp":(\d+)', detail) if outcome == "Unregistered" else None
+    stamp = found.group(1) if found else ""
+    if found:
+        assert set_from_ms <= int(stamp) <= set_by_ms, (set_from_ms, detail, set_by_ms)
     assert record == {
         "job_id": job["id"],
         "platform": platform,
         "token": user.token,
         "reason": reason,
-        "detail": record["detail"],
+        "detail": DETAILS[platform, outcome].format(stamp=stamp),
     }
     assert emulator.deliveries(token=user.token) == []
 

@@ -1,7 +1,8 @@
 """Request-level errors of the Targeted Push API: every documented error body with its status,
 pushgate's own error codes, and the rule that a rejected request changes nothing.
 
-Each error body is exactly {"error": ..., "message": ...} (insider-ecosystem.md §1).
+Each error body is exactly {"error": ..., "message": ...} (insider-ecosystem.md §1); the documented
+ones are compared as bytes with the spec's samples (tests/speclib.py).
 """
 
 from __future__ import annotations
@@ -27,42 +28,18 @@ from tests.integration.pushlib import (
     partner_id,
     push_one,
 )
-
-EMPTY_IDENTIFIERS = {
-    "error": "empty_insider_identifiers",
-    "message": "'insider_identifiers' object need to have at least one identifier",
-}
-EMPTY_NOTIFICATIONS = {
-    "error": "invalid_notifications",
-    "message": "'notifications' is empty, add some notification objects",
-}
-TOO_MANY_NOTIFICATIONS = {
-    "error": "invalid_notifications",
-    "message": "'notifications' can't have more than 20 objects",
-}
-BLACKLISTED_APS = {"error": "blacklisted_deeplink", "message": "deepLink can't contain 'aps' key"}
-NEGATIVE_INTEGER = {
-    "error": "negative_integer",
-    "message": "camp_id' and/or 'channel_id' must be greater than zero",
-}
-INVALID_ADVANCED_PUSH_TYPE = {
-    "error": "invalid_advanced_push_type",
-    "message": "'advanced_push_type' must be either Carousel or Slider",
-}
-INVALID_CERTIFICATE = {
-    "error": "invalid_certificate",
-    "message": "You do not have a validated certificate. Please check Certificate section"
-    " under Insider's Settings.",
-}
-BAD_API_KEY = {
-    "error": "bad_api_key",
-    "message": "'api_key' is either empty or wrong. You can get your API key from Insider"
-    " Dashboard",
-}
-TOO_MANY_IDENTIFIERS = {
-    "error": "too_many_identifiers",
-    "message": "a request can target at most 50 user identifiers",
-}
+from tests.speclib import (
+    BAD_API_KEY,
+    BLACKLISTED_APS,
+    EMPTY_IDENTIFIERS,
+    EMPTY_NOTIFICATIONS,
+    INVALID_ADVANCED_PUSH_TYPE,
+    INVALID_CERTIFICATE,
+    NEGATIVE_INTEGER,
+    TOO_MANY_IDENTIFIERS,
+    TOO_MANY_NOTIFICATIONS,
+    Documented,
+)
 
 KNOWN = {"uuid": "known-user"}
 
@@ -89,6 +66,13 @@ def assert_rejected(r: httpx.Response, status: int, partner: Partner) -> dict[st
     assert body["message"]
     assert_nothing_recorded(partner)
     return dict(body)
+
+
+def assert_documented(r: httpx.Response, documented: Documented, partner: Partner) -> None:
+    """The documented body, byte for byte (tests/speclib.py: key order, separators, escaping),
+    with its status; nothing recorded."""
+    assert_rejected(r, documented.status, partner)
+    assert r.content == documented.wire
 
 
 def advanced(kind: str) -> dict[str, Any]:
@@ -118,19 +102,19 @@ def test_notification_without_identifiers_is_rejected(
 ) -> None:
     r = known.push(valid_first(notification(identifiers)))
 
-    assert assert_rejected(r, 400, known) == EMPTY_IDENTIFIERS
+    assert_documented(r, EMPTY_IDENTIFIERS, known)
 
 
 def test_empty_notifications_array_is_rejected(known: Partner) -> None:
     r = known.push({"notifications": []})
 
-    assert assert_rejected(r, 400, known) == EMPTY_NOTIFICATIONS
+    assert_documented(r, EMPTY_NOTIFICATIONS, known)
 
 
 def test_more_than_twenty_notifications_are_rejected(known: Partner) -> None:
     r = known.push({"notifications": [notification(KNOWN, camp_id=i + 1) for i in range(21)]})
 
-    assert assert_rejected(r, 400, known) == TOO_MANY_NOTIFICATIONS
+    assert_documented(r, TOO_MANY_NOTIFICATIONS, known)
 
 
 def test_twenty_notifications_are_accepted(known: Partner) -> None:
@@ -147,7 +131,7 @@ def test_deep_link_with_aps_key_is_blacklisted(known: Partner, platform: str) ->
 
     r = known.push(valid_first(bad))
 
-    assert assert_rejected(r, 400, known) == BLACKLISTED_APS
+    assert_documented(r, BLACKLISTED_APS, known)
 
 
 def test_advanced_push_item_deep_link_with_aps_key_is_blacklisted(known: Partner) -> None:
@@ -156,7 +140,7 @@ def test_advanced_push_item_deep_link_with_aps_key_is_blacklisted(known: Partner
 
     r = known.push(valid_first(notification(KNOWN, advanced_push_payload=payload)))
 
-    assert assert_rejected(r, 400, known) == BLACKLISTED_APS
+    assert_documented(r, BLACKLISTED_APS, known)
 
 
 @pytest.mark.parametrize(
@@ -176,7 +160,7 @@ def test_non_positive_camp_or_channel_id_is_rejected(
 
     r = known.push(valid_first(bad))
 
-    assert assert_rejected(r, 400, known) == NEGATIVE_INTEGER
+    assert_documented(r, NEGATIVE_INTEGER, known)
 
 
 @pytest.mark.parametrize("kind", ["banner", "", "carousels"])
@@ -185,7 +169,7 @@ def test_unknown_advanced_push_type_is_rejected(known: Partner, kind: str) -> No
 
     r = known.push(valid_first(bad))
 
-    assert assert_rejected(r, 400, known) == INVALID_ADVANCED_PUSH_TYPE
+    assert_documented(r, INVALID_ADVANCED_PUSH_TYPE, known)
 
 
 @pytest.mark.parametrize(
@@ -213,7 +197,7 @@ def test_partner_without_a_validated_certificate_is_rejected(start_server: Any) 
 
     r = partner.push(valid_first())
 
-    assert assert_rejected(r, 400, partner) == INVALID_CERTIFICATE
+    assert_documented(r, INVALID_CERTIFICATE, partner)
 
 
 def test_partner_whose_credentials_all_failed_validation_is_rejected(known: Partner) -> None:
@@ -225,7 +209,7 @@ def test_partner_whose_credentials_all_failed_validation_is_rejected(known: Part
 
     r = known.push(valid_first())
 
-    assert assert_rejected(r, 400, known) == INVALID_CERTIFICATE
+    assert_documented(r, INVALID_CERTIFICATE, known)
 
 
 @pytest.mark.parametrize(
@@ -244,7 +228,7 @@ def test_empty_wrong_or_missing_api_key_is_rejected(
 ) -> None:
     r = send(known)
 
-    assert assert_rejected(r, 401, known) == BAD_API_KEY
+    assert_documented(r, BAD_API_KEY, known)
 
 
 def test_another_partners_api_key_does_not_reach_this_partners_users(
@@ -282,7 +266,7 @@ def test_more_than_fifty_identifiers_in_a_request_are_rejected(known: Partner) -
 
     r = known.push({"notifications": bad})
 
-    assert assert_rejected(r, 400, known) == TOO_MANY_IDENTIFIERS
+    assert_documented(r, TOO_MANY_IDENTIFIERS, known)
 
 
 def test_fifty_identifiers_in_a_request_are_accepted(known: Partner) -> None:

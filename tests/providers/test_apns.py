@@ -224,8 +224,31 @@ def test_build_request_refuses_what_apns_would_refuse(
     assert verdict.kind == expected
 
 
+def aps_payload(size: int) -> bytes:
+    """A JSON APNs payload of exactly `size` bytes (the body APNs receives: the payload
+    itself)."""
+    frame = b'{"aps":{"alert":""}}'
+    payload = frame[:-3] + b"x" * (size - len(frame)) + frame[-3:]
+    assert len(payload) == size
+    return payload
+
+
 def test_a_payload_of_exactly_4096_bytes_is_allowed() -> None:
-    apns.build_request(TOKEN, b"x" * 4096, topic="t")
+    payload = aps_payload(4096)
+
+    path, headers = apns.build_request(TOKEN, payload, topic="t")
+
+    assert path == f"/3/device/{TOKEN}"
+    assert headers == [
+        ("apns-topic", "t"),
+        ("apns-push-type", "alert"),
+        ("apns-priority", "10"),
+        ("apns-expiration", "0"),
+    ]
+    # One byte more is what APNs refuses: the limit is 4096 inclusive.
+    with pytest.raises(InvalidRequest) as caught:
+        apns.build_request(TOKEN, aps_payload(4097), topic="t")
+    assert caught.value.reason == "PayloadTooLarge"
 
 
 # --------------------------------------------------------------------------- answers
