@@ -6,11 +6,13 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from pushgate import logs
-from pushgate.config import ConfigError, Settings, env
+from pushgate.config import Settings, check_port, env
+from pushgate.startup_errors import check_serve, check_store, explained
 from pushgate.store import partners as partner_ops
 from pushgate.store.backend import connect_sync
 from pushgate.store.models import PartnerSecrets
@@ -27,6 +29,26 @@ _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 STARTUP_FAILURE = 3  # uvicorn's status when the service could not start
 
 
+class ConfigMistake(click.ClickException):
+    """A configuration mistake (startup_errors.py): `Error: <one line>`, exit status 2, as for
+    wrong usage; 1 stays for what a command refused or failed to do."""
+
+    exit_code = 2
+
+
+class Commands(click.Group):
+    """`pushgate`: every command's configuration mistakes, wherever found, as one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            mistake = explained(error)
+            if mistake is None:
+                raise
+            raise ConfigMistake(str(mistake)) from None
+
+
 def parse_duration(text: str) -> int:
     match = _DURATION.match(text.strip().lower())
     if not match or int(match.group(1)) <= 0:
@@ -34,7 +56,7 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-@click.group()
+@click.group(cls=Commands)
 def main() -> None:
     """pushgate: self-hosted targeted push notifications."""
 
@@ -90,21 +112,23 @@ def serve(
 
     from pushgate.server import create_app, listening_socket, uvicorn_config
 
+    settings = Settings.load(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        emulate=emulate,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        role=role,
+        workers=workers,
+        api_processes=api_processes,
+    )
+    listening = listening_socket(settings)
     try:
-        settings = Settings.load(
-            host=host,
-            port=port,
-            data_dir=data_dir,
-            emulate=emulate,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            role=role,
-            workers=workers,
-            api_processes=api_processes,
-        )
-        listening = listening_socket(settings)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
+        check_serve(settings)  # what the startup would find, found here as one line
+    except BaseException:
+        listening.close()
+        raise
     logs.configure(settings.log_level)
     app = create_app(settings, listening)
     server = uvicorn.Server(uvicorn_config(app, settings))
@@ -151,6 +175,16 @@ def emulate(
     """
     from pushgate.emulation import StandaloneEmulators, serve_standalone
 
+    for flag, value in (
+        ("--port", port),
+        ("--apns-port", apns_port),
+        ("--apns-sandbox-port", apns_sandbox_port),
+        ("--fcm-port", fcm_port),
+        ("--hms-port", hms_port),
+    ):
+        check_port(flag, value)
+    if data_dir is not None:
+        check_store(data_dir, env("DATABASE_URL"))
     app = StandaloneEmulators(data_dir, host, (apns_port, fcm_port, hms_port), apns_sandbox_port)
     serve_standalone(app, port, "info")
 

@@ -21,7 +21,8 @@ API_ROLES = ("all", "api")
 
 
 class ConfigError(ValueError):
-    """A setting that cannot be used; its message is the one line the operator sees."""
+    """A setting that cannot be used; its message is the one line the operator sees (the
+    `pushgate` command prints it as `Error: ...` and exits with status 2: cli.py)."""
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -49,6 +50,31 @@ def _switch(name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{ENV_PREFIX}{name} must be on or off, not {raw!r}")
+
+
+def check_port(source: str, port: int) -> int:
+    """A port to listen on (0: any free one); `source` names the flag or variable."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{source} must be from 0 to 65535, not {port}")
+    return port
+
+
+def usable_data_dir(path: Path) -> Path:
+    """The data dir, created if missing; a ConfigError when it cannot be (a regular file on its
+    path, no permission) or this user cannot read and write it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        reason = "it is a file, not a directory"
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+    else:
+        if os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            return path
+        reason = "permission denied"
+    raise ConfigError(
+        f"the data dir {str(path)!r} cannot be used: {reason} (--data-dir or {ENV_PREFIX}DATA_DIR)"
+    )
 
 
 def default_api_processes(role: str) -> int:
@@ -185,6 +211,10 @@ class Settings:
         workers_flag = flags.pop("workers", None)
         api_flag = flags.pop("api_processes", None)
         values.update({k: v for k, v in flags.items() if v is not None})
+        check_port(
+            "--port" if flags.get("port") is not None else f"{ENV_PREFIX}PORT",
+            int(str(values["port"])),
+        )
         role = str(values["role"])
         if workers_flag is not None and role not in DELIVERY_ROLES:
             raise ConfigError(f"--workers needs --role worker or all, not {role}")

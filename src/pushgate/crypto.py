@@ -9,12 +9,13 @@ database file alone; deployments should set the variable from a secret store.
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from pushgate.config import env
+from pushgate.config import ENV_PREFIX, ConfigError, env, usable_data_dir
 
 KEY_FILENAME = "secret.key"
 _VERSION = b"\x01"
@@ -40,31 +41,63 @@ class SecretBox:
         return self._aead.decrypt(nonce, sealed[1 + _NONCE_BYTES :], context)
 
 
-def decode_key(text: str) -> bytes:
-    key = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
+def decode_key(text: str, source: str = f"{ENV_PREFIX}SECRET_KEY") -> bytes:
+    try:
+        key = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
+    except (binascii.Error, ValueError):
+        key = b""
     if len(key) != 32:
-        raise ValueError("PUSHGATE_SECRET_KEY must encode 32 bytes")
+        raise ConfigError(f"{source} must be 32 bytes in URL-safe base64 (44 characters)")
     return key
 
 
-def load_key(data_dir: Path) -> bytes:
+def wrong_key(data_dir: Path | None = None) -> ConfigError:
+    """The one line for a key that does not open what the database holds sealed."""
+    if env("SECRET_KEY"):
+        which = f"{ENV_PREFIX}SECRET_KEY"
+    else:
+        where = (
+            data_dir / KEY_FILENAME if data_dir is not None else f"the data dir's {KEY_FILENAME}"
+        )
+        which = f"the secret key in {where} ({ENV_PREFIX}SECRET_KEY is not set)"
+    return ConfigError(
+        f"{which} does not open the provider credentials stored in the database: set"
+        f" {ENV_PREFIX}SECRET_KEY to the key that sealed them (every process sharing a"
+        " database needs the same one)"
+    )
+
+
+def load_key(data_dir: Path, create: bool = True) -> bytes:
+    """PUSHGATE_SECRET_KEY, else the data dir's key file, created when missing if `create`
+    (not where the database already holds something sealed: a new key could not open it)."""
     if configured := env("SECRET_KEY"):
         return decode_key(configured)
     path = data_dir / KEY_FILENAME
     try:
-        return decode_key(path.read_text())
-    except FileNotFoundError:
+        return decode_key(path.read_text(), str(path))
+    except (FileNotFoundError, NotADirectoryError):  # none yet, or no usable data dir (below)
         pass
-    data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        raise ConfigError(
+            f"{path} cannot be read: {reason} ({ENV_PREFIX}SECRET_KEY is not set)"
+        ) from None
+    if not create:
+        raise ConfigError(
+            f"{ENV_PREFIX}SECRET_KEY is not set and there is no {path}, but the database holds"
+            f" provider credentials sealed with a key: set {ENV_PREFIX}SECRET_KEY to that key"
+            " (every process sharing a database needs the same one)"
+        )
+    usable_data_dir(data_dir)
     key = os.urandom(32)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process created it first
-        return decode_key(path.read_text())
+        return decode_key(path.read_text(), str(path))
     with os.fdopen(fd, "w") as f:
         f.write(base64.urlsafe_b64encode(key).decode())
     return key
 
 
-def box_for(data_dir: Path) -> SecretBox:
-    return SecretBox(load_key(data_dir))
+def box_for(data_dir: Path, create: bool = True) -> SecretBox:
+    return SecretBox(load_key(data_dir, create))

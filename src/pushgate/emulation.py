@@ -16,7 +16,7 @@ from typing import Any
 
 from pushgate.api.types import Receive, Scope, Send
 from pushgate.config import env
-from pushgate.crypto import SecretBox, box_for
+from pushgate.crypto import SecretBox
 from pushgate.emulators.ca import LocalCA
 from pushgate.emulators.control import ControlApp
 from pushgate.emulators.credentials import (
@@ -45,7 +45,7 @@ EMULATED_BUNDLE_ID = "com.pushgate.emulated"
 # Emulator service accounts point here; the sender substitutes the running
 # emulator's token URL, whose port changes from run to run.
 EMULATOR_TOKEN_URI = "emulator:fcm-token"
-_RSA_META_KEY = "emulator_rsa_key"
+_RSA_META_KEY = creds.EMULATOR_RSA_META
 
 
 def _shared_rsa_key(conn: Db, box: SecretBox) -> str:
@@ -53,9 +53,11 @@ def _shared_rsa_key(conn: Db, box: SecretBox) -> str:
     partner costs a few hundred milliseconds, and these keys guard nothing real."""
     sealed = partner_ops.get_meta(conn, _RSA_META_KEY)
     if sealed is not None:
-        return box.open(bytes.fromhex(sealed), b"emulator-rsa").decode()
+        return box.open(bytes.fromhex(sealed), creds.EMULATOR_RSA_CONTEXT).decode()
     pem = rsa_private_key_pem()
-    partner_ops.set_meta(conn, _RSA_META_KEY, box.seal(pem.encode(), b"emulator-rsa").hex())
+    partner_ops.set_meta(
+        conn, _RSA_META_KEY, box.seal(pem.encode(), creds.EMULATOR_RSA_CONTEXT).hex()
+    )
     return pem
 
 
@@ -217,9 +219,13 @@ class StandaloneEmulators:
     async def start(self) -> Emulators:
         ca_dir = None
         if self.data_dir is not None:
-            self.stored = StoredCredentials(
-                connect_sync(self.data_dir, env("DATABASE_URL")), box_for(self.data_dir)
-            )
+            conn = connect_sync(self.data_dir, env("DATABASE_URL"))
+            try:
+                box = creds.sealing_box(conn, self.data_dir)
+            except BaseException:
+                conn.close()
+                raise
+            self.stored = StoredCredentials(conn, box)
             ca_dir = self.data_dir / "emulator-ca"
         self.emulators = Emulators(self.stored, ca=self.ca, ca_dir=ca_dir)
         apns_port, fcm_port, hms_port = self.ports

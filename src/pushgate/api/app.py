@@ -33,6 +33,7 @@ from pushgate.api.http import (
 )
 from pushgate.api.types import ASGIApp, Receive, Scope, Send
 from pushgate.metrics import EndpointStats, RequestMetrics
+from pushgate.startup_errors import explained
 
 log = logging.getLogger("pushgate.api")
 access = logging.getLogger("pushgate.access")
@@ -200,8 +201,14 @@ class App:
                         await hook()
                     self._tasks = [asyncio.create_task(job()) for job in self.background]
                 except Exception as exc:
-                    log.exception("startup failed")
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    mistake = explained(exc)
+                    if mistake is None:
+                        log.exception("startup failed")
+                    else:  # a configuration mistake: its one line, no traceback
+                        log.error("%s", mistake)
+                    # uvicorn logs a message given here: the line above is the whole story
+                    reason = "" if mistake is not None else str(exc)
+                    await send({"type": "lifespan.startup.failed", "message": reason})
                     return
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})

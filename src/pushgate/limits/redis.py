@@ -10,6 +10,7 @@ import redis
 import redis.asyncio
 
 from pushgate import names
+from pushgate.config import ENV_PREFIX, ConfigError
 from pushgate.limits.frequency_cap import window_start
 from pushgate.limits.rate import PERIOD
 
@@ -51,6 +52,19 @@ if left < 0 then
 end
 return {n, left}
 """
+
+
+REDIS_URL = f"{ENV_PREFIX}REDIS_URL"
+
+
+def check_url(url: str) -> None:
+    """Before serving: a URL that is not Redis's is a ConfigError naming PUSHGATE_REDIS_URL. A
+    Redis that does not answer is not: the process starts, and /readyz answers 503 until it
+    does (health.py), as when it goes away later."""
+    try:
+        redis.Redis.from_url(url).close()
+    except ValueError as error:
+        raise ConfigError(f"{REDIS_URL} is not a Redis URL: {error}") from None
 
 
 class RedisLimits:

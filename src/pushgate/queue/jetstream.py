@@ -28,6 +28,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType,
 from nats.js.errors import NotFoundError
 
 from pushgate import names
+from pushgate.config import ENV_PREFIX, ConfigError
 from pushgate.delivery.outcome import DeliveryOutcome
 from pushgate.queue import table
 from pushgate.queue.base import DEAD, DONE, EXPIRED, FAILED, QUEUED, Job, Settled
@@ -49,6 +50,44 @@ Recorder = Callable[[Job, str, DeliveryOutcome], Awaitable[bool]]
 
 def undeliverable(deliveries: int) -> DeliveryOutcome:
     return DeliveryOutcome(DEAD, UNDELIVERABLE, f"delivered to workers {deliveries} times")
+
+
+QUEUE_URL = f"{ENV_PREFIX}QUEUE_URL"
+
+
+async def check_reachable(url: str, timeout: int = 5) -> None:
+    """Before serving: a NATS server that cannot be reached, or has no JetStream, is a
+    ConfigError naming PUSHGATE_QUEUE_URL."""
+    if "://" in url and url.partition("://")[0] not in ("nats", "tls", "ws", "wss"):
+        raise ConfigError(f"{QUEUE_URL} must be a NATS URL: nats://host:4222")
+    failures: list[Exception] = []
+
+    async def quiet(error: Exception) -> None:  # nats-py would log each with a traceback
+        failures.append(error)
+
+    try:
+        nc = await nats.connect(
+            url,
+            name="pushgate-check",
+            connect_timeout=timeout,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,  # 0 would be: for ever
+            error_cb=quiet,
+        )
+    except Exception as error:
+        cause = failures[-1] if failures else error
+        reason = " ".join(str(cause).split()) or type(cause).__name__
+        raise ConfigError(f"{QUEUE_URL}: no answer from NATS: {reason}") from None
+    try:
+        await nc.jetstream().account_info()
+    except Exception as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ConfigError(
+            f"{QUEUE_URL}: NATS answers but JetStream does not (start nats-server with -js):"
+            f" {reason}"
+        ) from None
+    finally:
+        await nc.close()
 
 
 class JetStreamQueue:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from pushgate.config import usable_data_dir
 from pushgate.crypto import box_for
 from pushgate.store import sqlite
 from pushgate.store.db import Db, Executor
@@ -33,7 +34,7 @@ def open_store(
 
         target = postgres.parse_url(database_url)
         pg_schema.ensure_schema(target)
-        data_dir.mkdir(parents=True, exist_ok=True)  # the sealing key may live there
+        usable_data_dir(data_dir)  # the sealing key may live there
         executor: Executor = postgres.PgExecutor(target, pool_size)
     else:
         executor = sqlite.executor(data_dir, synchronous, checkpoints)

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec
+from cryptography.exceptions import InvalidTag
 
-from pushgate.crypto import SecretBox
+from pushgate.crypto import SecretBox, box_for, wrong_key
 from pushgate.providers import apns, fcm
 from pushgate.store.db import Db
 
 EMULATOR = "emulator"
 UPLOADED = "uploaded"
+# The meta row holding the emulators' RSA key (emulation.py), sealed like a credential.
+EMULATOR_RSA_META = "emulator_rsa_key"
+EMULATOR_RSA_CONTEXT = b"emulator-rsa"
 # Fail-record names of answers about the partner's configuration. Earlier versions retired
 # devices on some of them (status 'invalid'); a new credential must bring those back.
 CONFIGURATION_REASONS = apns.CONFIGURATION_REASONS | fcm.CONFIGURATION_REASONS
@@ -83,6 +88,26 @@ def put(
     )
     if validated:
         revive_misconfigured_devices(conn, partner_id, platform)
+
+
+def sealing_box(conn: Db, data_dir: Path) -> SecretBox:
+    """The box of PUSHGATE_SECRET_KEY (or the data dir's key), once it has opened something
+    this database holds sealed: a key that does not is a ConfigError (crypto.wrong_key), raised
+    before anything is sealed with it or changed."""
+    row = conn.execute("SELECT partner_id, platform, data FROM credentials LIMIT 1").fetchone()
+    if row is not None:
+        sealed, context = bytes(row[2]), _context(int(row[0]), str(row[1]))
+    else:
+        meta = conn.execute("SELECT value FROM meta WHERE key = ?", (EMULATOR_RSA_META,)).fetchone()
+        if meta is None:
+            return box_for(data_dir)  # nothing sealed yet: any key will do
+        sealed, context = bytes.fromhex(str(meta[0])), EMULATOR_RSA_CONTEXT
+    box = box_for(data_dir, create=False)  # a key made now could not open them
+    try:
+        box.open(sealed, context)
+    except InvalidTag:
+        raise wrong_key(data_dir) from None
+    return box
 
 
 def revive_misconfigured_devices(conn: Db, partner_id: int, platform: str) -> int:

@@ -7,7 +7,9 @@ Identifier lookups stay flat as profiles grow: every lookup is a primary-key sea
 
 from __future__ import annotations
 
-from pushgate.store.postgres import PgConnection, PgTarget, connect
+from psycopg import errors as pg_errors
+
+from pushgate.store.postgres import PgConnection, PgTarget, reach, unusable
 
 SCHEMA_VERSION = 3
 # Serialises concurrent starts: the first process creates, the others find it done.
@@ -244,13 +246,16 @@ def _migrate_to_3(conn: PgConnection) -> None:
 
 
 def ensure_schema(target: PgTarget) -> None:
-    """Make the target's schema exist, then its tables."""
-    conn = connect(PgTarget(target.conninfo, "public"))
+    """Make the target's schema exist, then its tables. A database that cannot be reached, or
+    where this login may not create them, is a ConfigError (postgres.reach)."""
+    conn = reach(PgTarget(target.conninfo, "public"))
     try:
         with conn.raw.transaction():
             conn.raw.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             conn.raw.execute(f"CREATE SCHEMA IF NOT EXISTS {target.schema}")
         conn.raw.execute(f"SET search_path TO {target.schema}")
         create_schema(conn)
+    except pg_errors.InsufficientPrivilege as error:
+        raise unusable(error) from None
     finally:
         conn.close()

@@ -26,6 +26,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
+from pushgate.config import ENV_PREFIX, ConfigError
 from pushgate.store.db import deferring
 from pushgate.store.executor import Result, answer, batch_or_each
 
@@ -43,6 +44,7 @@ RETRYABLE = (
 # random start per process, so processes sharing the database rarely share one.
 COUNTER_SHARDS = 64
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+DATABASE_URL = f"{ENV_PREFIX}DATABASE_URL"
 
 
 def terse(exc: BaseException) -> BaseException:
@@ -125,10 +127,16 @@ def parse_url(url: str) -> PgTarget:
     """A libpq URL; pushgate's own `schema=` parameter (default `public`) picks the schema, so
     that several installations, or test runs, can share one database."""
     parts = urlsplit(url)
+    if not parts.scheme.startswith("postgres"):
+        raise ConfigError(
+            f"{DATABASE_URL} must be a PostgreSQL URL: postgresql://user@host:5432/db[?schema=name]"
+        )
     query = dict(parse_qsl(parts.query))
     schema = query.pop("schema", "public")
     if not _SCHEMA_NAME.match(schema):
-        raise ValueError(f"schema name {schema!r}: lower-case letters, digits and _ only")
+        raise ConfigError(
+            f"{DATABASE_URL}: schema name {schema!r}: lower-case letters, digits and _ only"
+        )
     rest = urlunsplit(
         (parts.scheme.replace("postgres+", ""), parts.netloc, parts.path, urlencode(query), "")
     )
@@ -139,6 +147,20 @@ def connect(target: PgTarget, autocommit: bool = True) -> PgConnection:
     raw = psycopg.connect(target.conninfo, autocommit=autocommit)
     raw.execute(f"SET search_path TO {target.schema}")
     return PgConnection(raw)
+
+
+def unusable(error: psycopg.Error) -> ConfigError:
+    """A database that cannot be used as configured, as one line naming the setting."""
+    return ConfigError(f"{DATABASE_URL}: {' '.join(str(error).split())}")
+
+
+def reach(target: PgTarget) -> PgConnection:
+    """A process's first connection: what stops it (no server there, a refused login, no such
+    database, a URL libpq cannot read) is a ConfigError, not a traceback."""
+    try:
+        return connect(target)
+    except psycopg.Error as error:
+        raise unusable(error) from None
 
 
 class PgExecutor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from pushgate.config import ENV_PREFIX, ConfigError, usable_data_dir
 from pushgate.store.executor import InlineExecutor, SqliteExecutor, connect
 from pushgate.store.sqlite_schema import create_schema
 
@@ -17,10 +18,24 @@ def database_path(data_dir: Path) -> Path:
 
 def open_sync(data_dir: Path) -> sqlite3.Connection:
     """A direct connection (CLI, emulators), with the schema in place."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    conn = connect(database_path(data_dir))
-    create_schema(conn)
+    usable_data_dir(data_dir)
+    path = database_path(data_dir)
+    try:
+        conn = connect(path)
+    except sqlite3.Error as error:  # not a database, not readable
+        raise _unusable(path, error) from None
+    try:
+        create_schema(conn)
+    except sqlite3.DatabaseError as error:
+        conn.close()
+        raise _unusable(path, error) from None
     return conn
+
+
+def _unusable(path: Path, error: sqlite3.Error) -> ConfigError:
+    return ConfigError(
+        f"the database {str(path)!r} cannot be used: {error} (--data-dir or {ENV_PREFIX}DATA_DIR)"
+    )
 
 
 def executor(

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from pushgate.config import env
-from pushgate.crypto import box_for
 from pushgate.emulation import install_emulator_credentials, is_emulated
+from pushgate.store import credentials as creds
 from pushgate.store import partners as partner_ops
 from pushgate.store.backend import ClosableDb, connect_sync
 from pushgate.store.db import begin_write
@@ -46,18 +46,21 @@ def create_partner(
     """`pushgate partners create`: the partner and, on emulated data dirs, validated
     emulator credentials for every platform."""
     with writing(directory, database_url) as conn:
+        emulated = (
+            emulator_credentials
+            or is_emulated(conn)
+            or (env("EMULATE") or "").lower() in ("1", "true")
+        )
+        # A key that does not open what is sealed stops the command before anything changes.
+        box = creds.sealing_box(conn, directory) if emulated else None
         try:
             secrets = partner_ops.create_partner(conn, name)
         except partner_ops.PartnerExists:
             raise click.ClickException(f"a partner named {name!r} already exists") from None
-        if (
-            emulator_credentials
-            or is_emulated(conn)
-            or (env("EMULATE") or "").lower() in ("1", "true")
-        ):
+        if box is not None:
             partner = partner_ops.partner_by_name(conn, name)
             assert partner is not None
-            install_emulator_credentials(conn, box_for(directory), partner.id)
+            install_emulator_credentials(conn, box, partner.id)
     return secrets
 
 

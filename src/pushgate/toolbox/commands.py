@@ -479,7 +479,7 @@ def certs_list(partner: str | None, data_dir: Path | None, as_json: bool) -> Non
 @click.command()
 @click.option(
     "--data-dir",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path),  # checked by run_demo: config.usable_data_dir
     default=None,
     help="Keep the demo's data here (default: a temporary directory, removed at the end).",
 )

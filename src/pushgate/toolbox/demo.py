@@ -28,6 +28,7 @@ import httpx
 from rich.console import Console
 
 from pushgate.client import NO_RETRY, ConnectionFailed, PushgateClient
+from pushgate.config import usable_data_dir
 from pushgate.toolbox import admin, render
 from pushgate.toolbox.send import Content, send_each
 from pushgate.wire.sdk import Device, PushEvent
@@ -124,6 +125,8 @@ def run_demo(console: Console, data_dir: Path | None, keep: bool) -> CampaignRep
     root = Path(tempfile.mkdtemp(prefix="pushgate-demo-")) if throwaway else None
     directory = (root / "data") if root else data_dir
     assert directory is not None
+    if not throwaway:
+        usable_data_dir(directory)  # a mistaken --data-dir is one line, before anything starts
     log = (root or directory.parent) / "pushgate-demo-serve.log"
 
     def step(text: str) -> None:

@@ -22,7 +22,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 def data_dir_option(f: F) -> F:
     return click.option(
         "--data-dir",
-        type=click.Path(path_type=Path, file_okay=False),
+        type=click.Path(path_type=Path),  # checked on use: config.usable_data_dir
         default=None,
         help="Where the embedded database lives (default ./pushgate-data, or PUSHGATE_DATA_DIR).",
     )(f)
