@@ -45,6 +45,34 @@ MAX_NOTIFICATIONS = 20  # per request (targeted-push-api.txt)
 FINAL_STATES = ("done", "failed", "expired", "dead")
 
 
+# ---- commands ----
+
+CONFIG_MISTAKE = 2  # the exit status of every configuration mistake (cli.ConfigMistake)
+
+
+def pushgate(
+    *args: str | Path, env: dict[str, str] | None = None, backend: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PUSHGATE, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=process_env(backend or {}, env or {}),
+    )
+
+
+def one_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The command's only output: one line on stderr, `Error: ...`, and status 2."""
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output, output
+    assert done.stdout == "", output
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), output
+    assert done.returncode == CONFIG_MISTAKE, (done.returncode, output)
+    return lines[0]
+
+
 # ---- tokens, notifications ----
 
 

@@ -32,8 +32,17 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from tests.e2e.conftest import Control, children, device_token, notification, running, wait_for
-from tests.integration.conftest import PUSHGATE, Partner, Server, new_backend_env, process_env
+from tests.e2e.conftest import (
+    Control,
+    children,
+    device_token,
+    notification,
+    one_line,
+    pushgate,
+    running,
+    wait_for,
+)
+from tests.integration.conftest import Partner, Server, new_backend_env
 
 PUSH_PATH = "/api/v2/notification/user"
 USERS = 60
@@ -269,14 +278,6 @@ def test_sigterm_stops_both_cleanly(two_apis: Server) -> None:
 def test_a_mistaken_api_processes_setting_is_one_line(
     tmp_path: Path, args: list[str], env: dict[str, str], says: str
 ) -> None:
-    done = subprocess.run(
-        [PUSHGATE, "serve", "--data-dir", str(tmp_path / "data"), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=process_env({}, env),
-    )
-    assert done.returncode != 0
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and says in lines[0], done.stderr
+    done = pushgate("serve", "--data-dir", tmp_path / "data", *args, env=env)
+    assert says in one_line(done)
     assert not (tmp_path / "data").exists()  # nothing was started

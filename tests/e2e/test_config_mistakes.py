@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import one_line, pushgate
 from tests.integration.conftest import (
     BACKENDS,
     POSTGRES_URL,
@@ -26,31 +27,7 @@ from tests.integration.conftest import (
     process_env,
 )
 
-CONFIG_MISTAKE = 2  # the exit status of every configuration mistake (cli.ConfigMistake)
 NATS_URL = os.environ.get("PUSHGATE_TEST_NATS", "nats://127.0.0.1:4222")
-
-
-def pushgate(
-    *args: str | Path, env: dict[str, str] | None = None, backend: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PUSHGATE, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=process_env(backend or {}, env or {}),
-    )
-
-
-def one_line(done: subprocess.CompletedProcess[str]) -> str:
-    """The command's only output: one line on stderr, `Error: ...`, and status 2."""
-    output = done.stdout + done.stderr
-    assert "Traceback" not in output, output
-    assert done.stdout == "", output
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), output
-    assert done.returncode == CONFIG_MISTAKE, (done.returncode, output)
-    return lines[0]
 
 
 def closed_port() -> int:

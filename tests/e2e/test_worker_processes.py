@@ -21,7 +21,6 @@ import contextlib
 import os
 import re
 import signal
-import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,12 +39,14 @@ from tests.e2e.conftest import (
     create_emulator_partner,
     device_token,
     notification,
+    one_line,
     push_all,
+    pushgate,
     rows,
     running,
     wait_for,
 )
-from tests.integration.conftest import PUSHGATE, Partner, Server, process_env
+from tests.integration.conftest import Partner, Server
 
 USERS = 150
 CAMPAIGNS = 4  # 600 jobs: more than one child holds at once (256)
@@ -299,14 +300,6 @@ def test_sigterm_hands_back_the_childrens_sends(
 def test_a_mistaken_workers_setting_is_one_line(
     tmp_path: Path, args: list[str], env: dict[str, str], says: str
 ) -> None:
-    done = subprocess.run(
-        [PUSHGATE, "serve", "--data-dir", str(tmp_path / "data"), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=process_env({}, env),
-    )
-    assert done.returncode != 0
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and says in lines[0], done.stderr
+    done = pushgate("serve", "--data-dir", tmp_path / "data", *args, env=env)
+    assert says in one_line(done)
     assert not (tmp_path / "data").exists()  # nothing was started
