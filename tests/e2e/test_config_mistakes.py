@@ -295,33 +295,18 @@ def test_the_emulators_port_that_cannot_be_is_one_line() -> None:
 
 
 def test_tls_files_that_cannot_be_used_are_one_line(tmp_path: Path) -> None:
-    missing_files = (tmp_path / "cert.pem", tmp_path / "key.pem")
-    line = one_line(
-        pushgate(
-            *SERVE,
-            "--data-dir",
-            tmp_path / "data",
-            "--tls-cert",
-            missing_files[0],
-            "--tls-key",
-            missing_files[1],
-        )
-    )
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+
+    def serve_tls() -> str:
+        data = tmp_path / "data"
+        return one_line(pushgate(*SERVE, "--data-dir", data, "--tls-cert", cert, "--tls-key", key))
+
+    line = serve_tls()
     assert line.startswith("Error: --tls-cert and --tls-key (PUSHGATE_TLS_CERT, PUSHGATE_TLS_KEY)")
     assert line.endswith("no such file or directory"), line
-    for path in missing_files:
+    for path in (cert, key):
         path.write_text("not PEM\n")
-    line = one_line(
-        pushgate(
-            *SERVE,
-            "--data-dir",
-            tmp_path / "data",
-            "--tls-cert",
-            missing_files[0],
-            "--tls-key",
-            missing_files[1],
-        )
-    )
+    line = serve_tls()
     assert line.endswith("not a PEM certificate and its private key"), line
 
 

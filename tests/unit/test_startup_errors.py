@@ -82,13 +82,13 @@ def test_a_data_dir_under_a_file_or_that_is_one_is_a_mistake(tmp_path: Path) -> 
         usable_data_dir(tmp_path / "f")
 
 
-async def test_a_mistake_in_a_startup_hook_is_logged_as_its_line_alone(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+async def start_failing(caplog: pytest.LogCaptureFixture, error: Exception) -> list[dict[str, Any]]:
+    """An App whose startup hook raises `error`, started as uvicorn's lifespan does; the
+    messages it sent back."""
     app = App()
 
     async def hook() -> None:
-        raise ModuleNotFoundError("No module named 'nats'", name="nats")
+        raise error
 
     app.on_startup.append(hook)
     sent: list[dict[str, Any]] = []
@@ -102,6 +102,13 @@ async def test_a_mistake_in_a_startup_hook_is_logged_as_its_line_alone(
 
     with caplog.at_level(logging.ERROR, logger="pushgate.api"):
         await app({"type": "lifespan"}, receive, send)  # type: ignore[arg-type]
+    return sent
+
+
+async def test_a_mistake_in_a_startup_hook_is_logged_as_its_line_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sent = await start_failing(caplog, ModuleNotFoundError("No module named 'nats'", name="nats"))
     # uvicorn logs a message given with the failure: none, so the line is logged once.
     assert sent == [{"type": "lifespan.startup.failed", "message": ""}]
     records = [r for r in caplog.records if r.name == "pushgate.api"]
@@ -118,22 +125,6 @@ async def test_a_mistake_in_a_startup_hook_is_logged_as_its_line_alone(
 async def test_any_other_startup_failure_keeps_its_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    app = App()
-
-    async def hook() -> None:
-        raise RuntimeError("a bug")
-
-    app.on_startup.append(hook)
-    sent: list[dict[str, Any]] = []
-    incoming = [{"type": "lifespan.startup"}]
-
-    async def receive() -> dict[str, Any]:
-        return incoming.pop(0)
-
-    async def send(message: Any) -> None:
-        sent.append(dict(message))
-
-    with caplog.at_level(logging.ERROR, logger="pushgate.api"):
-        await app({"type": "lifespan"}, receive, send)  # type: ignore[arg-type]
+    sent = await start_failing(caplog, RuntimeError("a bug"))
     assert sent == [{"type": "lifespan.startup.failed", "message": "a bug"}]
     assert [r.exc_info is not None for r in caplog.records if r.name == "pushgate.api"] == [True]
