@@ -496,16 +496,13 @@ class Bench:
             "--role",
             role,
         ]
-        # The processes answering the API (a version without the setting ignores it).
-        processes = getattr(self.args, "api_processes", 1)  # run_scale_bench sets its own
-        env = {**self.env, "PUSHGATE_API_PROCESSES": str(processes)}
         return Server(
             "pushgate",
             pinned(cmd, self.server_cpus, self.args.nice),
             port,
             self.work / "pushgate.log",
             self.args.nice,
-            env,
+            self.env,
         )
 
     def snapshot_src(self) -> None:
@@ -529,7 +526,13 @@ class Bench:
                 self.args.src, self.src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
             )
         path = os.environ.get("PYTHONPATH")
-        self.env = {**os.environ, "PYTHONPATH": str(self.src) + (os.pathsep + path if path else "")}
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(self.src) + (os.pathsep + path if path else ""),
+            # The processes answering the API, the same in every bench built on this one (a
+            # served version without the setting ignores it): one unless --api-processes.
+            "PUSHGATE_API_PROCESSES": str(getattr(self.args, "api_processes", 1)),
+        }
         check = subprocess.run(
             [self.python, "-c", "import pushgate; print(pushgate.__file__)"],
             capture_output=True,

@@ -291,7 +291,7 @@ class BackendBench(api.Bench):
         """`pushgate serve --role ROLE` without --emulate (as tests/e2e/test_scale_out.py)."""
         server = self.pushgate_server(data_dir, role)
         server.cmd = [c for c in server.cmd if c != "--emulate"]
-        server.env = {**self.env, "PUSHGATE_API_PROCESSES": "1", **extra}
+        server.env = {**self.env, **extra}
         return server
 
     @contextlib.contextmanager
