@@ -162,9 +162,7 @@ class ApiProcesses:
                 self._started.set()
         elif isinstance(said, ApiReport):
             child.report = said
-            waiting = self._fresh.pop(child.index, None)
-            if waiting is not None and not waiting.done():
-                waiting.set_result(None)
+            self._stop_waiting(child)
         elif isinstance(said, ScrapeRequest):
             task = asyncio.create_task(self._answer_scrape(child, said.id))
             self._tasks.add(task)
@@ -177,6 +175,10 @@ class ApiProcesses:
         if child.report is not None:
             self._retired = merge_reports([self._retired, child.report])
             child.report = None
+        self._stop_waiting(child)
+
+    def _stop_waiting(self, child: Child) -> None:
+        """A scrape waiting for this child's counters has them (or the child is gone)."""
         waiting = self._fresh.pop(child.index, None)
         if waiting is not None and not waiting.done():
             waiting.set_result(None)

@@ -40,6 +40,14 @@ def _number(kind: type[N], name: str, default: N) -> N:
         raise ConfigError(f"{ENV_PREFIX}{name} must be {noun}, not {raw!r}") from None
 
 
+def _count(name: str, default: int, top: int) -> int:
+    """PUSHGATE_<name>: a whole number from 1 to `top`; unset: `default`."""
+    value = _number(int, name, default)
+    if not 1 <= value <= top:
+        raise ConfigError(f"{ENV_PREFIX}{name} must be from 1 to {top}, not {value}")
+    return value
+
+
 def _switch(name: str, default: bool) -> bool:
     """PUSHGATE_<name>: on (1, true, yes, on) or off (0, false, no, off); unset: `default`."""
     raw = (env(name) or "").strip().lower()
@@ -50,6 +58,11 @@ def _switch(name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{ENV_PREFIX}{name} must be on or off, not {raw!r}")
+
+
+def os_reason(error: OSError) -> str:
+    """An OS error as the end of a one-line message: `no such file or directory`."""
+    return (error.strerror or str(error)).lower()
 
 
 def check_port(source: str, port: int) -> int:
@@ -67,7 +80,7 @@ def usable_data_dir(path: Path) -> Path:
     except FileExistsError:
         reason = "it is a file, not a directory"
     except OSError as error:
-        reason = (error.strerror or str(error)).lower()
+        reason = os_reason(error)
     else:
         if os.access(path, os.R_OK | os.W_OK | os.X_OK):
             return path
@@ -180,7 +193,7 @@ class Settings:
             "role": env("ROLE") or cls.role,
             "forwarded_allow_ips": env("FORWARDED_ALLOW_IPS") or cls.forwarded_allow_ips,
             "database_url": env("DATABASE_URL") or None,
-            "database_pool": _number(int, "DATABASE_POOL", cls.database_pool),
+            "database_pool": _count("DATABASE_POOL", cls.database_pool, MAX_DATABASE_POOL),
             "redis_url": env("REDIS_URL") or None,
             "redis_prefix": env("REDIS_PREFIX") or cls.redis_prefix,
             "queue_url": env("QUEUE_URL") or None,
@@ -195,19 +208,9 @@ class Settings:
             "max_queue_depth": _number(int, "MAX_QUEUE_DEPTH", cls.max_queue_depth),
             "shutdown_grace": _number(float, "SHUTDOWN_GRACE", cls.shutdown_grace),
             "job_retention_days": _number(float, "JOB_RETENTION_DAYS", cls.job_retention_days),
-            "worker_concurrency": _number(int, CONCURRENCY_ENV, cls.worker_concurrency),
+            "worker_concurrency": _count(CONCURRENCY_ENV, cls.worker_concurrency, MAX_CONCURRENCY),
             "emulator_process": _switch("EMULATOR_PROCESS", (os.cpu_count() or 1) > 1),
         }
-        if not 1 <= int(str(values["worker_concurrency"])) <= MAX_CONCURRENCY:
-            raise ConfigError(
-                f"{ENV_PREFIX}{CONCURRENCY_ENV} must be from 1 to {MAX_CONCURRENCY},"
-                f" not {values['worker_concurrency']}"
-            )
-        if not 1 <= int(str(values["database_pool"])) <= MAX_DATABASE_POOL:
-            raise ConfigError(
-                f"{ENV_PREFIX}DATABASE_POOL must be from 1 to {MAX_DATABASE_POOL},"
-                f" not {values['database_pool']}"
-            )
         workers_flag = flags.pop("workers", None)
         api_flag = flags.pop("api_processes", None)
         values.update({k: v for k, v in flags.items() if v is not None})

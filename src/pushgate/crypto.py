@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from pushgate.config import ENV_PREFIX, ConfigError, env, usable_data_dir
+from pushgate.config import ENV_PREFIX, ConfigError, env, os_reason, usable_data_dir
 
 KEY_FILENAME = "secret.key"
 _VERSION = b"\x01"
@@ -78,9 +78,8 @@ def load_key(data_dir: Path, create: bool = True) -> bytes:
     except (FileNotFoundError, NotADirectoryError):  # none yet, or no usable data dir (below)
         pass
     except OSError as error:
-        reason = (error.strerror or str(error)).lower()
         raise ConfigError(
-            f"{path} cannot be read: {reason} ({ENV_PREFIX}SECRET_KEY is not set)"
+            f"{path} cannot be read: {os_reason(error)} ({ENV_PREFIX}SECRET_KEY is not set)"
         ) from None
     if not create:
         raise ConfigError(

@@ -165,7 +165,8 @@ class DeliveryMetrics:
             self.invalidations[dead] = self.invalidations.get(dead, 0) + 1
 
 
-def _add_counts(into: dict[K, int], part: Mapping[K, int]) -> None:
+def add_counts(into: dict[K, int], part: Mapping[K, int]) -> None:
+    """Add `part`'s counts into `into`, key by key."""
     for key, n in part.items():
         into[key] = into.get(key, 0) + n
 
@@ -174,9 +175,9 @@ def merge_delivery(parts: list[DeliveryMetrics]) -> DeliveryMetrics:
     """The sum of several workers' counters."""
     total = DeliveryMetrics()
     for part in parts:
-        _add_counts(total.sends, part.sends)
-        _add_counts(total.retries, part.retries)
-        _add_counts(total.invalidations, part.invalidations)
+        add_counts(total.sends, part.sends)
+        add_counts(total.retries, part.retries)
+        add_counts(total.invalidations, part.invalidations)
         for platform, histogram in part.send_seconds.items():
             into = total.send_seconds.get(platform)
             if into is None:
@@ -197,7 +198,7 @@ def merge_requests(parts: list[RequestMetrics]) -> RequestMetrics:
                 into = by_route[stats.method, stats.endpoint] = total.endpoint(
                     stats.method, stats.endpoint
                 )
-            _add_counts(into.statuses, stats.statuses)
+            add_counts(into.statuses, stats.statuses)
             into.latency.add(stats.latency)
     return total
 
@@ -206,6 +207,6 @@ def merge_pushes(parts: list[PushMetrics]) -> PushMetrics:
     """The sum of several API processes' push decisions."""
     total = PushMetrics()
     for part in parts:
-        _add_counts(total.queued, part.queued)
-        _add_counts(total.excluded, part.excluded)
+        add_counts(total.queued, part.queued)
+        add_counts(total.excluded, part.excluded)
     return total

@@ -31,7 +31,7 @@ from pushgate.api.users import UserRoutes
 from pushgate.api.users import too_large as user_too_large
 from pushgate.api_processes import ApiChildSpec, ApiProcesses, ApiReport, ParentLink
 from pushgate.auth import PartnerCache
-from pushgate.config import DELIVERY_ROLES, ConfigError, Settings, env
+from pushgate.config import DELIVERY_ROLES, ConfigError, Settings, env, os_reason
 from pushgate.dashboard.app import PREFIX, Dashboard
 from pushgate.delivery.processes import ChildSpec, DeliveryProcesses
 from pushgate.delivery.retention import JobRetention
@@ -87,10 +87,9 @@ def listening_socket(settings: Settings) -> socket.socket:
         sock.bind((settings.host, settings.port))
     except OSError as error:
         sock.close()
-        reason = (error.strerror or str(error)).lower()
         raise ConfigError(
             f"error while attempting to bind on address {(settings.host, settings.port)!r}:"
-            f" {reason}"
+            f" {os_reason(error)}"
         ) from None
     sock.set_inheritable(True)
     return sock
@@ -168,7 +167,6 @@ def create_app(
     )
     delivery = Delivery()
     wakers: list[Callable[[], None]] = []  # what to tell when a push queued jobs
-    api_children: list[ApiProcesses] = []
 
     def on_queued() -> None:
         for wake in wakers:
@@ -258,7 +256,6 @@ def create_app(
             on_queued,
             monitoring.render,
         )
-        api_children.append(children)
         monitoring.api_children = children
         await children.start()
 
@@ -337,8 +334,8 @@ def create_app(
         freeze_startup_objects()
 
     async def stop() -> None:
-        for children in api_children:  # first: they queue jobs and render through this one
-            await children.stop()
+        if monitoring.api_children is not None:  # first: they queue jobs and render through us
+            await monitoring.api_children.stop()
         if delivery.worker is not None:  # first: handing jobs back needs the queue and broker
             await delivery.worker.stop(settings.shutdown_grace)
         if delivery.processes is not None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 
-from pushgate.config import ENV_PREFIX, ConfigError, Settings, env, usable_data_dir
+from pushgate.config import ENV_PREFIX, ConfigError, Settings, env, os_reason, usable_data_dir
 from pushgate.crypto import wrong_key
 
 # The extras of the optional backends (pyproject.toml): the setting that needs each, and the
@@ -111,8 +111,7 @@ def _check_readable(path: str, setting: str) -> None:
     try:
         Path(path).read_bytes()
     except OSError as error:
-        reason = (error.strerror or str(error)).lower()
-        raise ConfigError(f"{setting} {path!r} cannot be read: {reason}") from None
+        raise ConfigError(f"{setting} {path!r} cannot be read: {os_reason(error)}") from None
 
 
 def _check_tls(settings: Settings) -> None:
@@ -127,7 +126,7 @@ def _check_tls(settings: Settings) -> None:
     except ssl.SSLError:
         reason = "not a PEM certificate and its private key"
     except OSError as error:
-        reason = (error.strerror or str(error)).lower()
+        reason = os_reason(error)
     else:
         return
     files = ", ".join(str(p) for p in (cert, key) if p is not None)

@@ -15,7 +15,7 @@ from pushgate.api.http import Request, Response, json_response
 from pushgate.delivery.worker import DeliveryView
 from pushgate.exposition import Scrape, exposition
 from pushgate.health import RETRY_AFTER_SECONDS, Check, Readiness, RedisPing
-from pushgate.metrics import PushMetrics, merge_pushes, merge_requests
+from pushgate.metrics import PushMetrics, add_counts, merge_pushes, merge_requests
 from pushgate.queue.backlog import BacklogReader
 from pushgate.store.store import Store
 
@@ -99,8 +99,7 @@ class Monitoring:
             return {}
         counters = dict(self.broker.counters)
         if self.worker is not None:  # delivery processes count their own claims
-            for key, n in self.worker.queue_counters.items():
-                counters[key] = counters.get(key, 0) + n
+            add_counts(counters, self.worker.queue_counters)
         return counters
 
     async def render(self) -> bytes:

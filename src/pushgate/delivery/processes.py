@@ -40,7 +40,7 @@ from pushgate.child_process import (
 )
 from pushgate.config import Settings
 from pushgate.heap import freeze_startup_objects
-from pushgate.metrics import DeliveryMetrics, merge_delivery
+from pushgate.metrics import DeliveryMetrics, add_counts, merge_delivery
 from pushgate.providers.senders import Endpoints
 
 log = logging.getLogger("pushgate.delivery")
@@ -79,7 +79,6 @@ class DeliveryProcesses:
     """Starts, watches and stops the delivery children; reads like one worker to /metrics."""
 
     def __init__(self, count: int, spec: Callable[[int], ChildSpec], grace: float) -> None:
-        self.count = count
         self.children = Children(
             "delivery", __name__, count, spec, grace, self._heard, on_exit=self._retire
         )
@@ -102,8 +101,7 @@ class DeliveryProcesses:
         if report is None:
             return
         self._retired.metrics = merge_delivery([self._retired.metrics, report.metrics])
-        for key, n in report.queue_counters.items():
-            self._retired.queue_counters[key] = self._retired.queue_counters.get(key, 0) + n
+        add_counts(self._retired.queue_counters, report.queue_counters)
         child.report = None
 
     def wake(self) -> None:
@@ -129,8 +127,7 @@ class DeliveryProcesses:
     def queue_counters(self) -> dict[str, int]:
         total = dict(self._retired.queue_counters)
         for report in self._reports():
-            for key, n in report.queue_counters.items():
-                total[key] = total.get(key, 0) + n
+            add_counts(total, report.queue_counters)
         return total
 
     async def stop(self) -> None:
