@@ -220,6 +220,9 @@ class Sends:
         self.sent: Counter[int] = Counter()
         self.finished = 0
 
+    def start(self, job: Job) -> asyncio.Future[Verdict]:
+        return asyncio.get_running_loop().create_task(self.send(job))
+
     async def send(self, job: Job) -> Verdict:
         self.sent[job.id] += 1
         if self.hold:

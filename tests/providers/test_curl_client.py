@@ -379,6 +379,36 @@ async def test_a_cancelled_request_resets_its_stream_and_frees_its_slot() -> Non
         await eventually(lambda: server.resets == [3])
 
 
+async def test_a_started_request_is_handed_over_at_once_and_cancelling_it_resets_its_stream() -> (
+    None
+):
+    async def handler(request: Request) -> Reply:
+        if request.path == "/hang":
+            await asyncio.sleep(10)
+        return Reply(200, request.path.encode())
+
+    async with H2TestServer(handler) as server, CurlClient(server.url, max_in_flight=1) as client:
+        first = client.start("POST", "/first", [], b"x")
+        assert isinstance(first, asyncio.Task), "a new connection's first request waits its turn"
+        assert (await first).body == b"/first"
+        answer = client.start("POST", "/hang", [], b"x")
+        assert not isinstance(answer, asyncio.Task), "handed to libcurl without a task"
+        assert client.in_flight == 1
+        waiting = client.start("POST", "/after", [], b"x")
+        assert isinstance(waiting, asyncio.Task), "over max_in_flight: it waits in a task"
+        await eventually(lambda: server.peak_open == 1)
+        await asyncio.sleep(0.01)  # the waiting task waits for a slot by now
+        answer.cancel()
+        assert client.in_flight == 1, "the slot went straight to the waiting request"
+        assert (await waiting).body == b"/after"
+        assert client.in_flight == 0
+        await eventually(lambda: server.resets == [3])
+        refused = client.start("POST", "/", [("bad header", "x")], b"x")
+        with pytest.raises(RequestError):
+            await refused
+        assert client.in_flight == 0
+
+
 async def test_aclose_fails_waiting_requests_and_closes_the_connections() -> None:
     async def handler(request: Request) -> Reply:
         await asyncio.sleep(10)

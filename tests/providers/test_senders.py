@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import uuid
@@ -25,6 +26,7 @@ from tests.providers.servers import (
     Reply,
     Request,
     Tls,
+    eventually,
 )
 
 APNS_TOKEN = "ab" * 32
@@ -634,3 +636,50 @@ async def test_a_refused_fcm_payload_stays_refused_with_its_reason(
                 "InvalidParameters",
                 detail,
             )
+
+
+async def test_cancelling_a_started_push_stops_its_request_even_during_a_second_chance(
+    apns_key: KeyPair,
+) -> None:
+    """The worker's watchdog cancels the future of a push past its time: whichever request
+    of the push is under way is reset, not left to run."""
+    production, sandbox = FakeApns(apns_key), FakeApns(apns_key)
+    production.outcomes[APNS_TOKEN] = (400, {"reason": "BadDeviceToken"})
+    hanging = "12" * 32
+    arrived: list[str] = []
+
+    async def slow_production(request: Request) -> Reply:
+        arrived.append(request.path)
+        if request.path.endswith(hanging):
+            await asyncio.sleep(10)
+        return await production(request)
+
+    async def slow_sandbox(request: Request) -> Reply:
+        await asyncio.sleep(10)
+        return await sandbox(request)
+
+    async with (
+        H2TestServer(slow_production) as prod_server,
+        H2TestServer(slow_sandbox) as sandbox_server,
+    ):
+        sender = ApnsSender(
+            ApnsTokenSigner(apns_key.private_pem, "ABC123DEFG", "DEF123GHIJ"),
+            "com.example.app",
+            production_url=prod_server.url,
+            sandbox_url=sandbox_server.url,
+        )
+        try:
+            assert (await sender.send("cd" * 32, b"{}")).ok  # the production connection is up
+            first = sender.start(hanging, b"{}")
+            await eventually(lambda: len(arrived) == 2)
+            first.cancel()
+            await eventually(lambda: len(prod_server.resets) == 1)
+            second = sender.start(APNS_TOKEN, b"{}")
+            await eventually(lambda: sandbox_server.peak_open == 1)
+            second.cancel()
+            await eventually(lambda: len(sandbox_server.resets) == 1)
+            assert first.cancelled() and second.cancelled()
+            assert (await sender.send("cd" * 32, b"{}")).ok, "the sender still sends"
+        finally:
+            await sender.aclose()
+    assert len(production.seen) == 3, "the hanging push never reached the fake's counter"

@@ -5,8 +5,8 @@ that still holds its lease; otherwise the lease runs out and another claim picks
 again (a send cut off mid-flight, or finished but not yet recorded, is sent again).
 
 Per job the worker does as little as it can: claims and records are one transaction per batch
-(outcomes wait a few milliseconds for company, `settle_seconds`), a send is one task (the
-sender's own coroutine; no wrapper, semaphore or timer of its own: one watchdog cancels sends
+(outcomes wait a few milliseconds for company, `settle_seconds`), a send is one future (the
+sender's `start`: no task, wrapper, semaphore or timer of its own; one watchdog cancels sends
 past their time), and a claimed batch looks its senders up once per partner and platform.
 
 The jobs a worker holds (claimed and not yet recorded) are bounded (`concurrency`); claims
@@ -21,8 +21,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 from pushgate.delivery import outcome as outcomes
 from pushgate.delivery.outcome import Attempt, DeliveryOutcome
@@ -51,7 +51,10 @@ HANDED_BACK = "handed back at shutdown"
 
 
 class Sender(Protocol):
-    def send(self, job: Job) -> Coroutine[Any, Any, Verdict]: ...
+    def start(self, job: Job) -> asyncio.Future[Verdict]:
+        """The job's send, started: the future of its verdict (cancelling it stops the
+        send)."""
+        ...
 
 
 class SenderDirectory(Protocol):
@@ -115,8 +118,8 @@ class DeliveryWorker:
         self._held = 0  # jobs claimed and not yet recorded: the leases this worker holds
         self._held_ids: set[int] = set()
         # Sends under way, oldest first, with when each started (perf_counter).
-        self._sending: dict[asyncio.Task[Verdict], tuple[Job, float]] = {}
-        self._timed_out: set[asyncio.Task[Verdict]] = set()
+        self._sending: dict[asyncio.Future[Verdict], tuple[Job, float]] = {}
+        self._timed_out: set[asyncio.Future[Verdict]] = set()
         self._finished: list[tuple[Job, DeliveryOutcome, str]] = []  # outcomes not yet written
         self._wakeup = asyncio.Event()  # claim now: jobs were queued, or slots freed
         self._unflushed = asyncio.Event()  # the first outcome waits to be written
@@ -151,8 +154,8 @@ class DeliveryWorker:
         finally:
             ended.set()
             if not self._stopping:  # cancelled, not stopped: the leases run out
-                for task in list(self._sending):
-                    task.cancel()
+                for sending in list(self._sending):
+                    sending.cancel()
                 for helper in self._helpers:
                     helper.cancel()
 
@@ -167,8 +170,10 @@ class DeliveryWorker:
             await self._claiming.wait()  # a claim under way brings its jobs in first
         if self._sending:
             await asyncio.wait(list(self._sending), timeout=grace)
-        cut = [(task, job) for task, (job, _) in list(self._sending.items()) if task.cancel()]
-        await asyncio.gather(*(task for task, _ in cut), return_exceptions=True)
+        cut = [
+            (sending, job) for sending, (job, _) in list(self._sending.items()) if sending.cancel()
+        ]
+        await asyncio.gather(*(sending for sending, _ in cut), return_exceptions=True)
         for helper in self._helpers:
             helper.cancel()
         await asyncio.gather(*self._helpers, return_exceptions=True)
@@ -231,7 +236,6 @@ class DeliveryWorker:
         to be recorded."""
         self._held += len(jobs)
         held = self._held_ids
-        loop = asyncio.get_running_loop()
         now = time.time()
         senders: dict[tuple[int, str], Sender | None] = {}
         started = time.perf_counter()
@@ -260,27 +264,27 @@ class DeliveryWorker:
             if sender is None:
                 self._finish(job, NO_CREDENTIAL, "")
                 continue
-            task = loop.create_task(sender.send(job))
-            self._sending[task] = (job, started)
-            task.add_done_callback(self._sent)
+            sending = sender.start(job)
+            self._sending[sending] = (job, started)
+            sending.add_done_callback(self._sent)
 
-    def _sent(self, task: asyncio.Task[Verdict]) -> None:
-        job, started = self._sending.pop(task)
-        if task.cancelled():
-            if task not in self._timed_out:
+    def _sent(self, sending: asyncio.Future[Verdict]) -> None:
+        job, started = self._sending.pop(sending)
+        if sending.cancelled():
+            if sending not in self._timed_out:
                 return  # cut off at shutdown: stop() hands the job back
-            self._timed_out.discard(task)
+            self._timed_out.discard(sending)
             verdict = TIMED_OUT
-        elif (error := task.exception()) is not None:
-            self._timed_out.discard(task)
+        elif (error := sending.exception()) is not None:
+            self._timed_out.discard(sending)
             # Its lease runs out and the job is claimed again.
             log.error("delivery of job %d failed unexpectedly", job.id, exc_info=error)
             self.counters["crashed"] += 1
             self._release([job])
             return
         else:
-            self._timed_out.discard(task)
-            verdict = task.result()
+            self._timed_out.discard(sending)
+            verdict = sending.result()
         self.metrics.provider_answered(job.platform, time.perf_counter() - started)
         if verdict.kind == "ok" and verdict.environment is None:
             self._finish(job, outcomes.ACCEPTED, "")
@@ -307,11 +311,11 @@ class DeliveryWorker:
             await asyncio.sleep(WATCHDOG_SECONDS)
             limit = time.perf_counter() - SEND_TIMEOUT_SECONDS
             # No copy: cancelling schedules the callbacks that change the dict, nothing more.
-            for task, (_, started) in self._sending.items():
+            for sending, (_, started) in self._sending.items():
                 if started > limit:
                     break  # oldest first: the rest are younger
-                if task not in self._timed_out and task.cancel():
-                    self._timed_out.add(task)
+                if sending not in self._timed_out and sending.cancel():
+                    self._timed_out.add(sending)
 
     # ---- records ----
 

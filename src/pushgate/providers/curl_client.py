@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 
 import pycurl
 
+from pushgate.providers import cork
 from pushgate.providers.tls import CurlTls, system_ca_locations
 
 __all__ = [
@@ -286,6 +287,12 @@ def _header_line(raw_name: str, value: str) -> tuple[str, str]:
     return name, line
 
 
+def _timeout_ms(timeout: float | None) -> int:
+    """libcurl's TIMEOUT_MS for `timeout` seconds; libcurl takes 0 as "no timeout", so a
+    short remainder is never rounded down to it."""
+    return 0 if timeout is None else max(1, math.ceil(timeout * 1000))
+
+
 def _error(errno: int, message: str, sent: bool) -> RequestError:
     """The `RequestError` for libcurl's `errno`; `sent`: the request was handed to the
     connection (libcurl's pre-transfer time is set)."""
@@ -391,6 +398,24 @@ class _Transfer:
         self.lines.clear()
 
 
+class _Answer(asyncio.Future[Response]):
+    """The future of a request handed to libcurl; cancelling it stops the request (libcurl
+    resets its stream) and frees its slot at once, whoever awaits it: a task cancelled while
+    awaiting it cancels it."""
+
+    transfer: _Transfer | None = None
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        if not super().cancel(msg):
+            return False
+        transfer = self.transfer
+        if transfer is not None and transfer.future is self and transfer.pool is not None:
+            client = transfer.pool.client
+            transfer.pool.abandon(transfer)
+            client._release(transfer)
+        return True
+
+
 class _Pool:
     """One libcurl multi handle (its connection pool) on the event loop."""
 
@@ -407,6 +432,8 @@ class _Pool:
         self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
         self.transfers: dict[Any, _Transfer] = {}  # easy handle -> transfer
         self.watched: dict[int, int] = {}  # fd -> the POLL_* events watched
+        # The watched connections that take TCP_CORK: corked while libcurl writes (`_act`).
+        self.corkable: set[int] = set()
         self.timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self.last_read = 0.0
         self.retired = False
@@ -435,9 +462,12 @@ class _Pool:
             else:
                 self.loop.remove_writer(fd)
         if after:
+            if not before and cork.can_cork(fd):
+                self.corkable.add(fd)
             self.watched[fd] = after
         else:
             self.watched.pop(fd, None)
+            self.corkable.discard(fd)
 
     def _on_timer(self, timeout_ms: int) -> None:
         if self.closed:
@@ -466,11 +496,20 @@ class _Pool:
     def _act(self, fd: int, events: int) -> None:
         if self.closed:
             return
+        # One action starts every request waiting for a connection, each its own send():
+        # corked, they leave together (see `cork`). Not over HTTP/1.1, one request per
+        # connection, where it would only cost two calls per connection.
+        corked = tuple(self.corkable) if self.client.protocol != "http/1.1" else ()
+        for socket_fd in corked:
+            cork.cork(socket_fd)
         try:
             self.multi.socket_action(fd, events)
         except pycurl.error as exc:
             self.fail_all(RequestError(f"libcurl multi error: {exc}"))
             return
+        finally:
+            for socket_fd in corked:
+                cork.uncork(socket_fd)
         self._collect()
 
     def _collect(self) -> None:
@@ -527,7 +566,8 @@ class _Pool:
     # ---- used by the client
 
     def start(self, transfer: _Transfer) -> asyncio.Future[Response]:
-        future: asyncio.Future[Response] = self.loop.create_future()
+        future = _Answer(loop=self.loop)
+        future.transfer = transfer
         transfer.future = future
         transfer.pool = self
         transfer.sent_at = self.loop.time()
@@ -574,6 +614,7 @@ class _Pool:
             self.loop.remove_reader(fd)
             self.loop.remove_writer(fd)
         self.watched.clear()
+        self.corkable.clear()
         self.multi.close()
         self.client._forget(self)
 
@@ -644,6 +685,9 @@ class CurlClient:
         self._in_flight = 0
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
+        # The loop of the first request, which every pool runs on: Python 3.11's
+        # `get_running_loop` costs a getpid() system call (3% of a delivery worker's CPU).
+        self._loop: asyncio.AbstractEventLoop | None = None
         # The header lines of the latest tuple of headers (a sender that sends the same
         # headers each time, the same tuple, has them checked and formatted once).
         self._last_headers: object = None
@@ -698,12 +742,66 @@ class CurlClient:
         answer) when there is no answer: `RequestTimeout`, `ConnectError`,
         `ConnectionLostError`, `StreamResetError`, `GoAwayError`, `ClientClosedError`.
         """
+        return await self.start(method, path, headers, body, timeout)
+
+    def start(
+        self,
+        method: str,
+        path: str,
+        headers: HeaderList | Mapping[str, str] = (),
+        body: bytes = b"",
+        timeout: float | None = 10.0,
+    ) -> asyncio.Future[Response]:
+        """`request` without a coroutine of its own: the future of the answer, or of the
+        `RequestError`. When a slot and a ready connection pool are free (the usual case
+        under load) the request is handed to libcurl at once; otherwise a task waits for
+        them. Cancelling the future stops the request. Call it from the event loop."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        pool = self._pool
+        if (
+            pool is None
+            or not pool.ready.done()
+            or self._closed
+            or self._in_flight >= self.max_in_flight
+            or self._slot_waiters
+        ):
+            return loop.create_task(self._request_in_turn(method, path, headers, body, timeout))
+        self._in_flight += 1
+        transfer = None
+        try:
+            lines = self._lines(headers)
+            transfer = self._free.pop() if self._free else self._new_transfer()
+            transfer.prepare(method, self.base + path, lines, body, _timeout_ms(timeout))
+            return pool.start(transfer)
+        except Exception as error:
+            if transfer is None:
+                self._give_back_slot()
+            else:
+                self._release(transfer)
+            failed: asyncio.Future[Response] = loop.create_future()
+            failed.set_exception(error)
+            return failed
+
+    def _lines(self, headers: HeaderList | Mapping[str, str]) -> list[str]:
         if headers is self._last_headers:
-            lines = self._last_lines
-        else:
-            lines = _header_lines(headers)
-            if isinstance(headers, tuple):  # immutable: the same one has the same lines
-                self._last_headers, self._last_lines = headers, lines
+            return self._last_lines
+        lines = _header_lines(headers)
+        if isinstance(headers, tuple):  # immutable: the same one has the same lines
+            self._last_headers, self._last_lines = headers, lines
+        return lines
+
+    async def _request_in_turn(
+        self,
+        method: str,
+        path: str,
+        headers: HeaderList | Mapping[str, str],
+        body: bytes,
+        timeout: float | None,
+    ) -> Response:
+        """A request that waits for a slot or for its connection pool to take it."""
+        lines = self._lines(headers)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         if self._closed:
@@ -715,12 +813,9 @@ class CurlClient:
         # From here this request holds a slot: every way out gives it back.
         try:
             pool = await self._pool_for_next(loop, deadline, timeout)
-            timeout_ms = 0
-            if deadline is not None:
-                # libcurl takes 0 as "no timeout": never round a short remainder down to it.
-                timeout_ms = max(1, math.ceil((deadline - loop.time()) * 1000))
+            remaining = None if deadline is None else deadline - loop.time()
             transfer = self._free.pop() if self._free else self._new_transfer()
-            transfer.prepare(method, self.base + path, lines, body, timeout_ms)
+            transfer.prepare(method, self.base + path, lines, body, _timeout_ms(remaining))
         except BaseException:
             self._give_back_slot()
             raise
@@ -729,13 +824,8 @@ class CurlClient:
         except RequestError:
             self._release(transfer)
             raise
-        try:
-            return await future
-        except asyncio.CancelledError:
-            if transfer.future is future:  # still running: stop it
-                pool.abandon(transfer)
-                self._release(transfer)
-            raise
+        # Cancelled while awaiting it, this task cancels the answer, which stops the request.
+        return await future
 
     async def _pool_for_next(
         self, loop: asyncio.AbstractEventLoop, deadline: float | None, timeout: float | None

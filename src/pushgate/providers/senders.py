@@ -13,6 +13,8 @@ body `{"validate_only": false, "message": ...}`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import functools
 import re
@@ -113,6 +115,53 @@ def _token_verdict(error: TokenFetchError) -> Verdict:
     return Verdict(
         kind="retry", reason="AccessTokenUnavailable", status=error.status, detail=str(error)
     )
+
+
+def _answer_verdict(answer: asyncio.Future[Response]) -> Verdict:
+    """An APNs request's verdict, from its finished future."""
+    try:
+        response = answer.result()
+    except RequestError as error:
+        return _transport_verdict(error)
+    return apns.classify(response.status, response.headers, response.body)
+
+
+async def _verdict_when_answered(started: asyncio.Future[Response] | Verdict) -> Verdict:
+    if isinstance(started, Verdict):
+        return started
+    with contextlib.suppress(RequestError):
+        await started
+    return _answer_verdict(started)
+
+
+class _PendingVerdict(asyncio.Future[Verdict]):
+    """A push's verdict, made of steps (its request, then, if it needs one, a task for the
+    second chances): cancelling it cancels the step under way, so that the work stops, not
+    only the wait for it."""
+
+    step: asyncio.Future[Any] | None = None
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        if not super().cancel(msg):
+            return False
+        if self.step is not None:
+            self.step.cancel(msg)
+        return True
+
+    def follow(self, step: asyncio.Future[Verdict]) -> None:
+        """Take `step`'s outcome as this one's."""
+        self.step = step
+        step.add_done_callback(self._take)
+
+    def _take(self, step: asyncio.Future[Verdict]) -> None:
+        if self.done():
+            return
+        if step.cancelled():
+            self.cancel()
+        elif (error := step.exception()) is not None:
+            self.set_exception(error)
+        else:
+            self.set_result(step.result())
 
 
 def _decode_object(payload: bytes) -> dict[str, Any] | None:
@@ -310,8 +359,35 @@ class ApnsSender:
         it is accepted the verdict names that environment (the device is corrected), if it
         is refused there too the token is dead.
         """
+        return await self.start(
+            token,
+            payload,
+            sandbox=sandbox,
+            push_type=push_type,
+            priority=priority,
+            expiration=expiration,
+            collapse_id=collapse_id,
+            apns_id=apns_id,
+        )
+
+    def start(
+        self,
+        token: str,
+        payload: bytes,
+        *,
+        sandbox: bool = False,
+        push_type: str = "alert",
+        priority: int = 10,
+        expiration: int = 0,
+        collapse_id: str | None = None,
+        apns_id: str | None = None,
+    ) -> asyncio.Future[Verdict]:
+        """`send` without a coroutine: the future of its verdict, the request already handed
+        to the connection (`CurlClient.start`). A coroutine and a task per push were a
+        sixth of a delivery worker's CPU; only a push that needs a second chance gets a task.
+        Cancelling the future stops the request under way. Call it from the event loop."""
         request = functools.partial(
-            self._send_once,
+            self._start_once,
             token,
             payload,
             push_type=push_type,
@@ -320,7 +396,46 @@ class ApnsSender:
             collapse_id=collapse_id,
             apns_id=apns_id or self._message_ids(),
         )
-        verdict = await request(sandbox)
+        started = request(sandbox)
+        if isinstance(started, Verdict):
+            verdict = _PendingVerdict()
+            verdict.set_result(started)
+        else:
+            # The loop given, not looked up: Python 3.11's look-up is a getpid() call.
+            verdict = _PendingVerdict(loop=started.get_loop())
+            verdict.step = started
+            started.add_done_callback(
+                functools.partial(self._first_answer, verdict, request, sandbox)
+            )
+        return verdict
+
+    def _first_answer(
+        self,
+        verdict: _PendingVerdict,
+        request: Callable[[bool], asyncio.Future[Response] | Verdict],
+        sandbox: bool,
+        answer: asyncio.Future[Response],
+    ) -> None:
+        if answer.cancelled():
+            verdict.cancel()
+        if verdict.done():
+            return  # cancelled
+        first = _answer_verdict(answer)
+        if (first.refresh_auth and self.signer is not None) or (
+            first.status == 400 and first.reason == apns.BAD_DEVICE_TOKEN
+        ):
+            verdict.follow(
+                answer.get_loop().create_task(self._second_chances(first, request, sandbox))
+            )
+        else:
+            verdict.set_result(first)
+
+    async def _second_chances(
+        self,
+        verdict: Verdict,
+        request: Callable[[bool], asyncio.Future[Response] | Verdict],
+        sandbox: bool,
+    ) -> Verdict:
         if verdict.refresh_auth and self.signer is not None:
             now = self.clock()
             if not self.signer.refresh(now):
@@ -332,9 +447,9 @@ class ApnsSender:
                     detail=f"{verdict.detail} [provider token kept: issued under 20 minutes"
                     " ago, check the clock]",
                 )
-            verdict = await request(sandbox)
+            verdict = await _verdict_when_answered(request(sandbox))
         if verdict.status == 400 and verdict.reason == apns.BAD_DEVICE_TOKEN:
-            other = await request(not sandbox)
+            other = await _verdict_when_answered(request(not sandbox))
             if other.ok:
                 return dataclasses.replace(
                     other, environment="production" if sandbox else "sandbox"
@@ -346,7 +461,7 @@ class ApnsSender:
             return other
         return verdict
 
-    async def _send_once(
+    def _start_once(
         self,
         token: str,
         payload: bytes,
@@ -357,7 +472,8 @@ class ApnsSender:
         expiration: int,
         collapse_id: str | None,
         apns_id: str,
-    ) -> Verdict:
+    ) -> asyncio.Future[Response] | Verdict:
+        """The request's answer to come, or the verdict of a request refused locally."""
         try:
             path, headers = apns.build_request(
                 token,
@@ -372,13 +488,7 @@ class ApnsSender:
             )
         except InvalidRequest as error:
             return apns.local_verdict(error)
-        try:
-            response = await self._client(sandbox).request(
-                "POST", path, headers, payload, timeout=self.timeout
-            )
-        except RequestError as error:
-            return _transport_verdict(error)
-        return apns.classify(response.status, response.headers, response.body)
+        return self._client(sandbox).start("POST", path, headers, payload, timeout=self.timeout)
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
