@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import random
 import time
-import uuid
 
 import jwt
 import pytest
@@ -328,16 +327,3 @@ def test_answers_without_a_readable_body_fall_back_on_the_status() -> None:
     assert (gone.kind, gone.reason) == ("dead_token", "Unregistered")
     assert apns.classify(403, {}, b"[]").kind == "credential"
     assert apns.classify(418, {}, b"").kind == "rejected"
-
-
-def test_message_ids_are_distinct_lowercase_version_4_uuids() -> None:
-    ids = apns.MessageIds()
-    made = [ids() for _ in range(1000)]
-    assert len(set(made)) == 1000
-    for value in made[:50] + made[-50:]:
-        parsed = uuid.UUID(value)
-        assert str(parsed) == value and parsed.version == 4
-    # Another sender draws another prefix.
-    assert apns.MessageIds()()[:24] != made[0][:24]
-    _path, headers = apns.build_request(TOKEN, b"{}", topic="t", apns_id=made[0])
-    assert ("apns-id", made[0]) in headers

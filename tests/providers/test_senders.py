@@ -64,7 +64,7 @@ class FakeApns:
         )
         self.seen.append((request, claims))
         token = request.path.removeprefix("/3/device/")
-        echo = [("apns-id", request.headers["apns-id"])]
+        echo = [("apns-id", request.headers.get("apns-id") or str(uuid.uuid4()))]
         if claims["iat"] < self.expired_before:
             return Reply(403, b'{"reason":"ExpiredProviderToken"}', echo)
         status, error = self.outcomes.get(token, (200, {}))
@@ -114,7 +114,10 @@ async def test_apns_sender_sends_the_payload_with_its_headers_and_a_valid_token(
     assert headers["apns-push-type"] == "background"
     assert headers["apns-priority"] == "5"
     assert headers["apns-expiration"] == "1800000600"
-    assert str(uuid.UUID(headers["apns-id"])) == headers["apns-id"] == verdict.detail
+    # No apns-id of ours (the headers are a campaign's, not a push's): APNs makes one and
+    # echoes it, and the verdict carries it.
+    assert "apns-id" not in headers
+    assert str(uuid.UUID(verdict.detail)) == verdict.detail
     assert claims == {"iss": "DEF123GHIJ", "iat": int(T0)}
 
 
@@ -683,3 +686,19 @@ async def test_cancelling_a_started_push_stops_its_request_even_during_a_second_
         finally:
             await sender.aclose()
     assert len(production.seen) == 3, "the hanging push never reached the fake's counter"
+
+
+async def test_an_apns_id_given_is_sent_and_echoed_and_the_next_push_goes_without(
+    apns_key: KeyPair, apns_server: tuple[H2TestServer, FakeApns]
+) -> None:
+    server, fake = apns_server
+    sender = apns_sender(apns_key, server.url)
+    given = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+    try:
+        named = await sender.send(APNS_TOKEN, b"{}", apns_id=given.upper())
+        unnamed = await sender.send(APNS_TOKEN, b"{}")
+    finally:
+        await sender.aclose()
+    assert [request.headers.get("apns-id") for request, _ in fake.seen] == [given, None]
+    assert named.detail == given
+    assert unnamed.ok and unnamed.detail != given

@@ -1,7 +1,8 @@
 """APNs over HTTP/2 with token auth: the pure parts (no I/O).
 
 - `ApnsTokenSigner`: one ES256 provider token per key, rotated on a fixed schedule.
-- `build_request`: the path and headers of one push.
+- `build_request`: the path and headers of one push (`build_headers` and `check_push`, its
+  two halves, for a sender that builds a campaign's headers once).
 - `classify`: an APNs answer as a `Verdict`.
 
 Answers by status (providers.md):
@@ -39,9 +40,7 @@ other 4xx                                                   rejected
 
 from __future__ import annotations
 
-import itertools
 import re
-import secrets
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -184,24 +183,6 @@ class ApnsTokenSigner:
         return True
 
 
-class MessageIds:
-    """`apns-id` values for one sender: lowercase version-4-shaped UUIDs made of a random
-    prefix drawn once and a counter. `uuid.uuid4()` per push (an `os.urandom` call and a
-    UUID object) was 8% of a send's CPU; APNs only needs the id to be a UUID, unique enough
-    to match an answer and to trace a push."""
-
-    def __init__(self) -> None:
-        bits = secrets.randbits(80)
-        self._prefix = (
-            f"{bits >> 48:08x}-{(bits >> 32) & 0xFFFF:04x}-4{(bits >> 20) & 0xFFF:03x}-"
-            f"{8 | ((bits >> 18) & 0x3):x}{(bits >> 6) & 0xFFF:03x}-"
-        )
-        self._counter = itertools.count(secrets.randbits(40))
-
-    def __call__(self) -> str:
-        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFF:012x}"
-
-
 def device_path(device_token: str) -> str:
     return f"/3/device/{device_token}"
 
@@ -221,29 +202,34 @@ def build_request(
     """The `:path` and headers of one push (the body is `payload` itself).
 
     `bearer` is the provider token (None with certificate auth); `apns_id` a UUID that
-    APNs echoes (None: APNs makes one). Raises `InvalidRequest` with the reason APNs would
-    give for a request it would refuse.
+    APNs echoes (None: APNs makes one, and echoes that). Raises `InvalidRequest` with the
+    reason APNs would give for a request it would refuse, in the order APNs checks.
     """
-    if not device_token:
-        raise InvalidRequest("MissingDeviceToken", "device token is empty")
-    if not _HEX.fullmatch(device_token) or len(device_token) % 2:
-        raise InvalidRequest("BadDeviceToken", "device token is not a hex string")
-    if not topic:
-        raise InvalidRequest("MissingTopic", "apns-topic is required with token auth")
-    if push_type not in PUSH_TYPES:
-        raise InvalidRequest("InvalidPushType", f"unknown apns-push-type {push_type!r}")
-    if priority not in PRIORITIES:
-        raise InvalidRequest("BadPriority", f"apns-priority {priority} is not 1, 5 or 10")
-    if push_type == "background" and priority == 10:
-        raise InvalidRequest("BadPriority", "background pushes must use apns-priority 5")
-    if expiration < 0:
-        raise InvalidRequest("BadExpirationDate", "apns-expiration must be >= 0")
-    if not payload:
-        raise InvalidRequest("PayloadEmpty", "payload is empty")
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise InvalidRequest(
-            "PayloadTooLarge", f"payload is {len(payload)} bytes, over {MAX_PAYLOAD_BYTES}"
-        )
+    headers = build_headers(
+        topic=topic,
+        push_type=push_type,
+        priority=priority,
+        expiration=expiration,
+        apns_id=apns_id,
+        bearer=bearer,
+        collapse_id=collapse_id,
+    )
+    check_push(device_token, payload)
+    return device_path(device_token), list(headers)
+
+
+def build_headers(
+    *,
+    topic: str,
+    push_type: str = "alert",
+    priority: int = 10,
+    expiration: int = 0,
+    apns_id: str | None = None,
+    bearer: str | None = None,
+    collapse_id: str | None = None,
+) -> tuple[tuple[str, str], ...]:
+    """The headers of a push, which the pushes of a campaign share (a sender builds them
+    once for all: no `apns-id` unless one is given). Raises `InvalidRequest`."""
     headers: list[tuple[str, str]] = []
     if apns_id is not None:
         if not _LOWER_UUID.fullmatch(apns_id):
@@ -252,6 +238,20 @@ def build_request(
             except ValueError:
                 raise InvalidRequest("BadMessageId", "apns-id is not a UUID") from None
         headers.append(("apns-id", apns_id))
+    if not topic:
+        raise InvalidRequest("MissingTopic", "apns-topic is required with token auth")
+    if collapse_id is not None and (
+        not collapse_id or len(collapse_id.encode()) > MAX_COLLAPSE_ID_BYTES
+    ):
+        raise InvalidRequest("BadCollapseId", "apns-collapse-id must be 1-64 bytes")
+    if priority not in PRIORITIES:
+        raise InvalidRequest("BadPriority", f"apns-priority {priority} is not 1, 5 or 10")
+    if push_type not in PUSH_TYPES:
+        raise InvalidRequest("InvalidPushType", f"unknown apns-push-type {push_type!r}")
+    if push_type == "background" and priority == 10:
+        raise InvalidRequest("BadPriority", "background pushes must use apns-priority 5")
+    if expiration < 0:
+        raise InvalidRequest("BadExpirationDate", "apns-expiration must be >= 0")
     headers += [
         ("apns-topic", topic),
         ("apns-push-type", push_type),
@@ -259,12 +259,24 @@ def build_request(
         ("apns-expiration", str(expiration)),
     ]
     if collapse_id is not None:
-        if not collapse_id or len(collapse_id.encode()) > MAX_COLLAPSE_ID_BYTES:
-            raise InvalidRequest("BadCollapseId", "apns-collapse-id must be 1-64 bytes")
         headers.append(("apns-collapse-id", collapse_id))
     if bearer is not None:
         headers.append(("authorization", f"bearer {bearer}"))
-    return device_path(device_token), headers
+    return tuple(headers)
+
+
+def check_push(device_token: str, payload: bytes) -> None:
+    """What APNs checks of the device token and the payload: `InvalidRequest` if refused."""
+    if not device_token:
+        raise InvalidRequest("MissingDeviceToken", "device token is empty")
+    if not _HEX.fullmatch(device_token) or len(device_token) % 2:
+        raise InvalidRequest("BadDeviceToken", "device token is not a hex string")
+    if not payload:
+        raise InvalidRequest("PayloadEmpty", "payload is empty")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise InvalidRequest(
+            "PayloadTooLarge", f"payload is {len(payload)} bytes, over {MAX_PAYLOAD_BYTES}"
+        )
 
 
 def local_verdict(error: InvalidRequest) -> Verdict:

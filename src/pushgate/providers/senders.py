@@ -191,7 +191,8 @@ _TOKEN_SLOT = "\x00pushgate-token\x00"
 _TTL_SLOT = "\x00pushgate-ttl\x00"
 _TOKEN_SLOT_JSON = msgspec.json.encode(_TOKEN_SLOT)
 _TTL_SLOT_JSON = msgspec.json.encode(_TTL_SLOT)
-_TEMPLATES_KEPT = 1024  # payloads whose bodies are kept; all are forgotten when full
+_TEMPLATES_KEPT = 1024
+_HEADER_SETS_KEPT = 256  # an APNs sender's header tuples; all are forgotten when full  # payloads whose bodies are kept; all are forgotten when full
 
 
 _TOKEN, _TTL = 0, 1  # the slots of a template's pieces
@@ -291,7 +292,9 @@ class ApnsSender:
         self.max_connections = max_connections
         self.timeout = timeout
         self.clock = clock
-        self._message_ids = apns.MessageIds()
+        # The headers of each campaign's pushes, built once: the same tuple each time, which
+        # the client turns into header lines once (see `CurlClient._lines`).
+        self._headers: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
         self._clients: dict[bool, CurlClient] = {}
 
     @classmethod
@@ -394,7 +397,7 @@ class ApnsSender:
             priority=priority,
             expiration=expiration,
             collapse_id=collapse_id,
-            apns_id=apns_id or self._message_ids(),
+            apns_id=apns_id,
         )
         started = request(sandbox)
         if isinstance(started, Verdict):
@@ -471,23 +474,30 @@ class ApnsSender:
         priority: int,
         expiration: int,
         collapse_id: str | None,
-        apns_id: str,
+        apns_id: str | None,
     ) -> asyncio.Future[Response] | Verdict:
         """The request's answer to come, or the verdict of a request refused locally."""
+        bearer = self.signer.token(self.clock()) if self.signer is not None else None
+        key = (push_type, priority, expiration, collapse_id, apns_id, bearer)
         try:
-            path, headers = apns.build_request(
-                token,
-                payload,
-                topic=self.topic,
-                push_type=push_type,
-                priority=priority,
-                expiration=expiration,
-                apns_id=apns_id,
-                bearer=self.signer.token(self.clock()) if self.signer is not None else None,
-                collapse_id=collapse_id,
-            )
+            headers = self._headers.get(key)
+            if headers is None:
+                headers = apns.build_headers(
+                    topic=self.topic,
+                    push_type=push_type,
+                    priority=priority,
+                    expiration=expiration,
+                    apns_id=apns_id,
+                    bearer=bearer,
+                    collapse_id=collapse_id,
+                )
+                if len(self._headers) >= _HEADER_SETS_KEPT:
+                    self._headers.clear()
+                self._headers[key] = headers
+            apns.check_push(token, payload)
         except InvalidRequest as error:
             return apns.local_verdict(error)
+        path = apns.device_path(token)
         return self._client(sandbox).start("POST", path, headers, payload, timeout=self.timeout)
 
     async def aclose(self) -> None:
