@@ -188,9 +188,9 @@ def test_every_fcm_error_code_has_its_verdict(
     assert code in verdict.detail
 
 
-def test_success_is_ok_with_the_message_name() -> None:
+def test_success_is_ok() -> None:
     verdict = fcm.classify(200, {}, b'{"name":"projects/p/messages/0:123"}')
-    assert (verdict.kind, verdict.detail) == ("ok", "projects/p/messages/0:123")
+    assert (verdict.kind, verdict.status) == ("ok", 200)
 
 
 def test_invalid_argument_naming_message_token_is_a_dead_token() -> None:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from pushgate.delivery.worker import Sender
 from pushgate.providers.errors import CredentialError
-from pushgate.providers.senders import ApnsSender, Endpoints, FcmSender, HmsSender
+from pushgate.providers.senders import ApnsSender, Endpoints, FcmSender, HmsSender, decided
 from pushgate.providers.verdict import Verdict
 from pushgate.queue.base import Job
 from pushgate.store.credentials import EMULATOR, Credential
@@ -51,9 +51,7 @@ class AndroidJobSender:
 
     def start(self, job: Job) -> asyncio.Future[Verdict]:
         ttl = max(1, int(job.expires_at - time.time()))
-        return asyncio.get_running_loop().create_task(
-            self.sender.send(job.token, job.payload, ttl=ttl)
-        )
+        return self.sender.start(job.token, job.payload, ttl=ttl)
 
     async def aclose(self) -> None:
         await self.sender.aclose()
@@ -66,11 +64,7 @@ class UnusableCredential:
         self.detail = detail
 
     def start(self, job: Job) -> asyncio.Future[Verdict]:
-        verdict: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
-        verdict.set_result(
-            Verdict(kind="credential", reason="InvalidCertificate", detail=self.detail)
-        )
-        return verdict
+        return decided(Verdict(kind="credential", reason="InvalidCertificate", detail=self.detail))
 
     async def aclose(self) -> None:
         return None

@@ -268,7 +268,6 @@ def classify(
     raw_code = data.get("code")
     code = str(raw_code) if isinstance(raw_code, str | int) else ""
     msg = data.get("msg")
-    retry_after = parse_retry_after(header(headers, "retry-after"), now)
     text = msg if isinstance(msg, str) else ""
     detail = f"{code}: {text}" if code and text else code or text
 
@@ -284,7 +283,10 @@ def classify(
             reason=reason,
             status=status,
             detail=detail,
-            retry_after=retry_after,
+            # Read only for a refusal: most answers are successes.
+            retry_after=None
+            if kind == "ok"
+            else parse_retry_after(header(headers, "retry-after"), now),
             refresh_auth=refresh_auth,
         )
 

@@ -97,9 +97,13 @@ class TokenSource:
     def _request_body(self, now: float) -> bytes:
         raise NotImplementedError
 
+    def current(self) -> str | None:
+        """The cached access token while it is usable, without waiting; None otherwise."""
+        return self._cache.get(self.clock())
+
     async def get(self) -> str:
         """A usable access token: the cached one, or a new one (one fetch for all waiters)."""
-        token = self._cache.get(self.clock())
+        token = self.current()
         if token is not None:
             return token
         async with self._lock:

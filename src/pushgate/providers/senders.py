@@ -134,6 +134,13 @@ async def _verdict_when_answered(started: asyncio.Future[Response] | Verdict) ->
     return _answer_verdict(started)
 
 
+def decided(verdict: Verdict) -> asyncio.Future[Verdict]:
+    """A verdict reached without a request, as the future `start` returns."""
+    future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
+    future.set_result(verdict)
+    return future
+
+
 class _PendingVerdict(asyncio.Future[Verdict]):
     """A push's verdict, made of steps (its request, then, if it needs one, a task for the
     second chances): cancelling it cancels the step under way, so that the work stops, not
@@ -401,15 +408,11 @@ class ApnsSender:
         )
         started = request(sandbox)
         if isinstance(started, Verdict):
-            verdict = _PendingVerdict()
-            verdict.set_result(started)
-        else:
-            # The loop given, not looked up: Python 3.11's look-up is a getpid() call.
-            verdict = _PendingVerdict(loop=started.get_loop())
-            verdict.step = started
-            started.add_done_callback(
-                functools.partial(self._first_answer, verdict, request, sandbox)
-            )
+            return decided(started)
+        # The loop given, not looked up: Python 3.11's look-up is a getpid() call.
+        verdict = _PendingVerdict(loop=started.get_loop())
+        verdict.step = started
+        started.add_done_callback(functools.partial(self._first_answer, verdict, request, sandbox))
         return verdict
 
     def _first_answer(
@@ -527,33 +530,76 @@ class _OAuthSender:
         self._own_http = own_http
         self._headers: tuple[tuple[str, str], ...] = (("authorization", ""),)
 
-    async def _post(
-        self, path: str, body: bytes, classify: Callable[[Response], Verdict]
+    def _start_post(
+        self, path: str, body: bytes, classify: Callable[[Response], Verdict], attempt: int = 0
+    ) -> asyncio.Future[Verdict]:
+        """The verdict's future, the request handed to the connection at once while the access
+        token is cached (`ApnsSender.start` says why); a task fetches one first otherwise. A
+        refused token is renewed once and the request sent again."""
+        access_token = self.tokens.current()
+        if access_token is None:
+            return asyncio.get_running_loop().create_task(
+                self._post_with_new_token(path, body, classify, attempt)
+            )
+        return self._post_with(access_token, path, body, classify, attempt)
+
+    async def _post_with_new_token(
+        self, path: str, body: bytes, classify: Callable[[Response], Verdict], attempt: int
     ) -> Verdict:
-        verdict = Verdict(kind="retry")
-        for _attempt in range(2):
-            try:
-                access_token = await self.tokens.get()
-            except TokenFetchError as error:
-                return _token_verdict(error)
-            headers = self._headers
-            if headers[0][1] != f"Bearer {access_token}":
-                # A new tuple only when the token changes: the client formats it once.
-                headers = self._headers = (
-                    ("authorization", f"Bearer {access_token}"),
-                    ("content-type", "application/json; charset=UTF-8"),
-                )
-            try:
-                response = await self._client.request(
-                    "POST", path, headers, body, timeout=self.timeout
-                )
-            except RequestError as error:
-                return _transport_verdict(error)
-            verdict = classify(response)
-            if not verdict.refresh_auth:
-                return verdict
-            self.tokens.invalidate(access_token)  # and try once more with a new one
+        try:
+            access_token = await self.tokens.get()
+        except TokenFetchError as error:
+            return _token_verdict(error)
+        return await self._post_with(access_token, path, body, classify, attempt)
+
+    def _post_with(
+        self,
+        access_token: str,
+        path: str,
+        body: bytes,
+        classify: Callable[[Response], Verdict],
+        attempt: int,
+    ) -> asyncio.Future[Verdict]:
+        headers = self._headers
+        if headers[0][1] != f"Bearer {access_token}":
+            # A new tuple only when the token changes: the client formats it once.
+            headers = self._headers = (
+                ("authorization", f"Bearer {access_token}"),
+                ("content-type", "application/json; charset=UTF-8"),
+            )
+        answer = self._client.start("POST", path, headers, body, timeout=self.timeout)
+        verdict = _PendingVerdict(loop=answer.get_loop())
+        verdict.step = answer
+        answer.add_done_callback(
+            functools.partial(self._answered, verdict, access_token, path, body, classify, attempt)
+        )
         return verdict
+
+    def _answered(
+        self,
+        verdict: _PendingVerdict,
+        access_token: str,
+        path: str,
+        body: bytes,
+        classify: Callable[[Response], Verdict],
+        attempt: int,
+        answer: asyncio.Future[Response],
+    ) -> None:
+        if answer.cancelled():
+            verdict.cancel()
+        if verdict.done():
+            return  # cancelled
+        try:
+            response = answer.result()
+        except RequestError as error:
+            verdict.set_result(_transport_verdict(error))
+            return
+        result = classify(response)
+        if result.refresh_auth and attempt == 0:
+            self.tokens.invalidate(access_token)  # and try once more with a new one
+            verdict.follow(self._start_post(path, body, classify, attempt + 1))
+        else:
+            verdict.set_result(result)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -630,21 +676,32 @@ class FcmSender(_OAuthSender):
     async def send(self, token: str, payload: bytes, *, ttl: int | None = None) -> Verdict:
         """`payload`: `{"message": {...}, "validate_only": false}` (or the bare message);
         `ttl` (seconds) replaces `message.android.ttl`."""
+        return await self.start(token, payload, ttl=ttl)
+
+    def start(
+        self, token: str, payload: bytes, *, ttl: int | None = None
+    ) -> asyncio.Future[Verdict]:
+        """`send` without a coroutine: the future of its verdict (see `ApnsSender.start`)."""
         if not token:
-            return EMPTY_TOKEN
+            return decided(EMPTY_TOKEN)
         paused = self.quota_paused_until - self.clock()
         if paused > 0:
-            return Verdict(
-                kind="retry",
-                reason=fcm.QUOTA_EXCEEDED,
-                detail="not sent: the credential waits after QUOTA_EXCEEDED",
-                retry_after=paused,
+            return decided(
+                Verdict(
+                    kind="retry",
+                    reason=fcm.QUOTA_EXCEEDED,
+                    detail="not sent: the credential waits after QUOTA_EXCEEDED",
+                    retry_after=paused,
+                )
             )
         built = self._bodies.body(payload, token, None if ttl is None else _ttl_text(ttl))
         if isinstance(built, Verdict):
-            return built
+            return decided(built)
         path, data = built
-        verdict = await self._post(path, data, lambda r: fcm.classify(r.status, r.headers, r.body))
+        return self._start_post(path, data, self._classify)
+
+    def _classify(self, response: Response) -> Verdict:
+        verdict = fcm.classify(response.status, response.headers, response.body)
         if verdict.reason == fcm.QUOTA_EXCEEDED and verdict.retry_after is not None:
             self.quota_paused_until = max(
                 self.quota_paused_until, self.clock() + verdict.retry_after
@@ -741,12 +798,20 @@ class HmsSender(_OAuthSender):
         """`payload`: `{"validate_only": false, "message": {...}}`; `ttl` (seconds)
         replaces `message.android.ttl`, cut to Huawei's 15 days like any longer ttl; the
         credential's default category and importance go where the message has none."""
+        return await self.start(token, payload, ttl=ttl)
+
+    def start(
+        self, token: str, payload: bytes, *, ttl: int | None = None
+    ) -> asyncio.Future[Verdict]:
+        """`send` without a coroutine: the future of its verdict (see `ApnsSender.start`)."""
         if not token:
-            return EMPTY_TOKEN
+            return decided(EMPTY_TOKEN)
         built = self._bodies.body(payload, token, None if ttl is None else hms.ttl_field(ttl))
         if isinstance(built, Verdict):
-            return built
+            return decided(built)
         path, data = built
-        return await self._post(
-            path, data, lambda r: hms.classify(r.status, r.headers, r.body, token=token)
-        )
+        return self._start_post(path, data, functools.partial(_hms_verdict, token=token))
+
+
+def _hms_verdict(response: Response, *, token: str) -> Verdict:
+    return hms.classify(response.status, response.headers, response.body, token=token)
