@@ -144,7 +144,10 @@ class ProviderDirectory:
                     record["token_uri"] = self._emulator_token_url
                 return AndroidJobSender(
                     FcmSender.from_credential(
-                        record, endpoints=self._endpoints, ssl_context=self._ssl()
+                        record,
+                        endpoints=self._endpoints,
+                        ssl_context=self._ssl(),
+                        checked=credential.validated,
                     )
                 )
             if credential.platform == "huawei":

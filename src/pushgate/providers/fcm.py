@@ -89,10 +89,14 @@ class ServiceAccount:
     key: rsa.RSAPrivateKey = field(repr=False, compare=False)
 
     @classmethod
-    def parse(cls, data: bytes | str | Mapping[str, Any]) -> ServiceAccount:
+    def parse(
+        cls, data: bytes | str | Mapping[str, Any], *, checked: bool = False
+    ) -> ServiceAccount:
         """A service account from its JSON (bytes/str) or the decoded dict.
 
-        Raises `CredentialError` naming what is missing or wrong.
+        Raises `CredentialError` naming what is missing or wrong. `checked`: the key passed
+        this check before (a stored credential validated at upload), so OpenSSL's RSA
+        consistency check, about 40 ms, is not run again.
         """
         info: Any
         if isinstance(data, bytes | str):
@@ -122,7 +126,9 @@ class ServiceAccount:
             raise CredentialError("service account client_email is not an email address")
         private_key: str = info["private_key"]
         try:
-            key = load_pem_private_key(private_key.encode(), password=None)
+            key = load_pem_private_key(
+                private_key.encode(), password=None, unsafe_skip_rsa_key_validation=checked
+            )
         except (ValueError, TypeError) as exc:
             raise CredentialError("service account private_key is not a readable PEM key") from exc
         if not isinstance(key, rsa.RSAPrivateKey):
