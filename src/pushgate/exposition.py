@@ -26,6 +26,8 @@ JETSTREAM_EVENTS = {
     "duplicates": "duplicate",
     "skipped": "skipped",
     "dead_letters": "dead_letter",
+    "unknown": "unknown_job",
+    "foreign": "foreign",
 }
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 
+from pushgate import names
 from pushgate.config import ENV_PREFIX, ConfigError, Settings, env, os_reason, usable_data_dir
 from pushgate.crypto import wrong_key
 
@@ -91,7 +92,13 @@ def check_serve(settings: Settings) -> None:
     if settings.queue_url:
         from pushgate.queue import jetstream
 
-        asyncio.run(jetstream.check_reachable(settings.queue_url))
+        asyncio.run(
+            jetstream.check_reachable(
+                settings.queue_url,
+                stream=names.jobs_stream(settings.queue_prefix),
+                installation=installation(settings.data_dir, settings.database_url),
+            )
+        )
 
 
 def check_store(data_dir: Path, database_url: str | None) -> None:
@@ -103,6 +110,18 @@ def check_store(data_dir: Path, database_url: str | None) -> None:
     conn = connect_sync(data_dir, database_url)
     try:
         sealing_box(conn, data_dir)
+    finally:
+        conn.close()
+
+
+def installation(data_dir: Path, database_url: str | None) -> str:
+    """This installation's id (queue/table.installation_id)."""
+    from pushgate.queue.table import installation_id
+    from pushgate.store.backend import connect_sync
+
+    conn = connect_sync(data_dir, database_url)
+    try:
+        return installation_id(conn)  # autocommit: a new id is kept at once
     finally:
         conn.close()
 

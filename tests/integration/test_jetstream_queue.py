@@ -12,12 +12,14 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.js.api import StreamConfig
 
 from pushgate import names
+from pushgate.config import ConfigError
 from pushgate.delivery.outcome import DeliveryOutcome
 from pushgate.queue import table
 from pushgate.queue.base import DONE, QUEUED, Job, NewJob
-from pushgate.queue.jetstream import JetStreamQueue
+from pushgate.queue.jetstream import JetStreamQueue, check_reachable, message_id, stream_owner
 from pushgate.store import partners, profiles
 from pushgate.store.backend import open_store
 from pushgate.store.db import Db
@@ -97,7 +99,7 @@ async def stream_messages(prefix: str) -> int:
 
 
 async def outbox(store: Store) -> list[int]:
-    return await store.db.run(lambda c: table.outbox_batch(c, 100))
+    return [job_id for job_id, _ in await store.db.run(lambda c: table.outbox_batch(c, 100))]
 
 
 async def test_relay_publishes_each_outbox_job_once_and_empties_the_outbox(
@@ -237,4 +239,111 @@ async def test_a_job_delivered_max_deliver_times_without_an_outcome_is_given_up(
         await queue.close()
         nc = await nats.connect(NATS_URL)
         await nc.jetstream().delete_stream(names.jobs_stream(prefix))
+        await nc.close()
+
+
+async def settle_all_done(store: Store, queue: JetStreamQueue, claimed: list[Job]) -> None:
+    done = [(job, DeliveryOutcome(DONE)) for job in claimed]
+    recorded = await store.record_deliveries("w1", done)
+    await queue.settled(
+        [(job, outcome, ok) for (job, outcome), ok in zip(done, recorded, strict=True)]
+    )
+
+
+async def test_job_ids_reused_after_a_restore_are_published_and_claimed_not_dropped(
+    store: Store, queue: JetStreamQueue, prefix: str
+) -> None:
+    """A database restored from a backup hands out job ids again that the stream saw within
+    its de-duplication window: the new jobs' messages are new messages."""
+    first = await enqueue(store, 3)
+    await queue.relay_once()
+    await settle_all_done(store, queue, await queue.claim("w1", 10, LEASE))
+    # The restore: the jobs made since the backup are gone and their ids come round again.
+    await store.db.run(lambda c: c.execute("DELETE FROM inbox"))
+    await store.db.run(lambda c: c.execute("DELETE FROM jobs"))
+    again = await enqueue(store, 3)
+    assert again == first, "the restore made the ids come round again"
+    await queue.relay_once()
+    assert (queue.counters["published"], queue.counters["duplicates"]) == (6, 0)
+    claimed = await queue.claim("w1", 10, LEASE, wait=2.0)
+    assert sorted(job.id for job in claimed) == again
+    await settle_all_done(store, queue, claimed)
+    assert await stream_messages(prefix) == 0
+
+
+async def test_messages_for_jobs_this_database_lacks_or_of_another_installation_are_dropped(
+    store: Store, queue: JetStreamQueue, prefix: str
+) -> None:
+    (job_id,) = await enqueue(store, 1)
+    nc = await nats.connect(NATS_URL)
+    try:
+        js = nc.jetstream()
+        subject = names.jobs_subject(prefix)
+        for message in (
+            message_id(queue.installation, job_id + 1000, time.time()),  # no such job
+            message_id("0123456789abcdef", job_id, time.time()),  # another installation's
+        ):
+            await js.publish(subject, message.encode(), headers={"Nats-Msg-Id": message})
+    finally:
+        await nc.close()
+    await queue.relay_once()  # the real job's message, after the two others
+    claimed = await queue.claim("w1", 10, LEASE, wait=2.0)
+    assert [job.id for job in claimed] == [job_id], "neither message claimed the job"
+    assert (queue.counters["unknown"], queue.counters["foreign"]) == (1, 1)
+    await settle_all_done(store, queue, claimed)
+    assert await stream_messages(prefix) == 0, "both were acknowledged, not left to come back"
+
+
+async def test_a_second_installation_on_the_same_stream_is_refused_and_on_its_own_works(
+    store: Store, queue: JetStreamQueue, prefix: str, tmp_path: Path
+) -> None:
+    other_store = open_store(tmp_path / "other")
+    other_store.start()
+    try:
+        intruder = JetStreamQueue(NATS_URL, other_store.db, prefix, ack_wait_seconds=LEASE)
+        with pytest.raises(ConfigError) as refused:
+            await intruder.start()
+        message = str(refused.value)
+        assert "another pushgate installation" in message and "QUEUE_PREFIX" in message
+        assert "\n" not in message
+        installation = await other_store.db.run(table.installation_id)
+        with pytest.raises(ConfigError):
+            await check_reachable(
+                NATS_URL, stream=names.jobs_stream(prefix), installation=installation
+            )
+        # The same database (a restore, another process of this installation) may.
+        await check_reachable(
+            NATS_URL, stream=names.jobs_stream(prefix), installation=queue.installation
+        )
+        # With a prefix of its own, the second installation delivers its own jobs.
+        own_prefix = f"{prefix}B"
+        own = await started(other_store, own_prefix)
+        try:
+            (job_id,) = await enqueue(other_store, 1)
+            await own.relay_once()
+            assert [job.id for job in await own.claim("w9", 10, LEASE, wait=2.0)] == [job_id]
+            assert await queue.claim("w1", 10, LEASE, wait=0.3) == []
+        finally:
+            await own.close()
+            nc = await nats.connect(NATS_URL)
+            await nc.jetstream().delete_stream(names.jobs_stream(own_prefix))
+            await nc.close()
+    finally:
+        other_store.close()
+
+
+async def test_a_stream_made_before_installation_ids_is_adopted(store: Store, prefix: str) -> None:
+    nc = await nats.connect(NATS_URL)
+    js = nc.jetstream()
+    stream = names.jobs_stream(prefix)
+    await js.add_stream(
+        StreamConfig(name=stream, subjects=[names.jobs_subject(prefix)], duplicate_window=120)
+    )
+    try:
+        queue = await started(store, prefix)
+        await queue.close()
+        info = await js.stream_info(stream)
+        assert stream_owner(info.config) == queue.installation
+    finally:
+        await js.delete_stream(stream)
         await nc.close()

@@ -1,8 +1,14 @@
 """The delivery queue carried by NATS JetStream, with the job table as the truth (docs/queue.md).
 
-- Relay: jobs committed with an `outbox` row are published (the job id, with `Nats-Msg-Id` so
-  the stream drops a republished copy) and then removed from the outbox. Dying in between
-  republishes them: never lost, de-duplicated by the stream and by the claim below.
+- Relay: jobs committed with an `outbox` row are published and then removed from the outbox.
+  Dying in between republishes them: never lost, de-duplicated by the stream and by the claim
+  below. A message is `<installation>.<job id>.<job created_at in µs>`, body and `Nats-Msg-Id`
+  alike: the stream drops a republished copy of one job, never another job that has the same id
+  (a database restored from a backup reuses ids; another installation has its own), and a
+  worker acknowledges, and counts, a message of another installation or of a job its database
+  does not have, without claiming anything.
+- The stream belongs to one installation (its description names it): another installation
+  pointed at the same stream prefix is refused at start with one line.
 - Workers fetch ids from one durable pull consumer on a work-queue stream and lease those jobs
   in the database by id; a message whose job is already settled, or leased by a live worker, is
   acknowledged or put back until the job is due. After the outcome is recorded the message is
@@ -53,11 +59,49 @@ def undeliverable(deliveries: int) -> DeliveryOutcome:
 
 
 QUEUE_URL = f"{ENV_PREFIX}QUEUE_URL"
+# The stream's description names its installation (metadata would need NATS 2.10).
+OWNER_PREFIX = "pushgate jobs of installation "
 
 
-async def check_reachable(url: str, timeout: int = 5) -> None:
-    """Before serving: a NATS server that cannot be reached, or has no JetStream, is a
-    ConfigError naming PUSHGATE_QUEUE_URL."""
+def stream_owner(config: StreamConfig) -> str | None:
+    """The installation a stream's description names; None for a stream made before owners."""
+    description = config.description or ""
+    return description.removeprefix(OWNER_PREFIX) if description.startswith(OWNER_PREFIX) else None
+
+
+def message_id(installation: str, job_id: int, created_at: float) -> str:
+    """A job's message (body and `Nats-Msg-Id`): unique per installation and per job
+    incarnation, as a restored backup reuses job ids but not creation times."""
+    return f"{installation}.{job_id}.{round(created_at * 1_000_000)}"
+
+
+def parse_message(data: bytes) -> tuple[str | None, int]:
+    """(installation, job id) of a message; None for a bare job id, as versions before
+    installation ids published. ValueError for anything else."""
+    text = data.decode("ascii")
+    if "." not in text:
+        return None, int(text)
+    installation, job_id, _created = text.split(".")
+    return installation, int(job_id)
+
+
+def owner_error(stream: str, owner: str | None, installation: str) -> str | None:
+    """Why this installation may not use `stream` (None: it may)."""
+    if owner is None or owner == installation:
+        return None
+    return (
+        f"{QUEUE_URL}: the stream {stream} carries the jobs of another pushgate installation"
+        f" ({owner}; this one is {installation}): give this one its own"
+        f" {ENV_PREFIX}QUEUE_PREFIX, or delete the stream (nats stream rm {stream}) if that"
+        " installation is gone"
+    )
+
+
+async def check_reachable(
+    url: str, timeout: int = 5, *, stream: str | None = None, installation: str | None = None
+) -> None:
+    """Before serving: a NATS server that cannot be reached, or has no JetStream, or whose
+    `stream` belongs to another installation, is a ConfigError naming PUSHGATE_QUEUE_URL."""
     if "://" in url and url.partition("://")[0] not in ("nats", "tls", "ws", "wss"):
         raise ConfigError(f"{QUEUE_URL} must be a NATS URL: nats://host:4222")
     failures: list[Exception] = []
@@ -86,6 +130,15 @@ async def check_reachable(url: str, timeout: int = 5) -> None:
             f"{QUEUE_URL}: NATS answers but JetStream does not (start nats-server with -js):"
             f" {reason}"
         ) from None
+    else:
+        if stream is not None and installation is not None:
+            try:
+                info = await nc.jetstream().stream_info(stream)
+            except NotFoundError:
+                return
+            refusal = owner_error(stream, stream_owner(info.config), installation)
+            if refusal is not None:
+                raise ConfigError(refusal)
     finally:
         await nc.close()
 
@@ -105,7 +158,10 @@ class JetStreamQueue:
         self.subject = names.jobs_subject(prefix)
         self.ack_wait = ack_wait_seconds
         self.max_deliver = max_deliver
-        self.counters = dict.fromkeys(("published", "duplicates", "skipped", "dead_letters"), 0)
+        self.counters = dict.fromkeys(
+            ("published", "duplicates", "skipped", "dead_letters", "unknown", "foreign"), 0
+        )
+        self.installation = ""  # this installation's id (table.installation_id), from start()
         self._nc: Any = None
         self._js: Any = None
         self._sub: Any = None
@@ -113,20 +169,33 @@ class JetStreamQueue:
         self.relay_wakeup = asyncio.Event()
 
     async def start(self) -> None:
+        """Connect, and make the stream, or adopt one without an owner; ConfigError if the
+        stream belongs to another installation."""
+        self.installation = await self.db.run(table.installation_id)
         self._nc = await nats.connect(self.url, name="pushgate")
         self._js = self._nc.jetstream()
         config = StreamConfig(
             name=self.stream,
+            description=OWNER_PREFIX + self.installation,
             subjects=[self.subject],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
         )
         try:
-            await self._js.stream_info(self.stream)
+            info = await self._js.stream_info(self.stream)
         except NotFoundError:
             with contextlib.suppress(Exception):  # another process made it meanwhile
                 await self._js.add_stream(config)
+            return
+        owner = stream_owner(info.config)
+        error = owner_error(self.stream, owner, self.installation)
+        if error is not None:
+            await self._nc.close()
+            raise ConfigError(error)
+        if owner is None:  # made by a version before owners
+            info.config.description = OWNER_PREFIX + self.installation
+            await self._js.update_stream(info.config)
 
     async def close(self) -> None:
         """Messages still unacknowledged come back to another worker after AckWait."""
@@ -145,19 +214,23 @@ class JetStreamQueue:
     # ---- relay: outbox -> stream ----
 
     async def relay_once(self) -> int:
-        ids = await self.db.run(lambda c: table.outbox_batch(c, RELAY_BATCH))
-        if not ids:
+        batch = await self.db.run(lambda c: table.outbox_batch(c, RELAY_BATCH))
+        if not batch:
             return 0
         slots = asyncio.Semaphore(PUBLISH_CONCURRENCY)
 
-        async def publish(job_id: int) -> None:
+        async def publish(job_id: int, created_at: float | None) -> None:
+            if created_at is None:
+                return  # the job is gone (purged): nothing to send
+            message = message_id(self.installation, job_id, created_at)
             async with slots:
                 ack = await self._js.publish(
-                    self.subject, str(job_id).encode(), headers={"Nats-Msg-Id": str(job_id)}
+                    self.subject, message.encode(), headers={"Nats-Msg-Id": message}
                 )
                 self.counters["duplicates" if ack.duplicate else "published"] += 1
 
-        await asyncio.gather(*(publish(i) for i in ids))
+        await asyncio.gather(*(publish(*entry) for entry in batch))
+        ids = [job_id for job_id, _ in batch]
         await self.db.run(lambda c: table.outbox_done(c, ids))
         return len(ids)
 
@@ -211,9 +284,17 @@ class JetStreamQueue:
         by_id: dict[int, Msg] = {}
         for msg in messages:
             try:
-                by_id[int(msg.data)] = msg
+                installation, job_id = parse_message(msg.data)
             except ValueError:
-                await msg.term()  # not ours
+                await msg.term()  # not a pushgate message
+                continue
+            if installation not in (None, self.installation) or job_id in by_id:
+                # Another installation's (a stream adopted from it), or a second message for
+                # one job in this batch (an older incarnation's): nothing to claim for it.
+                self.counters["foreign" if job_id not in by_id else "skipped"] += 1
+                await msg.ack()
+                continue
+            by_id[job_id] = msg
         now = time.time()
         ids = sorted(by_id)
         claimed, others = await self.db.run(
@@ -230,7 +311,11 @@ class JetStreamQueue:
         """Messages whose job was not leased: settled or unknown jobs are done with; a job not
         yet due (a retry, or another worker's live lease) comes back when it is."""
         for job_id, msg in messages.items():
-            state, due_at = states.get(job_id, (DONE, 0.0))
+            if job_id not in states:  # no such job in this database (a restored backup)
+                self.counters["unknown"] += 1
+                await msg.ack()
+                continue
+            state, due_at = states[job_id]
             self.counters["skipped"] += 1
             if state in FINAL:
                 await msg.ack()
@@ -265,7 +350,7 @@ class JetStreamQueue:
             try:
                 seq = int(json.loads(advisory.data)["stream_seq"])
                 stored = await self._js.get_msg(self.stream, seq)
-                job_id = int(stored.data or b"0")
+                _installation, job_id = parse_message(stored.data or b"0")
                 claimed = await self._claim_when_due(job_id)
                 for job in claimed:
                     await record(job, DEAD_LETTER, undeliverable(self.max_deliver))

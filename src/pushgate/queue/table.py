@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -230,11 +231,31 @@ def claim_ids(
     return claimed, others
 
 
-def outbox_batch(conn: Db, limit: int) -> list[int]:
+def outbox_batch(conn: Db, limit: int) -> list[tuple[int, float | None]]:
+    """The next jobs to publish, each with its `created_at` (None: the job is gone)."""
     return [
-        int(r[0])
-        for r in conn.execute("SELECT job_id FROM outbox ORDER BY job_id LIMIT ?", (limit,))
+        (int(r[0]), None if r[1] is None else float(r[1]))
+        for r in conn.execute(
+            "SELECT o.job_id, j.created_at FROM outbox o LEFT JOIN jobs j ON j.id = o.job_id"
+            " ORDER BY o.job_id LIMIT ?",
+            (limit,),
+        )
     ]
+
+
+INSTALLATION_META = "installation"  # the meta row holding this installation's id
+
+
+def installation_id(conn: Db) -> str:
+    """This installation's id, made on first use and kept in the database: a restored backup
+    keeps it, a new database has a new one."""
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+        (INSTALLATION_META, secrets.token_hex(8)),
+    )
+    return str(
+        conn.execute("SELECT value FROM meta WHERE key = ?", (INSTALLATION_META,)).fetchone()[0]
+    )
 
 
 def outbox_done(conn: Db, ids: Sequence[int]) -> None:
