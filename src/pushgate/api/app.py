@@ -31,6 +31,7 @@ from pushgate.api.http import (
     read_body,
     scope_header,
 )
+from pushgate.api.outage import RETRY_AFTER_SECONDS, unreachable
 from pushgate.api.types import ASGIApp, Receive, Scope, Send
 from pushgate.metrics import EndpointStats, RequestMetrics
 from pushgate.startup_errors import explained
@@ -185,7 +186,21 @@ class App:
             return endpoint.too_large()
         try:
             return await endpoint.handler(Request(scope, body))
-        except Exception:
+        except Exception as error:
+            part = unreachable(error)
+            if part is not None:  # nothing of the request was kept: the client sends it again
+                log.warning(
+                    "%s unreachable on %s %s: %s", part, scope["method"], endpoint.template, error
+                )
+                return json_response(
+                    503,
+                    {
+                        "error": "unavailable",
+                        "message": f"the {part} cannot be reached; retry after"
+                        f" {RETRY_AFTER_SECONDS} seconds",
+                    },
+                    headers=((b"retry-after", str(RETRY_AFTER_SECONDS).encode()),),
+                )
             log.exception("unhandled error on %s %s", scope["method"], endpoint.template)
             return json_response(
                 500,

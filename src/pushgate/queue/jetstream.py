@@ -172,7 +172,9 @@ class JetStreamQueue:
         """Connect, and make the stream, or adopt one without an owner; ConfigError if the
         stream belongs to another installation."""
         self.installation = await self.db.run(table.installation_id)
-        self._nc = await nats.connect(self.url, name="pushgate")
+        # Reconnect for as long as it takes: nats-py's default gives up after 60 attempts (about
+        # two minutes), after which the relay and the workers would wait for a restart.
+        self._nc = await nats.connect(self.url, name="pushgate", max_reconnect_attempts=-1)
         self._js = self._nc.jetstream()
         config = StreamConfig(
             name=self.stream,
