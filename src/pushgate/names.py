@@ -11,11 +11,6 @@ def rate_key(prefix: str, key: str) -> str:
     return f"{prefix}rate:{key}"
 
 
-def cap_key(prefix: str, partner_id: int, profile_id: int, window_start: int) -> str:
-    """A user's global-frequency-cap count in one window; expires after the window."""
-    return f"{prefix}gfc:{partner_id}:{profile_id}:{window_start}"
-
-
 def bad_key_key(prefix: str, client: str) -> str:
     """Failed key checks from one client address (an IPv4 address, an IPv6 /64) in the current
     window; expires with the window (limits/bad_keys.py)."""

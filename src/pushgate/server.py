@@ -136,7 +136,6 @@ def create_app(
         settings.sqlite_synchronous,
         settings.campaign_stats,
         pool_size=settings.database_pool,
-        caps=redis_limits,
     )
     # Limits several API processes share without Redis: a table in the data dir, cleared by
     # the serving process as limits in memory are by a restart.

@@ -6,6 +6,8 @@ Redis or PostgreSQL through a forwarder the test cuts and puts back (tests/integ
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +15,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+import redis
 
-from tests.integration.conftest import Partner, Server, new_backend_env
-from tests.integration.pushlib import notification, row_counts
+from tests.integration.conftest import Partner, Server, free_port, new_backend_env
+from tests.integration.pushlib import SETTINGS_DELAY, notification, row_counts
 from tests.integration.tcpproxy import TcpProxy
 
 REQUEST_BUDGET = 12.0  # seconds: the answer comes well within a client's usual timeout
@@ -29,16 +32,20 @@ def servers() -> Iterator[list[Server]]:
         srv.kill()  # a graceful stop would wait on connections the proxy broke
 
 
-def push(partner: Partner, uuid: str) -> httpx.Response:
+def push(partner: Partner, uuid: str, **extra: object) -> httpx.Response:
     started = time.monotonic()
-    answer = partner.push({"notifications": [notification({"uuid": uuid})]})
+    answer = partner.push({"notifications": [notification({"uuid": uuid}, **extra)]})
     assert time.monotonic() - started < REQUEST_BUDGET
     return answer
 
 
-def until_served(partner: Partner, uuid: str, timeout: float = 30.0) -> httpx.Response:
+def until_served(
+    partner: Partner, uuid: str, timeout: float = 30.0, **extra: object
+) -> httpx.Response:
+    """The first answer that is not a 503, pushing again while the part is coming back."""
     deadline = time.monotonic() + timeout
-    while (answer := push(partner, uuid)).status_code == 503 and time.monotonic() < deadline:
+    while (answer := push(partner, uuid, **extra)).status_code == 503:
+        assert time.monotonic() < deadline, answer.text
         time.sleep(0.2)
     return answer
 
@@ -110,3 +117,72 @@ def test_a_push_while_the_database_is_away_is_refused_503_and_served_once_it_is_
         assert answer.status_code == 200, answer.text
     finally:
         back.cut()
+
+
+class PrivateRedis:
+    """A Redis of this test's own, without persistence, so that restarting it empties it (the
+    shared one stays as it is for every other test)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> PrivateRedis:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    client.ping()
+                    return self
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+def test_a_user_at_the_frequency_cap_stays_capped_after_redis_comes_back_empty(
+    servers: list[Server], tmp_path: Path, backend: str
+) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    private = PrivateRedis(free_port()).start()
+    try:
+        srv = Server(
+            tmp_path / "data",
+            backend_env=new_backend_env(backend),
+            env={"PUSHGATE_REDIS_URL": f"redis://127.0.0.1:{private.port}/0"},
+        )
+        servers.append(srv.start())
+        partner = srv.create_partner()
+        partner.update("--gfc-limit", "1")
+        time.sleep(SETTINGS_DELAY)
+        partner.session({"uuid": "capped"}, token="18" * 32)
+
+        first = partner.push(
+            {"notifications": [notification({"uuid": "capped"}, GFC_enabled=True)]}
+        )
+        assert first.json()["successes"] == [{"INSIDER.device_token": "18" * 32}]
+
+        private.stop()  # restarted without persistence: it comes back empty
+        private.start()
+        again = until_served(partner, "capped", GFC_enabled=True)
+        assert again.status_code == 200, again.text
+        assert again.json() == {
+            "successes": [],
+            "errors": {"UserGloballyCapped": [{"uuid": "capped"}]},
+        }
+    finally:
+        private.stop()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import redis
 
 from tests.integration.conftest import Partner, Server
 from tests.integration.pushlib import (
@@ -153,21 +152,7 @@ def capped(server: Server) -> Partner:
 
 
 def user_counter(partner: Partner, uuid: str) -> int:
-    """The user's frequency-cap count: in Redis when the server uses it, else in the database."""
-    if redis_url := partner.server.backend_env.get("PUSHGATE_REDIS_URL"):
-        (profile,) = query(
-            partner,
-            "SELECT profile_id FROM identifiers WHERE partner_id = ? AND kind = 'uuid' AND value = ?",
-            partner_id(partner),
-            uuid,
-        )[0]
-        prefix = partner.server.backend_env["PUSHGATE_REDIS_PREFIX"]
-        client = redis.Redis.from_url(redis_url)
-        try:
-            keys = client.keys(f"{prefix}gfc:{partner_id(partner)}:{profile}:*")
-            return sum(int(client.get(k) or 0) for k in keys)
-        finally:
-            client.close()
+    """The user's frequency-cap count, in the database with or without Redis."""
     rows = query(
         partner,
         "SELECT coalesce(sum(g.count), 0) FROM gfc_counters g JOIN identifiers i"

@@ -7,12 +7,7 @@ single writer and under PostgreSQL's row lock on the user's counter alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pushgate.store.db import Db
-
-# (conn, partner_id, profile_id, limit, window, now) -> taken
-TakeCap = Callable[[Db, int, int, int, int, float], bool]
 
 
 def window_start(now: float, window_seconds: int) -> int:

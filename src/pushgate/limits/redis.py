@@ -1,4 +1,8 @@
-"""Rate limits and frequency-cap counters in Redis, shared by every API process.
+"""Rate limits and bad-key counts in Redis, shared by every API process.
+
+Not the global frequency cap: it is counted in the database, in the send's own transaction
+(limits/frequency_cap.py), because a cap must survive Redis coming back empty (issue 19): a
+rate limit may start again, a user's cap may not.
 
 Both are single Lua scripts, so each check-and-update is atomic on the Redis server, O(1) per
 key, and uses Redis's clock (rate limits), so processes on several machines agree.
@@ -11,7 +15,6 @@ import redis.asyncio
 
 from pushgate import names
 from pushgate.config import ENV_PREFIX, ConfigError
-from pushgate.limits.frequency_cap import window_start
 from pushgate.limits.rate import PERIOD
 
 # GCRA: the key holds the theoretical arrival time. Replies are strings because Redis would
@@ -28,17 +31,6 @@ local wait = new_tat - now - period
 if wait > 1e-9 then return tostring(wait) end
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
 return '0'
-"""
-
-# One push against a user's cap: counted only while under the limit.
-CAP = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-if n > tonumber(ARGV[1]) then
-  redis.call('DECR', KEYS[1])
-  return 0
-end
-return 1
 """
 
 # One failed key check of a client (limits/bad_keys.py): the window opens with the first failure
@@ -71,10 +63,7 @@ class RedisLimits:
     def __init__(self, url: str, prefix: str = names.DEFAULT_REDIS_PREFIX) -> None:
         self.prefix = prefix
         self._async = redis.asyncio.Redis.from_url(url)
-        # The frequency cap is taken inside the store's unit of work, which is synchronous.
-        self._sync = redis.Redis.from_url(url)
         self._gcra = self._async.register_script(GCRA)
-        self._cap = self._sync.register_script(CAP)
 
     async def take(self, key: str, per_minute: int) -> float:
         """Count one request; 0 when allowed, else seconds until one would be."""
@@ -85,22 +74,8 @@ class RedisLimits:
         )
         return float(wait)
 
-    def take_cap(
-        self, partner_id: int, profile_id: int, limit: int, window: int, now: float
-    ) -> bool:
-        if limit <= 0:
-            return False
-        key = names.cap_key(self.prefix, partner_id, profile_id, window_start(now, window))
-        return bool(self._cap(keys=[key], args=[limit, window + 60]))
-
-    def give_back_cap(self, partner_id: int, profile_id: int, window: int, now: float) -> None:
-        """Undo a take whose sends were not committed."""
-        key = names.cap_key(self.prefix, partner_id, profile_id, window_start(now, window))
-        self._sync.decr(key)
-
     async def aclose(self) -> None:
         await self._async.aclose()
-        self._sync.close()
 
 
 class RedisBadKeyCounter:

@@ -13,7 +13,7 @@ from pushgate.store.db import Db, Executor
 from pushgate.store.store import Store
 
 if TYPE_CHECKING:
-    from pushgate.limits.redis import RedisLimits
+    pass
 
 
 class ClosableDb(Db, Protocol):
@@ -26,7 +26,6 @@ def open_store(
     synchronous: str = "NORMAL",
     count_stats: bool = True,
     pool_size: int = 8,
-    caps: RedisLimits | None = None,
     checkpoints: bool = True,
 ) -> Store:
     if database_url:
@@ -38,7 +37,7 @@ def open_store(
         executor: Executor = postgres.PgExecutor(target, pool_size)
     else:
         executor = sqlite.executor(data_dir, synchronous, checkpoints)
-    return Store(executor, box_for(data_dir), count_stats, caps)
+    return Store(executor, box_for(data_dir), count_stats)
 
 
 def connect_sync(data_dir: Path, database_url: str | None = None) -> ClosableDb:

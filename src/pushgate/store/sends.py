@@ -123,7 +123,6 @@ def commit_sends(
     built: Sequence[BuiltPayloads],
     outcomes: Sequence[Outcome],
     now: float,
-    take_cap: frequency_cap.TakeCap = frequency_cap.take,
     outbox: bool = False,
     known: Mapping[VariantKey, int] | None = None,
     found: MutableMapping[VariantKey, int] | None = None,
@@ -142,7 +141,7 @@ def commit_sends(
         if (
             o.wants_cap
             and partner.gfc_limit > 0
-            and not take_cap(
+            and not frequency_cap.take(
                 conn, partner.id, o.profile.id, partner.gfc_limit, partner.gfc_window, now
             )
         ):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 from pushgate.crypto import SecretBox
 from pushgate.delivery.outcome import Attempt, DeliveryOutcome
-from pushgate.limits import frequency_cap
 from pushgate.payloads.build import BuiltPayloads
 from pushgate.queue.base import Job
 from pushgate.queue.table import TableJobQueue
@@ -26,9 +25,6 @@ from pushgate.targeting.decide import Outcome
 from pushgate.targeting.push import Identifier, Push
 from pushgate.targeting.users import Session, UserData
 
-if TYPE_CHECKING:  # redis is an optional dependency
-    from pushgate.limits.redis import RedisLimits
-
 
 class Store:
     """Every operation of the service on its database, one unit of work each; the same code
@@ -39,12 +35,10 @@ class Store:
         db: Executor,
         box: SecretBox,
         count_stats: bool = True,
-        caps: RedisLimits | None = None,
     ) -> None:
         self.db = db
         self.box = box
         self.count_stats = count_stats
-        self.caps = caps  # frequency-cap counters in Redis; None: in the database
         self.queue = TableJobQueue(db)
         self.variants = sends.KnownVariants()
         self.outbox = False  # jobs also go to the outbox, for a broker's relay
@@ -77,12 +71,10 @@ class Store:
         """
         identifiers = [ident for push in pushes for ident in push.identifiers]
         hour = funnel.hour_of(now)
-        take_cap, undo_caps = self._cap_takes()
         known = self.variants.of(partner.id)
         variants: dict[sends.VariantKey, int] = {}  # read or written by the unit
 
         def unit(conn: Db) -> list[Outcome] | None:
-            undo_caps()  # an earlier attempt of this unit that did not commit
             variants.clear()
             if async_request_id is not None:
                 gone = conn.execute("DELETE FROM async_requests WHERE id = ?", (async_request_id,))
@@ -91,41 +83,17 @@ class Store:
             matches, found = profiles.resolve(conn, partner.id, identifiers)
             outcomes = decide.plan(pushes, matches, found, partner.validated_platforms)
             capped = sends.commit_sends(
-                conn, partner, pushes, built, outcomes, now, take_cap, self.outbox, known, variants
+                conn, partner, pushes, built, outcomes, now, self.outbox, known, variants
             )
             final = decide.apply_cap(outcomes, capped)
             if self.count_stats:
                 stats.add_counts(conn, partner.id, funnel.outcome_counts(final), hour)
             return final
 
-        try:
-            result = await self.db.run(unit)
-        except BaseException:
-            undo_caps()
-            raise
+        result = await self.db.run(unit)
         if variants:
             self.variants.add(partner.id, variants)  # committed by now
         return result
-
-    def _cap_takes(self) -> tuple[frequency_cap.TakeCap, Callable[[], None]]:
-        """How one send takes from users' caps, and how it gives back what it took when its
-        transaction does not commit. In the database, the rollback itself gives back."""
-        caps = self.caps
-        if caps is None:
-            return frequency_cap.take, lambda: None
-        taken: list[tuple[int, int, int, float]] = []
-
-        def take(conn: Db, partner: int, profile: int, limit: int, window: int, now: float) -> bool:
-            if not caps.take_cap(partner, profile, limit, window, now):
-                return False
-            taken.append((partner, profile, window, now))
-            return True
-
-        def undo() -> None:
-            while taken:
-                caps.give_back_cap(*taken.pop())
-
-        return take, undo
 
     async def save_async_request(self, partner_id: int, body: bytes, now: float) -> int:
         def unit(conn: Db) -> int:
