@@ -47,5 +47,3 @@ async def test_rate_limits_of_two_keys_are_independent(limits: RedisLimits) -> N
         assert await limits.take("push:1", 3) == 0
     assert await limits.take("push:1", 3) > 0
     assert await limits.take("push:2", 3) == 0
-
-
