@@ -12,7 +12,9 @@ class TcpProxy:
     def __init__(self, target_host: str, target_port: int, port: int = 0) -> None:
         """`port`: listen there (a proxy cut earlier, back on its port); 0: any free one."""
         self.target = (target_host, target_port)
-        self._listener = socket.create_server(("127.0.0.1", port))
+        # reuse_port: a proxy put back on the port of one cut earlier binds while the cut
+        # connections still linger (FIN_WAIT_2), which they inherit it from this listener.
+        self._listener = socket.create_server(("127.0.0.1", port), reuse_port=True)
         self.port = int(self._listener.getsockname()[1])
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()

@@ -31,9 +31,9 @@ from pushgate.api.http import (
     read_body,
     scope_header,
 )
-from pushgate.api.outage import RETRY_AFTER_SECONDS, unreachable
 from pushgate.api.types import ASGIApp, Receive, Scope, Send
 from pushgate.metrics import EndpointStats, RequestMetrics
+from pushgate.outage import RETRY_AFTER_SECONDS, unreachable
 from pushgate.startup_errors import explained
 
 log = logging.getLogger("pushgate.api")

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pushgate.outage import unreachable
 from pushgate.store.db import deferring
 
 try:
@@ -67,8 +68,9 @@ def batch_or_each(transaction: Callable[[list[Any]], list[Any]], units: list[Any
     try:
         values = transaction(units)
     except Exception as exc:
-        if len(units) == 1:
-            return [(None, exc)]
+        if len(units) == 1 or unreachable(exc) is not None:
+            # One at a time would only wait for the database once per unit.
+            return [(None, exc)] * len(units)
         return [batch_or_each(transaction, [unit])[0] for unit in units]
     return [(value, None) for value in values]
 

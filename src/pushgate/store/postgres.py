@@ -34,6 +34,10 @@ T = TypeVar("T")
 Unit = Callable[["PgConnection"], Any]
 log = logging.getLogger("pushgate.store")
 RETRIES = 8
+# How long a unit waits for a pooled connection. Each executor thread holds at most one of the
+# pool's connections, so a wait means the pool is (re)connecting: with the database away, a
+# request is answered 503 after this long (api/app.py), not after psycopg_pool's 30 s.
+CONNECTION_WAIT_SECONDS = 3.0
 # What concurrent transactions may run into and a fresh attempt resolves.
 RETRYABLE = (
     pg_errors.UniqueViolation,
@@ -262,7 +266,7 @@ class PgExecutor:
     def _transaction(self, units: list[Unit]) -> list[Any]:
         shard = self._shard()
         for attempt in range(RETRIES):
-            with self._pool.connection() as raw:
+            with self._pool.connection(timeout=CONNECTION_WAIT_SECONDS) as raw:
                 try:
                     conn = PgConnection(raw, shard)
                     with raw.transaction(), deferring(conn):

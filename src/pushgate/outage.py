@@ -1,9 +1,11 @@
 """Which part of the infrastructure an exception says is away.
 
 A request that fails because the database, Redis or the broker cannot be reached is answered
-503 with `Retry-After`, not 500: nothing of it was stored (its transaction did not commit), the
-client may send it again as it is, and the part is back in seconds to minutes (a restart, a
-failover). `/readyz` names the part meanwhile. Anything else stays a 500.
+503 with `Retry-After` (api/app.py), not 500: nothing of it was stored (its transaction did not
+commit), the client may send it again as it is, and the part is back in seconds to minutes (a
+restart, a failover). `/readyz` names the part meanwhile. Anything else stays a 500. The
+store's executors also read it: a batch that failed because the database is away is not run
+again unit by unit (store/executor.py).
 
 The exception types are matched by module and name, not imported: psycopg, redis and nats are
 optional extras.
