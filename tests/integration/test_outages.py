@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from tests.integration.conftest import Partner, Server, free_port, new_backend_env
-from tests.integration.pushlib import SETTINGS_DELAY, notification, row_counts
+from tests.integration.pushlib import SETTINGS_DELAY, jobs, notification, row_counts, wait_until
 from tests.integration.tcpproxy import TcpProxy
 
 REQUEST_BUDGET = 12.0  # seconds: the answer comes well within a client's usual timeout
@@ -74,6 +74,8 @@ def test_a_push_while_redis_is_away_is_refused_503_and_served_once_it_is_back(
     uuid = "u-redis"
     partner.session({"uuid": uuid})
     assert push(partner, uuid).status_code == 200
+    # Its delivery settled first: the counters it adds are not the refused push's.
+    assert wait_until(lambda: [j["state"] for j in jobs(partner)] == ["done"])
 
     proxy.cut()
     before = row_counts(partner)
