@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from urllib.parse import urlsplit, urlunsplit
 
 
 class TcpProxy:
@@ -59,3 +60,13 @@ class TcpProxy:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
+
+
+def database_through_proxy(backend_env: dict[str, str]) -> TcpProxy:
+    """A proxy to the PostgreSQL of `backend_env`, whose `PUSHGATE_DATABASE_URL` is changed to
+    reach it through the proxy."""
+    db = urlsplit(backend_env["PUSHGATE_DATABASE_URL"])
+    proxy = TcpProxy(db.hostname or "127.0.0.1", db.port or 5432)
+    through = db._replace(netloc=f"{db.username}@127.0.0.1:{proxy.port}")
+    backend_env["PUSHGATE_DATABASE_URL"] = urlunsplit(through)
+    return proxy

@@ -19,7 +19,7 @@ import nats
 import pytest
 
 from tests.integration.conftest import Server, free_port, new_backend_env
-from tests.integration.tcpproxy import TcpProxy
+from tests.integration.tcpproxy import TcpProxy, database_through_proxy
 
 CHECK_BUDGET = 2.5  # seconds: every check has one, and they run concurrently
 NATS_URL = os.environ.get("PUSHGATE_TEST_NATS", "nats://127.0.0.1:4222")
@@ -123,10 +123,7 @@ def test_a_database_that_goes_away_makes_the_server_unready(
     if backend != "postgres":
         pytest.skip("the embedded store is a file of the process's own")
     backend_env = new_backend_env(backend)
-    db = urlsplit(backend_env["PUSHGATE_DATABASE_URL"])
-    proxy = TcpProxy(db.hostname or "127.0.0.1", db.port or 5432)
-    through = db._replace(netloc=f"{db.username}@127.0.0.1:{proxy.port}")
-    backend_env["PUSHGATE_DATABASE_URL"] = urlunsplit(through)
+    proxy = database_through_proxy(backend_env)
     srv = Server(tmp_path / "data", backend_env=backend_env)
     servers.append(srv.start())
     try:

@@ -11,7 +11,6 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -19,7 +18,7 @@ import redis
 
 from tests.integration.conftest import Partner, Server, free_port, new_backend_env
 from tests.integration.pushlib import SETTINGS_DELAY, jobs, notification, row_counts, wait_until
-from tests.integration.tcpproxy import TcpProxy
+from tests.integration.tcpproxy import TcpProxy, database_through_proxy
 
 REQUEST_BUDGET = 12.0  # seconds: the answer comes well within a client's usual timeout
 
@@ -100,12 +99,7 @@ def test_a_push_while_the_database_is_away_is_refused_503_and_served_once_it_is_
     if backend != "postgres":
         pytest.skip("the embedded store is a file of the process's own")
     backend_env = new_backend_env(backend)
-    db = urlsplit(backend_env["PUSHGATE_DATABASE_URL"])
-    proxy = TcpProxy(db.hostname or "127.0.0.1", db.port or 5432)
-    port = proxy.port
-    backend_env["PUSHGATE_DATABASE_URL"] = urlunsplit(
-        db._replace(netloc=f"{db.username}@127.0.0.1:{port}")
-    )
+    proxy = database_through_proxy(backend_env)
     srv = Server(tmp_path / "data", backend_env=backend_env)
     servers.append(srv.start())
     partner = srv.create_partner()
@@ -116,7 +110,7 @@ def test_a_push_while_the_database_is_away_is_refused_503_and_served_once_it_is_
     proxy.cut()
     assert_unavailable(push(partner, uuid), "database")
 
-    back = TcpProxy(db.hostname or "127.0.0.1", db.port or 5432, port=port)
+    back = TcpProxy(*proxy.target, port=proxy.port)
     try:
         answer = until_served(partner, uuid)
         assert answer.status_code == 200, answer.text
