@@ -126,12 +126,19 @@ def _token_verdict(error: TokenFetchError) -> Verdict:
     )
 
 
-def _answer_verdict(answer: asyncio.Future[Response]) -> Verdict:
-    """An APNs request's verdict, from its finished future."""
+def _answer_verdict(
+    answer: asyncio.Future[Response], classify: Callable[[Response], Verdict]
+) -> Verdict:
+    """A request's verdict, from its finished future: `classify`'s of the answer, or the
+    transport's when none came."""
     try:
         response = answer.result()
     except RequestError as error:
         return _transport_verdict(error)
+    return classify(response)
+
+
+def _apns_verdict(response: Response) -> Verdict:
     return apns.classify(response.status, response.headers, response.body)
 
 
@@ -140,7 +147,7 @@ async def _verdict_when_answered(started: asyncio.Future[Response] | Verdict) ->
         return started
     with contextlib.suppress(RequestError):
         await started
-    return _answer_verdict(started)
+    return _answer_verdict(started, _apns_verdict)
 
 
 def decided(verdict: Verdict) -> asyncio.Future[Verdict]:
@@ -156,6 +163,30 @@ class _PendingVerdict(asyncio.Future[Verdict]):
     only the wait for it."""
 
     step: asyncio.Future[Any] | None = None
+
+    @classmethod
+    def after(
+        cls,
+        answer: asyncio.Future[Response],
+        then: Callable[[_PendingVerdict, asyncio.Future[Response]], None],
+    ) -> _PendingVerdict:
+        """The verdict to come of `answer`: `then(verdict, answer)` decides it once the answer
+        is in, unless the verdict was cancelled first."""
+        # The loop given, not looked up: Python 3.11's look-up is a getpid() call.
+        verdict = cls(loop=answer.get_loop())
+        verdict.step = answer
+        answer.add_done_callback(functools.partial(verdict._answered, then))
+        return verdict
+
+    def _answered(
+        self,
+        then: Callable[[_PendingVerdict, asyncio.Future[Response]], None],
+        answer: asyncio.Future[Response],
+    ) -> None:
+        if answer.cancelled():
+            self.cancel()
+        if not self.done():
+            then(self, answer)
 
     def cancel(self, msg: Any | None = None) -> bool:
         if not super().cancel(msg):
@@ -207,8 +238,8 @@ _TOKEN_SLOT = "\x00pushgate-token\x00"
 _TTL_SLOT = "\x00pushgate-ttl\x00"
 _TOKEN_SLOT_JSON = msgspec.json.encode(_TOKEN_SLOT)
 _TTL_SLOT_JSON = msgspec.json.encode(_TTL_SLOT)
-_TEMPLATES_KEPT = 1024
-_HEADER_SETS_KEPT = 256  # an APNs sender's header tuples; all are forgotten when full  # payloads whose bodies are kept; all are forgotten when full
+_TEMPLATES_KEPT = 1024  # payloads whose bodies are kept; all are forgotten when full
+_HEADER_SETS_KEPT = 256  # an APNs sender's header tuples; all are forgotten when full
 
 
 _TOKEN, _TTL = 0, 1  # the slots of a template's pieces
@@ -418,24 +449,18 @@ class ApnsSender:
         started = request(sandbox)
         if isinstance(started, Verdict):
             return decided(started)
-        # The loop given, not looked up: Python 3.11's look-up is a getpid() call.
-        verdict = _PendingVerdict(loop=started.get_loop())
-        verdict.step = started
-        started.add_done_callback(functools.partial(self._first_answer, verdict, request, sandbox))
-        return verdict
+        return _PendingVerdict.after(
+            started, functools.partial(self._first_answer, request, sandbox)
+        )
 
     def _first_answer(
         self,
-        verdict: _PendingVerdict,
         request: Callable[[bool], asyncio.Future[Response] | Verdict],
         sandbox: bool,
+        verdict: _PendingVerdict,
         answer: asyncio.Future[Response],
     ) -> None:
-        if answer.cancelled():
-            verdict.cancel()
-        if verdict.done():
-            return  # cancelled
-        first = _answer_verdict(answer)
+        first = _answer_verdict(answer, _apns_verdict)
         if (first.refresh_auth and self.signer is not None) or (
             first.status == 400 and first.reason == apns.BAD_DEVICE_TOKEN
         ):
@@ -577,33 +602,22 @@ class _OAuthSender:
                 ("content-type", "application/json; charset=UTF-8"),
             )
         answer = self._client.start("POST", path, headers, body, timeout=self.timeout)
-        verdict = _PendingVerdict(loop=answer.get_loop())
-        verdict.step = answer
-        answer.add_done_callback(
-            functools.partial(self._answered, verdict, access_token, path, body, classify, attempt)
+        return _PendingVerdict.after(
+            answer,
+            functools.partial(self._answered, access_token, path, body, classify, attempt),
         )
-        return verdict
 
     def _answered(
         self,
-        verdict: _PendingVerdict,
         access_token: str,
         path: str,
         body: bytes,
         classify: Callable[[Response], Verdict],
         attempt: int,
+        verdict: _PendingVerdict,
         answer: asyncio.Future[Response],
     ) -> None:
-        if answer.cancelled():
-            verdict.cancel()
-        if verdict.done():
-            return  # cancelled
-        try:
-            response = answer.result()
-        except RequestError as error:
-            verdict.set_result(_transport_verdict(error))
-            return
-        result = classify(response)
+        result = _answer_verdict(answer, classify)
         if result.refresh_auth and attempt == 0:
             self.tokens.invalidate(access_token)  # and try once more with a new one
             verdict.follow(self._start_post(path, body, classify, attempt + 1))
