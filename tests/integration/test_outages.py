@@ -7,16 +7,15 @@ Redis or PostgreSQL through a forwarder the test cuts and puts back (tests/integ
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
-from tests.integration.conftest import Partner, Server, free_port, new_backend_env
+from tests.integration.conftest import Partner, Server, new_backend_env
+from tests.integration.private_services import PrivateRedis
 from tests.integration.pushlib import SETTINGS_DELAY, jobs, notification, row_counts, wait_until
 from tests.integration.tcpproxy import TcpProxy, database_through_proxy
 
@@ -118,46 +117,13 @@ def test_a_push_while_the_database_is_away_is_refused_503_and_served_once_it_is_
         back.cut()
 
 
-class PrivateRedis:
-    """A Redis of this test's own, without persistence, so that restarting it empties it (the
-    shared one stays as it is for every other test)."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> PrivateRedis:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""],
-            stdout=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port)
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    client.ping()
-                    return self
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-
 def test_a_user_at_the_frequency_cap_stays_capped_after_redis_comes_back_empty(
     servers: list[Server], tmp_path: Path, backend: str
 ) -> None:
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
-    private = PrivateRedis(free_port()).start()
+    private = PrivateRedis()
+    private.start()
     try:
         srv = Server(
             tmp_path / "data",
@@ -184,4 +150,4 @@ def test_a_user_at_the_frequency_cap_stays_capped_after_redis_comes_back_empty(
             "errors": {"UserGloballyCapped": [{"uuid": "capped"}]},
         }
     finally:
-        private.stop()
+        private.destroy()
