@@ -105,7 +105,7 @@ def run_child(kind: type[S], main: Callable[[S, BinaryIO], Coroutine[Any, Any, N
     reports = take_report_pipe()
     from pushgate import logs
 
-    logs.configure(spec.settings.log_level)
+    logs.configure(spec.settings.log_level, spec.settings.log_format)
     try:
         import uvloop
 

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from pushgate import logs
-from pushgate.config import Settings, check_port, env
+from pushgate.config import Settings, check_port
 from pushgate.startup_errors import check_serve, check_store, explained
 from pushgate.store import partners as partner_ops
 from pushgate.store.backend import connect_sync
@@ -19,7 +19,7 @@ from pushgate.store.models import PartnerSecrets
 from pushgate.toolbox import admin
 from pushgate.toolbox import commands as toolbox
 from pushgate.toolbox.admin import create_partner
-from pushgate.toolbox.options import data_dir_option
+from pushgate.toolbox.options import data_dir_option, database_url
 from pushgate.toolbox.options import resolve_data_dir as _data_dir
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw]?)$")
@@ -129,7 +129,7 @@ def serve(
     except BaseException:
         listening.close()
         raise
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     app = create_app(settings, listening)
     server = uvicorn.Server(uvicorn_config(app, settings))
     server.run(sockets=[listening])
@@ -183,10 +183,17 @@ def emulate(
         ("--hms-port", hms_port),
     ):
         check_port(flag, value)
+    settings = Settings.load()
     if data_dir is not None:
-        check_store(data_dir, env("DATABASE_URL"))
-    app = StandaloneEmulators(data_dir, host, (apns_port, fcm_port, hms_port), apns_sandbox_port)
-    serve_standalone(app, port, "info")
+        check_store(data_dir, settings.database_url)
+    app = StandaloneEmulators(
+        data_dir,
+        host,
+        (apns_port, fcm_port, hms_port),
+        apns_sandbox_port,
+        database_url=settings.database_url,
+    )
+    serve_standalone(app, port, settings.log_level, settings.log_format)
 
 
 @main.command()
@@ -195,7 +202,7 @@ def migrate(data_dir: Path | None) -> None:
     """Create or upgrade the database schema, then exit (`serve` also does it on start).
 
     The database is PUSHGATE_DATABASE_URL (PostgreSQL) if set, else SQLite in the data dir."""
-    url = env("DATABASE_URL")
+    url = database_url()
     conn = connect_sync(_data_dir(data_dir), url)
     conn.close()
     click.echo(json.dumps({"backend": "postgresql" if url else "sqlite", "migrated": True}))
@@ -221,7 +228,13 @@ def partners_create(
     name: str, data_dir: Path | None, as_json: bool, emulator_credentials: bool
 ) -> None:
     """Create a partner and print its secrets once."""
-    secrets = create_partner(_data_dir(data_dir), env("DATABASE_URL"), name, emulator_credentials)
+    settings = Settings.load()
+    secrets = create_partner(
+        _data_dir(data_dir),
+        settings.database_url,
+        name,
+        emulator_credentials or settings.emulate,
+    )
     _echo_secrets(secrets)
 
 
@@ -249,7 +262,7 @@ def partners_rotate_keys(name: str, data_dir: Path | None, as_json: bool) -> Non
 
     The old ones stop working on running servers within 2 seconds, and the partner's dashboard
     sessions end. The app's SDK key changes too: ship the new one in the app."""
-    with admin.writing(_data_dir(data_dir), env("DATABASE_URL")) as conn:
+    with admin.writing(_data_dir(data_dir), database_url()) as conn:
         try:
             secrets = partner_ops.rotate_keys(conn, name)
         except partner_ops.NoSuchPartner:
@@ -298,7 +311,7 @@ def partners_update(
             raise click.BadParameter(
                 f"{cidr!r} is not an address or CIDR", param_hint="--allow-ip"
             ) from None
-    conn = connect_sync(_data_dir(data_dir), env("DATABASE_URL"))
+    conn = connect_sync(_data_dir(data_dir), database_url())
     try:
         partner = partner_ops.update_partner(
             conn,

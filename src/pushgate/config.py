@@ -18,6 +18,10 @@ MAX_CONCURRENCY = 10_000
 MAX_DATABASE_POOL = 64
 DELIVERY_ROLES = ("all", "worker")
 API_ROLES = ("all", "api")
+ROLES = ("all", "api", "worker")
+SQLITE_SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+LOG_FORMATS = ("auto", "json", "text")
 
 
 class ConfigError(ValueError):
@@ -58,6 +62,22 @@ def _switch(name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{ENV_PREFIX}{name} must be on or off, not {raw!r}")
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...], case: str = "lower") -> str:
+    """PUSHGATE_<name>: one of `choices` (compared in their case); unset: `default`."""
+    raw = (env(name) or "").strip()
+    if not raw:
+        return default
+    value = raw.upper() if case == "upper" else raw.lower()
+    if value not in choices:
+        raise ConfigError(f"{ENV_PREFIX}{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return value
+
+
+def _text(name: str) -> str | None:
+    """PUSHGATE_<name>, or None when unset or empty."""
+    return (env(name) or "").strip() or None
 
 
 def os_reason(error: OSError) -> str:
@@ -177,6 +197,28 @@ class Settings:
     # With --emulate: the emulators in a child process (emulators/child.py) rather than on this
     # process's event loop. `load` turns it on where there is more than one core.
     emulator_process: bool = False
+    # Provider hosts in place of the real ones (an emulator elsewhere, a test's sink); None: the
+    # provider's own (providers/senders.py: Endpoints).
+    apns_url: str | None = None
+    apns_sandbox_url: str | None = None
+    fcm_url: str | None = None
+    hms_url: str | None = None
+    hms_token_url: str | None = None
+    fcm_token_url: str | None = None  # where FCM access tokens are obtained, for every account
+    provider_ca_file: Path | None = None  # a CA to trust for provider hosts besides the system's
+    access_log: bool = True
+    log_format: str = "auto"  # json | text | auto: text on a terminal, else JSON (logs.py)
+
+    def provider_urls(self) -> dict[str, str]:
+        """The provider hosts given in place of the real ones, as `Endpoints` fields."""
+        given = {
+            "apns_url": self.apns_url,
+            "apns_sandbox_url": self.apns_sandbox_url,
+            "fcm_url": self.fcm_url,
+            "hms_url": self.hms_url,
+            "hms_token_url": self.hms_token_url,
+        }
+        return {name: url for name, url in given.items() if url}
 
     @classmethod
     def load(cls, **flags: object) -> Settings:
@@ -185,12 +227,14 @@ class Settings:
             "data_dir": Path(env("DATA_DIR") or cls.data_dir),
             "host": env("HOST") or cls.host,
             "port": _number(int, "PORT", cls.port),
-            "emulate": (env("EMULATE") or "").lower() in ("1", "true", "yes"),
+            "emulate": _switch("EMULATE", cls.emulate),
             "tls_cert": Path(p) if (p := env("TLS_CERT")) else None,
             "tls_key": Path(p) if (p := env("TLS_KEY")) else None,
-            "sqlite_synchronous": (env("SQLITE_SYNCHRONOUS") or cls.sqlite_synchronous).upper(),
-            "log_level": env("LOG_LEVEL") or cls.log_level,
-            "role": env("ROLE") or cls.role,
+            "sqlite_synchronous": _choice(
+                "SQLITE_SYNCHRONOUS", cls.sqlite_synchronous, SQLITE_SYNCHRONOUS, "upper"
+            ),
+            "log_level": _choice("LOG_LEVEL", cls.log_level, LOG_LEVELS),
+            "role": _choice("ROLE", cls.role, ROLES),
             "forwarded_allow_ips": env("FORWARDED_ALLOW_IPS") or cls.forwarded_allow_ips,
             "database_url": env("DATABASE_URL") or None,
             "database_pool": _count("DATABASE_POOL", cls.database_pool, MAX_DATABASE_POOL),
@@ -198,7 +242,7 @@ class Settings:
             "redis_prefix": env("REDIS_PREFIX") or cls.redis_prefix,
             "queue_url": env("QUEUE_URL") or None,
             "queue_prefix": env("QUEUE_PREFIX") or cls.queue_prefix,
-            "campaign_stats": (env("CAMPAIGN_STATS") or "on").lower() not in ("0", "off", "false"),
+            "campaign_stats": _switch("CAMPAIGN_STATS", cls.campaign_stats),
             "bad_key_limit": _number(int, "BAD_KEY_LIMIT", cls.bad_key_limit),
             "bad_key_window": _number(int, "BAD_KEY_WINDOW", cls.bad_key_window),
             "bad_key_exempt": env("BAD_KEY_EXEMPT", cls.bad_key_exempt),
@@ -210,6 +254,15 @@ class Settings:
             "job_retention_days": _number(float, "JOB_RETENTION_DAYS", cls.job_retention_days),
             "worker_concurrency": _count(CONCURRENCY_ENV, cls.worker_concurrency, MAX_CONCURRENCY),
             "emulator_process": _switch("EMULATOR_PROCESS", (os.cpu_count() or 1) > 1),
+            "apns_url": _text("APNS_URL"),
+            "apns_sandbox_url": _text("APNS_SANDBOX_URL"),
+            "fcm_url": _text("FCM_URL"),
+            "hms_url": _text("HMS_URL"),
+            "hms_token_url": _text("HMS_TOKEN_URL"),
+            "fcm_token_url": _text("FCM_TOKEN_URL"),
+            "provider_ca_file": Path(p) if (p := _text("PROVIDER_CA_FILE")) else None,
+            "access_log": _switch("ACCESS_LOG", cls.access_log),
+            "log_format": _choice("LOG_FORMAT", cls.log_format, LOG_FORMATS),
         }
         workers_flag = flags.pop("workers", None)
         api_flag = flags.pop("api_processes", None)

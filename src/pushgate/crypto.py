@@ -51,6 +51,10 @@ def decode_key(text: str, source: str = f"{ENV_PREFIX}SECRET_KEY") -> bytes:
     return key
 
 
+# PUSHGATE_SECRET_KEY is the one setting read here rather than into config.Settings: the
+# settings are handed to every child process, the key need not be.
+
+
 def wrong_key(data_dir: Path | None = None) -> ConfigError:
     """The one line for a key that does not open what the database holds sealed."""
     if env("SECRET_KEY"):

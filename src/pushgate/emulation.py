@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from pushgate.api.types import Receive, Scope, Send
-from pushgate.config import env
 from pushgate.crypto import SecretBox
 from pushgate.emulators.ca import LocalCA
 from pushgate.emulators.control import ControlApp
@@ -206,8 +205,10 @@ class StandaloneEmulators:
         ports: tuple[int, int, int] = (0, 0, 0),
         apns_sandbox_port: int = 0,
         ca: LocalCA | None = None,
+        database_url: str | None = None,
     ):
         self.data_dir = data_dir
+        self.database_url = database_url  # with a data dir: where its credentials are
         self.host = host
         self.ports = ports
         self.apns_sandbox_port = apns_sandbox_port
@@ -219,7 +220,7 @@ class StandaloneEmulators:
     async def start(self) -> Emulators:
         ca_dir = None
         if self.data_dir is not None:
-            conn = connect_sync(self.data_dir, env("DATABASE_URL"))
+            conn = connect_sync(self.data_dir, self.database_url)
             try:
                 box = creds.sealing_box(conn, self.data_dir)
             except BaseException:
@@ -261,13 +262,13 @@ class StandaloneEmulators:
             await self.control(scope, receive, send)
 
 
-def serve_standalone(app: StandaloneEmulators, port: int, log_level: str) -> None:
+def serve_standalone(app: StandaloneEmulators, port: int, log_level: str, log_format: str) -> None:
     """Run `app` with its control routes on `port` until SIGINT or SIGTERM."""
     import uvicorn
 
     from pushgate import logs
 
-    logs.configure(log_level)
+    logs.configure(log_level, log_format)
     uvicorn.run(
         app,
         host=app.host,

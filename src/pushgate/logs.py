@@ -22,8 +22,6 @@ from typing import Any, TextIO
 
 import msgspec
 
-from pushgate.config import env
-
 REQUEST_ID: ContextVar[str | None] = ContextVar("pushgate_request_id", default=None)
 FORMATS = ("json", "text", "auto")
 # Structured fields a record may carry (`extra=`), copied into the JSON object as they are.
@@ -121,11 +119,6 @@ class TextFormatter(logging.Formatter):
         return text if rid is None else f"{text} request_id={rid}"
 
 
-def access_log_enabled() -> bool:
-    """`PUSHGATE_ACCESS_LOG=off` turns the per-request access lines off (default on)."""
-    return (env("ACCESS_LOG") or "on").strip().lower() not in ("0", "off", "false", "no")
-
-
 def resolve_format(name: str | None, stream: TextIO) -> str:
     """`json` or `text`: as asked, or for `auto`/unset, text only on a terminal."""
     chosen = (name or "auto").strip().lower()
@@ -145,7 +138,7 @@ def configure(level: str = "info", fmt: str | None = None, stream: TextIO | None
     in the chosen format. Plain stream handlers on the root (what `logging.basicConfig`
     installs) are replaced, uvicorn's removed; other handlers (a test's capture, say) stay."""
     stream = stream or sys.stderr
-    chosen = resolve_format(fmt if fmt is not None else env("LOG_FORMAT"), stream)
+    chosen = resolve_format(fmt, stream)
     handler = _Handler(stream)
     handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
     root = logging.getLogger()

@@ -31,7 +31,7 @@ from pushgate.api.users import UserRoutes
 from pushgate.api.users import too_large as user_too_large
 from pushgate.api_processes import ApiChildSpec, ApiProcesses, ApiReport, ParentLink
 from pushgate.auth import PartnerCache
-from pushgate.config import DELIVERY_ROLES, ConfigError, Settings, env, os_reason
+from pushgate.config import DELIVERY_ROLES, ConfigError, Settings, os_reason
 from pushgate.dashboard.app import PREFIX, Dashboard
 from pushgate.delivery.processes import ChildSpec, DeliveryProcesses
 from pushgate.delivery.retention import JobRetention
@@ -71,7 +71,7 @@ class Delivery:
     emulator_process: EmulatorProcess | None = None  # the emulators in a child process
     control_proxy: ControlProxy | None = None  # an API child's way to their control routes
     stored: StoredCredentials | None = None
-    endpoints: Endpoints = field(default_factory=Endpoints.from_env)
+    endpoints: Endpoints = field(default_factory=Endpoints)
     ca_pem: str | None = None  # extra CA to trust for providers (the emulators')
 
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -150,7 +150,7 @@ def create_app(
     users = UserRoutes(store, partners, push.rate)
     sdk = SdkRoutes(store, partners)
     stats = StatsRoutes(store, partners)
-    app = App(access_log=logs.access_log_enabled())
+    app = App(access_log=settings.access_log)
     queue_watch = backlog.QueueWatch(
         backlog.BacklogReader(backlog.connector(settings.data_dir, settings.database_url))
     )
@@ -164,7 +164,7 @@ def create_app(
         store_backlog=lambda: store.db.waiting,
         queue_depth=lambda: queue_watch.queued,
     )
-    delivery = Delivery()
+    delivery = Delivery(endpoints=Endpoints(**settings.provider_urls()))
     wakers: list[Callable[[], None]] = []  # what to tell when a push queued jobs
 
     def on_queued() -> None:
@@ -188,7 +188,9 @@ def create_app(
         await store.db.run(lambda conn: mark_emulated(conn, store.box))
         info: dict[str, Any]
         if settings.emulator_process:
-            child = delivery.emulator_process = EmulatorProcess(settings.data_dir)
+            child = delivery.emulator_process = EmulatorProcess(
+                settings.data_dir, settings.database_url, settings.log_format
+            )
             info = await child.start()
             app.mounts.append((child.proxy.handles, child.proxy))
         else:
@@ -215,7 +217,7 @@ def create_app(
     async def configure_logging() -> None:
         # Here rather than only in the CLI: by the lifespan's start uvicorn has installed its
         # own log handlers, which this replaces, so that its lines are in the chosen format too.
-        logs.configure(settings.log_level)
+        logs.configure(settings.log_level, settings.log_format)
 
     async def start_processes(emulator_token_url: str | None) -> None:
         """The workers in child processes (delivery/processes.py), started once the
@@ -283,9 +285,9 @@ def create_app(
         if settings.emulate:
             delivery.endpoints, delivery.ca_pem, emulator_token_url = await start_emulators()
         else:
-            emulator_token_url = env("FCM_TOKEN_URL")
-            if ca_file := env("PROVIDER_CA_FILE"):
-                with open(ca_file) as f:
+            emulator_token_url = settings.fcm_token_url
+            if settings.provider_ca_file is not None:
+                with open(settings.provider_ca_file) as f:
                     delivery.ca_pem = f.read()
         queue: JobQueue = store.queue
         if settings.queue_url:

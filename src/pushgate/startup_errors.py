@@ -25,7 +25,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 
 from pushgate import names
-from pushgate.config import ENV_PREFIX, ConfigError, Settings, env, os_reason, usable_data_dir
+from pushgate.config import ENV_PREFIX, ConfigError, Settings, os_reason, usable_data_dir
 from pushgate.crypto import wrong_key
 
 # The extras of the optional backends (pyproject.toml): the setting that needs each, and the
@@ -82,8 +82,8 @@ def check_serve(settings: Settings) -> None:
             require(extra)
     usable_data_dir(settings.data_dir)
     _check_tls(settings)
-    if not settings.emulate and (ca_file := env("PROVIDER_CA_FILE")):
-        _check_readable(ca_file, f"{ENV_PREFIX}PROVIDER_CA_FILE")
+    if not settings.emulate and settings.provider_ca_file is not None:
+        _check_readable(str(settings.provider_ca_file), f"{ENV_PREFIX}PROVIDER_CA_FILE")
     check_store(settings.data_dir, settings.database_url)
     if settings.redis_url:  # a Redis away is not a mistake: /readyz says so until it is back
         from pushgate.limits.redis import check_url

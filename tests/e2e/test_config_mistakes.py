@@ -428,6 +428,41 @@ def test_a_secret_key_that_is_not_one_is_one_line(tmp_path: Path, key: str) -> N
         )
 
 
+@pytest.mark.parametrize("word", ["yes", "On", "1"])
+def test_emulate_from_the_environment_means_the_same_to_every_command(
+    tmp_path: Path, word: str
+) -> None:
+    """`PUSHGATE_EMULATE=yes` once meant emulators for `serve` and nothing for `partners
+    create` (issue 16): settings are now read once, by one rule for every switch."""
+    data = tmp_path / "data"
+    made = pushgate(
+        "partners", "create", "acme", "--data-dir", data, env={"PUSHGATE_EMULATE": word}
+    )
+    assert made.returncode == 0, made.stderr
+    with sqlite3.connect(data / "pushgate.sqlite3") as conn:
+        platforms = {row[0] for row in conn.execute("SELECT platform FROM credentials")}
+    assert platforms == {"ios", "android", "huawei"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "choices"),
+    [
+        ("EMULATE", "perhaps", None),
+        ("ROLE", "everything", "all, api, worker"),
+        ("LOG_FORMAT", "xml", "auto, json, text"),
+        ("SQLITE_SYNCHRONOUS", "sometimes", "NORMAL, FULL, EXTRA"),
+    ],
+)
+def test_a_setting_outside_its_words_is_one_line(
+    tmp_path: Path, name: str, value: str, choices: str | None
+) -> None:
+    line = one_line(
+        pushgate(*SERVE, "--data-dir", tmp_path / "data", env={f"PUSHGATE_{name}": value})
+    )
+    allowed = "on or off" if choices is None else f"one of {choices}"
+    assert line == f"Error: PUSHGATE_{name} must be {allowed}, not {value!r}"
+
+
 # ---- what is not a configuration mistake keeps its status ----
 
 

@@ -72,8 +72,10 @@ class EmulatorProcess:
     """The emulators as a child of this process, on ports and with a CA fixed at the first
     start, so that a child started again is the same provider to the senders."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, database_url: str | None, log_format: str) -> None:
         self._data_dir = data_dir
+        self._database_url = database_url
+        self._log_format = log_format
         self._ca = dataclasses.asdict(LocalCA.generate())
         self.info: dict[str, Any] = {}
         self._process: asyncio.subprocess.Process | None = None
@@ -89,12 +91,14 @@ class EmulatorProcess:
             {
                 "parent_pid": os.getpid(),
                 "data_dir": str(self._data_dir),
+                "database_url": self._database_url,
                 "port": self.control_port,
                 "ports": [apns, fcm, hms],
                 "apns_sandbox_port": apns_sandbox,
                 # The serving process logs where they listen; the child's own start-up lines
                 # (another "Uvicorn running on") would only mislead.
                 "log_level": "warning",
+                "log_format": self._log_format,
                 "ca": self._ca,
             }
         ).encode()
@@ -261,8 +265,9 @@ def child_main() -> None:
         tuple(spec["ports"]),
         spec["apns_sandbox_port"],
         ca=LocalCA(**{**ca, "hosts": tuple(ca["hosts"])}),
+        database_url=spec["database_url"],
     )
-    serve_standalone(app, spec["port"], spec["log_level"])
+    serve_standalone(app, spec["port"], spec["log_level"], spec["log_format"])
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from typing import Any
 import httpx
 import msgspec
 
-from pushgate.config import env
 from pushgate.providers import apns, fcm, hms
 from pushgate.providers.apns_certificate import ApnsIdentity, client_context, load_p12
 from pushgate.providers.curl_client import (
@@ -63,18 +62,6 @@ class Endpoints:
     fcm_url: str = fcm.FCM_URL
     hms_url: str = hms.HMS_URL
     hms_token_url: str = hms.HMS_TOKEN_URL
-
-    @classmethod
-    def from_env(cls) -> Endpoints:
-        """`PUSHGATE_APNS_URL`, `PUSHGATE_APNS_SANDBOX_URL`, `PUSHGATE_FCM_URL`,
-        `PUSHGATE_HMS_URL`, `PUSHGATE_HMS_TOKEN_URL` override the defaults."""
-        return cls(
-            apns_url=env("APNS_URL") or apns.APNS_PRODUCTION,
-            apns_sandbox_url=env("APNS_SANDBOX_URL") or apns.APNS_SANDBOX,
-            fcm_url=env("FCM_URL") or fcm.FCM_URL,
-            hms_url=env("HMS_URL") or hms.HMS_URL,
-            hms_token_url=env("HMS_TOKEN_URL") or hms.HMS_TOKEN_URL,
-        )
 
 
 def token_verify(ssl_context: ssl.SSLContext | None) -> ssl.SSLContext:

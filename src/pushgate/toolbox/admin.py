@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from pushgate.config import env
 from pushgate.emulation import install_emulator_credentials, is_emulated
 from pushgate.store import credentials as creds
 from pushgate.store import partners as partner_ops
@@ -46,11 +45,7 @@ def create_partner(
     """`pushgate partners create`: the partner and, on emulated data dirs, validated
     emulator credentials for every platform."""
     with writing(directory, database_url) as conn:
-        emulated = (
-            emulator_credentials
-            or is_emulated(conn)
-            or (env("EMULATE") or "").lower() in ("1", "true")
-        )
+        emulated = emulator_credentials or is_emulated(conn)
         # A key that does not open what is sealed stops the command before anything changes.
         box = creds.sealing_box(conn, directory) if emulated else None
         try:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from pushgate.config import Settings, env
+from pushgate.config import Settings
 
 if TYPE_CHECKING:
     from pushgate.client import PushgateClient
@@ -33,7 +33,7 @@ def resolve_data_dir(value: Path | None) -> Path:
 
 
 def database_url() -> str | None:
-    return env("DATABASE_URL") or None
+    return Settings.load().database_url
 
 
 def url_option(f: F) -> F:
