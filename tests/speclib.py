@@ -1,4 +1,6 @@
-"""The error bodies that Insider's documentation gives literally, as the bytes a client gets.
+"""What Insider's documentation gives literally: its error bodies, as the bytes a client gets,
+and its request samples (`sample_request`), read from the spec itself, so that no test keeps a
+copy of its own.
 
 Sources: targeted-push-api.txt (the request errors of the Targeted Push API, pretty-printed
 blocks) and insider-ecosystem.md (its neighbours' errors, inline; §1's `too_many_identifiers`
@@ -16,6 +18,7 @@ the compact form is what pushgate sends.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -213,6 +216,34 @@ def ecosystem_errors(text: str) -> list[Documented]:
             elif plain:
                 found.append(Documented(ECOSYSTEM, status, sample, json=False))
     return found
+
+
+def json_blocks(text: str) -> list[str]:
+    """The pretty-printed JSON objects of targeted-push-api.txt: from a line `{` to a line `}`."""
+    found: list[str] = []
+    block: list[str] | None = None
+    for line in text.splitlines():
+        if block is not None:
+            block.append(line)
+            if line == "}":
+                found.append("\n".join(block))
+                block = None
+        elif line == "{":
+            block = [line]
+    return found
+
+
+@functools.cache
+def _request_samples() -> tuple[str, ...]:
+    samples = [b for b in json_blocks(spec_text(TARGETED_PUSH)) if "notifications" in json.loads(b)]
+    assert len(samples) == 2, f"targeted-push-api.txt has {len(samples)} request samples, not 2"
+    return tuple(samples)
+
+
+def sample_request(advanced: bool = False) -> dict[str, Any]:
+    """A new copy of targeted-push-api.txt's first request sample ("Sample Body"), or, with
+    `advanced`, of its second (the advanced push payload)."""
+    return dict(json.loads(_request_samples()[1 if advanced else 0]))
 
 
 def spec_error_bodies() -> list[Documented]:

@@ -12,6 +12,7 @@ import pytest
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.push import MAX_TTL_SECONDS, Identifier, Push
 from pushgate.targeting.validate import decode, normalise_identifier, schema_error, validate
+from tests.speclib import sample_request
 
 EMPTY_IDENTIFIERS = {
     "error": "empty_insider_identifiers",
@@ -90,40 +91,8 @@ def rejection(value: Any) -> ApiError:
 
 
 def sample_body() -> dict[str, Any]:
-    """The first sample body of targeted-push-api.txt."""
-    return {
-        "api_key": "Your API Key goes here",
-        "report_attributes": ["INSIDER.email", "INSIDER.device_token"],
-        "notifications": [
-            {
-                "identifiers": {
-                    "INSIDER.email": "sample@mail.com",
-                    "INSIDER.phone_number": "+65123456789",
-                    "INSIDER.uuid": "1234567890",
-                },
-                "camp_id": 1,
-                "camp_name": "Your push notification campaign name goes here",
-                "title": "Your push notification title goes here",
-                "message": "Your push content goes here.",
-                "image_url": "https://your_image_url.jpg",
-                "ttl": 1,
-                "check_optin": True,
-                "android": {
-                    "channel_id": 1,
-                    "sound": "sound_check",
-                    "deep_link": {"ins_dl_internal": "https://www.deeplink.useinsider"},
-                },
-                "ios": {
-                    "thread-id": 1,
-                    "badge": 1,
-                    "content-available": False,
-                    "mutable-content": True,
-                    "sound": "sound_check",
-                    "deep_link": {"ins_dl_internal": "https://www.deeplink.useinsider"},
-                },
-            }
-        ],
-    }
+    """The first sample body of targeted-push-api.txt, reporting two attributes."""
+    return {**sample_request(), "report_attributes": ["INSIDER.email", "INSIDER.device_token"]}
 
 
 # --- the documented sample ---------------------------------------------------------------
