@@ -4,7 +4,7 @@ For each part, `--runs` times: servers of the run's own (PostgreSQL, Redis, NATS
 `pushgate serve --emulate` on them, `--rate` push requests/s of `--per-request` notifications
 (one push per user) for `--seconds`; at `--fault-at` the part is stopped (PostgreSQL: `pg_ctl
 stop -m fast`, as `pg_ctlcluster restart` does; Redis and NATS: SIGTERM), kept down for `--down`
-seconds and started again. pushgate is not touched. The run itself is tests/e2e/fault_run.py
+seconds and started again. pushgate is not touched. The run itself is tests/support/fault_run.py
 (tests/e2e/test_infrastructure_restarts.py asserts on the same run, shorter).
 
     .venv/bin/python bench/run_faults.py                 # about 4 minutes
@@ -31,7 +31,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
 
 import run_api_bench as api  # noqa: E402  (bench/ is not a package)
-from tests.e2e.fault_run import LATE_AFTER, PARTS, FaultReport, run_fault  # noqa: E402
+from tests.support.fault_run import LATE_AFTER, PARTS, FaultReport, run_fault  # noqa: E402
 
 COLUMNS = [
     ("run", lambda r, i: str(i + 1)),

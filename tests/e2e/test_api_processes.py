@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from tests.e2e.conftest import (
+from tests.support.emulated import (
     Control,
     children,
     device_token,
@@ -42,7 +42,7 @@ from tests.e2e.conftest import (
     running,
     wait_for,
 )
-from tests.integration.conftest import Partner, Server, new_backend_env
+from tests.support.server import Partner, Server, new_backend_env
 
 PUSH_PATH = "/api/v2/notification/user"
 USERS = 60

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from pushgate.emulators.credentials import ApnsPushCertificate, generate_apns_certificate
-from tests.e2e.conftest import (
+from tests.support.emulated import (
     Control,
     Standalone,
     create_emulator_partner,
@@ -28,7 +28,7 @@ from tests.e2e.conftest import (
     wait_for,
     wait_jobs_final,
 )
-from tests.integration.conftest import Partner, Server
+from tests.support.server import Partner, Server
 
 BUNDLE = "com.example.pushgate"
 NOW = datetime.datetime.now(datetime.UTC)

@@ -22,9 +22,9 @@ import httpx
 import pytest
 
 from pushgate import names
-from tests.e2e.conftest import wait_for
-from tests.e2e.keylib import CALLS, call, close, from_address, unknown_key
-from tests.integration.conftest import REDIS_URL, Partner, Server, new_backend_env
+from tests.support.emulated import wait_for
+from tests.support.keys import CALLS, call, close, from_address, unknown_key
+from tests.support.server import REDIS_URL, Partner, Server, new_backend_env
 
 LIMIT = 20  # the defaults (config.py)
 WINDOW = 60

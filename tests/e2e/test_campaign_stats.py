@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import (
+from tests.support.emulated import (
     Control,
     device_token,
     jobs,
@@ -41,7 +41,9 @@ from tests.e2e.conftest import (
     push_all,
     wait_jobs_final,
 )
-from tests.e2e.statslib import (
+from tests.support.pushes import SETTINGS_DELAY, execute, partner_id, upsert_user
+from tests.support.server import Partner, Server
+from tests.support.stats_api import (
     epoch,
     error_code,
     event,
@@ -59,8 +61,6 @@ from tests.e2e.statslib import (
     wait_campaign_settled,
     wait_next_second,
 )
-from tests.integration.conftest import Partner, Server
-from tests.integration.pushlib import SETTINGS_DELAY, execute, partner_id, upsert_user
 
 CAMP_A = 100
 CAMP_B = 200

@@ -21,9 +21,9 @@ from pushgate.emulators.credentials import (
     generate_apns_credential,
     generate_fcm_service_account,
 )
-from tests.e2e.conftest import Control, partner_id, rows, wait_for, wait_jobs_final
-from tests.e2e.statslib import EVENTS_PATH, report_json
-from tests.integration.conftest import PUSHGATE, Partner, Server
+from tests.support.emulated import Control, partner_id, rows, wait_for, wait_jobs_final
+from tests.support.server import PUSHGATE, Partner, Server
+from tests.support.stats_api import EVENTS_PATH, report_json
 
 PLATFORMS = ("ios", "android", "huawei")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import one_line, pushgate
-from tests.integration.conftest import (
+from tests.support.emulated import one_line, pushgate
+from tests.support.server import (
     BACKENDS,
     POSTGRES_URL,
     PUSHGATE,

@@ -30,9 +30,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Control, device_token, notification
-from tests.e2e.statslib import event, list_campaigns, report_json, send_events
-from tests.integration.conftest import Partner, Server
+from tests.support.emulated import Control, device_token, notification
+from tests.support.server import Partner, Server
+from tests.support.stats_api import event, list_campaigns, report_json, send_events
 
 try:
     from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from pushgate.emulation import EMULATED_BUNDLE_ID
-from tests.e2e.conftest import (
+from tests.support.emulated import (
     Control,
     device_token,
     jobs,
@@ -25,7 +25,7 @@ from tests.e2e.conftest import (
     received_at,
     wait_jobs_final,
 )
-from tests.integration.conftest import Partner, Server
+from tests.support.server import Partner, Server
 
 TTL = 3600
 TTL_FIELD = re.compile(r"^(\d+)s$")

@@ -48,7 +48,7 @@ from unittest import mock
 
 import pytest
 
-from tests.integration.conftest import Server, process_env
+from tests.support.server import Server, process_env
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import (
+from tests.support.emulated import (
     Control,
     children,
     device_token,
@@ -26,7 +26,7 @@ from tests.e2e.conftest import (
     running,
     wait_for,
 )
-from tests.integration.conftest import PUSHGATE, Server, new_backend_env, process_env
+from tests.support.server import PUSHGATE, Server, new_backend_env, process_env
 
 CHILD_MODULE = "pushgate.emulators.child"
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import (
+from tests.support.emulated import (
     PLATFORMS,
     Control,
     device_token,
@@ -35,8 +35,8 @@ from tests.e2e.conftest import (
     wait_for,
     wait_jobs_final,
 )
-from tests.e2e.statslib import wait_campaign_settled
-from tests.integration.conftest import Partner
+from tests.support.server import Partner
+from tests.support.stats_api import wait_campaign_settled
 
 RETRY_AFTER = 1
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import Control, jobs, notification, push_all, wait_for, wait_jobs_final
-from tests.integration.conftest import Partner, Server, new_backend_env
+from tests.support.emulated import Control, jobs, notification, push_all, wait_for, wait_jobs_final
+from tests.support.server import Partner, Server, new_backend_env
 
 USERS = 10
 # Grace, plus answering requests under way (none here), plus closing: a generous bound that a

@@ -15,9 +15,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.conftest import device_token, notification
-from tests.e2e.statslib import error_code, message_center
-from tests.integration.conftest import Partner, Server
+from tests.support.emulated import device_token, notification
+from tests.support.server import Partner, Server
+from tests.support.stats_api import error_code, message_center
 
 SQL = [
     "' OR '1'='1",

@@ -1,5 +1,5 @@
 """PostgreSQL, Redis and NATS each restarted while pushes flow, pushgate left running (issue 19,
-item 3; the run itself is tests/e2e/fault_run.py, which bench/run_faults.py also reports from).
+item 3; the run itself is tests/support/fault_run.py, which bench/run_faults.py also reports from).
 
 Every push answered with a success is delivered, once (or, at most, again among the jobs a
 worker held at that instant); a request meanwhile is answered, never with a 500 nor after the
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.fault_run import REQUEST_TIMEOUT, FaultReport, run_fault
-from tests.integration.private_services import missing
+from tests.support.fault_run import REQUEST_TIMEOUT, FaultReport, run_fault
+from tests.support.private_services import missing
 
 WORKER_CONCURRENCY = 256  # pushgate.delivery.worker.CONCURRENCY: the jobs one worker holds
 ANSWER_BUDGET = 12.0  # seconds; well within the client's REQUEST_TIMEOUT

@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import device_token, notification, push_all, wait_for
-from tests.e2e.keylib import API_KEY_CALLS, CALLS, PREFIXES, call, near_miss, unknown_key
-from tests.integration.conftest import Partner, Server
-from tests.integration.pushlib import SETTINGS_DELAY
+from tests.support.emulated import device_token, notification, push_all, wait_for
+from tests.support.keys import API_KEY_CALLS, CALLS, PREFIXES, call, near_miss, unknown_key
+from tests.support.pushes import SETTINGS_DELAY
+from tests.support.server import Partner, Server
 
 # The partner cache keeps a key's answer for 2 s (auth.py); the wait allows for a slow machine.
 REVOCATION_TIMEOUT = 10.0

@@ -35,10 +35,10 @@ from pushgate.emulators.credentials import (
     generate_hms_credential,
 )
 from pushgate.store import credentials as stored_credentials
-from tests.e2e.conftest import Control, device_token, notification, rows, wait_jobs_final
-from tests.e2e.keylib import CALLS, call, near_miss
-from tests.e2e.statslib import event, get_statistics, message_center, report, send_events
-from tests.integration.conftest import Partner, Server, new_backend_env
+from tests.support.emulated import Control, device_token, notification, rows, wait_jobs_final
+from tests.support.keys import CALLS, call, near_miss
+from tests.support.server import Partner, Server, new_backend_env
+from tests.support.stats_api import event, get_statistics, message_center, report, send_events
 
 PLATFORMS = ("ios", "android", "huawei")
 

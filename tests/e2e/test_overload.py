@@ -15,8 +15,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import jobs, notification, rows, wait_for
-from tests.integration.conftest import Partner, Server, new_backend_env
+from tests.support.emulated import jobs, notification, rows, wait_for
+from tests.support.server import Partner, Server, new_backend_env
 
 BODY_LENGTH = 4_000_000  # announced: under the 5,000,000-byte limit of the API
 SENT_BEFORE_WAITING = 2_000_000  # what each flooding client sends, then holds

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import PUSHGATE, process_env
+from tests.support.server import PUSHGATE, process_env
 
 
 @pytest.mark.parametrize("role", ["all", "api", "worker"])

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import (
+from tests.support.emulated import (
     Control,
     jobs,
     notification,
@@ -19,8 +19,8 @@ from tests.e2e.conftest import (
     wait_for,
     wait_jobs_final,
 )
-from tests.e2e.statslib import inbox, report_json
-from tests.integration.conftest import Partner, Server
+from tests.support.server import Partner, Server
+from tests.support.stats_api import inbox, report_json
 
 pytestmark = pytest.mark.usefixtures("backend")
 

@@ -40,7 +40,7 @@ import nats
 import pytest
 
 from pushgate import names
-from tests.e2e.conftest import (
+from tests.support.emulated import (
     FINAL_STATES,
     MAX_NOTIFICATIONS,
     PLATFORMS,
@@ -52,7 +52,7 @@ from tests.e2e.conftest import (
     partner_id,
     wait_for,
 )
-from tests.integration.conftest import Partner, Server, new_backend_env
+from tests.support.server import Partner, Server, new_backend_env
 
 USERS = 2_000
 CAMPAIGNS = 10

@@ -31,8 +31,17 @@ import httpx
 import pytest
 
 from pushgate.emulators.credentials import InMemoryCredentials, generate_apns_credential
-from tests.e2e.conftest import Control, device_token, notification, push_all, rows, wait_jobs_final
-from tests.e2e.statslib import (
+from tests.support.emulated import (
+    Control,
+    device_token,
+    notification,
+    push_all,
+    rows,
+    wait_jobs_final,
+)
+from tests.support.pushes import upsert_user
+from tests.support.server import Partner, Server
+from tests.support.stats_api import (
     error_code,
     event,
     get_statistics,
@@ -44,8 +53,6 @@ from tests.e2e.statslib import (
     send_events,
     wait_campaign_settled,
 )
-from tests.integration.conftest import Partner, Server
-from tests.integration.pushlib import upsert_user
 
 B_ONLY = 5100  # a camp_id only B uses
 SHARED = 5200  # a camp_id both use, with different content

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import (
+from tests.support.emulated import (
     Control,
     device_token,
     fail_records,
@@ -25,7 +25,7 @@ from tests.e2e.conftest import (
     rows,
     wait_jobs_final,
 )
-from tests.integration.conftest import Partner
+from tests.support.server import Partner
 
 # (platform, outcome set at the emulator, fail-record name)
 DEAD_TOKENS = [

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from tests.e2e.conftest import (
+from tests.support.emulated import (
     PLATFORMS,
     EnvServer,
     Standalone,

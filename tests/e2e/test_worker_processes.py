@@ -30,7 +30,7 @@ import nats
 import pytest
 
 from pushgate import names
-from tests.e2e.conftest import (
+from tests.support.emulated import (
     FINAL_STATES,
     PLATFORMS,
     EnvServer,
@@ -46,7 +46,7 @@ from tests.e2e.conftest import (
     running,
     wait_for,
 )
-from tests.integration.conftest import Partner, Server
+from tests.support.server import Partner, Server
 
 USERS = 150
 CAMPAIGNS = 4  # 600 jobs: more than one child holds at once (256)

@@ -3,29 +3,17 @@ tests can move."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from pushgate.emulators import Emulators
 from pushgate.emulators.credentials import rsa_private_key_pem
-
-ServiceAccount = Callable[..., dict[str, str]]
-
-
-class Clock:
-    """A wall clock that a test can move forward."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
+from tests.support.emulator_clock import (
+    Clock,
+    ServiceAccount,
+)
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import jwt
 import pytest
 
 from pushgate.emulators import ApnsCredential, Emulators, Fault
-from tests.emulators.conftest import Clock
 from tests.emulators.h2client import H2Client, H2Response
+from tests.support.emulator_clock import Clock
 
 TOKEN = "0123456789abcdef" * 4
 PAYLOAD = b'{"aps": {"alert": "hi"}}'

@@ -26,7 +26,7 @@ from firebase_admin import credentials, exceptions, messaging
 from google.auth.transport import Request as AuthRequest
 
 from pushgate.emulators import Emulators
-from tests.emulators.conftest import Clock, ServiceAccount
+from tests.support.emulator_clock import Clock, ServiceAccount
 
 _apps = itertools.count(1)
 AppFactory = Callable[..., firebase_admin.App]

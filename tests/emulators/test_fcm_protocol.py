@@ -14,7 +14,7 @@ import pytest
 from pushgate.emulators import Emulators, Fault
 from pushgate.providers import fcm
 from pushgate.providers.verdict import Verdict
-from tests.emulators.conftest import Clock, ServiceAccount
+from tests.support.emulator_clock import Clock, ServiceAccount
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"

@@ -13,7 +13,7 @@ import pytest
 
 from pushgate.emulators import Emulators, Fault, HmsCredential
 from pushgate.emulators.server import H2_PREFACE
-from tests.emulators.conftest import Clock
+from tests.support.emulator_clock import Clock
 
 
 @pytest.fixture

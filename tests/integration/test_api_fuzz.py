@@ -45,7 +45,7 @@ from pushgate.emulators.credentials import (
     generate_apns_credential,
     generate_fcm_service_account,
 )
-from tests.integration.conftest import Partner, Server
+from tests.support.server import Partner, Server
 
 EXAMPLES = int(os.environ.get("PUSHGATE_FUZZ_EXAMPLES", "400"))
 DOCUMENT = openapi.document()

@@ -35,7 +35,7 @@ from pushgate.store import credentials, deliveries, partners, profiles
 from pushgate.store.backend import open_store
 from pushgate.store.db import Db
 from pushgate.store.store import Store
-from tests.integration.conftest import new_backend_env
+from tests.support.server import new_backend_env
 
 CAMPAIGNS = (11, 12)
 PLATFORMS = ("ios", "android")

@@ -21,7 +21,7 @@ from pushgate.emulators.credentials import (
     generate_apns_credential,
     generate_fcm_service_account,
 )
-from tests.integration.conftest import Partner, Server
+from tests.support.server import Partner, Server
 
 
 def upload(server: Server, provider: str, body: Any, api_key: str | None) -> httpx.Response:

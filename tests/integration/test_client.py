@@ -57,7 +57,7 @@ from pushgate.emulators.credentials import (
     generate_apns_credential,
     generate_fcm_service_account,
 )
-from tests.integration.conftest import Partner, Server, new_backend_env
+from tests.support.server import Partner, Server, new_backend_env
 
 PUSH_PATH = "/api/v2/notification/user"
 SETTINGS_DELAY = 2.5  # the server's partner cache (docs/decisions.md)

@@ -13,7 +13,7 @@ import pytest
 
 from pushgate.store import pg_schema, stats
 from pushgate.store.postgres import COUNTER_SHARDS, PgConnection, PgExecutor, connect, parse_url
-from tests.integration.conftest import new_backend_env
+from tests.support.server import new_backend_env
 
 PARTNER, CAMP, HOUR = 1, 7, 490_000
 

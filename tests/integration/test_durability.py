@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.conftest import Partner, Server
+from tests.support.server import Partner, Server
 
 USERS = 200
 THREADS = 8

@@ -1,6 +1,6 @@
 """Every error body that Insider's documentation gives literally, as the bytes the server sends.
 
-The bodies, and how they are read from the spec, are in tests/speclib.py: key order, separators,
+The bodies, and how they are read from the spec, are in tests/support/spec.py: key order, separators,
 escaping and the absence of anything else are compared, not only the parsed JSON. Each one is
 provoked here once, the simplest way; tests/integration/test_push_errors.py compares the
 Targeted Push API's ones the same way for every variant of their cause.
@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import Partner
-from tests.integration.pushlib import PUSH_PATH, notification
-from tests.speclib import DOCUMENTED
+from tests.support.pushes import PUSH_PATH, notification
+from tests.support.server import Partner
+from tests.support.spec import DOCUMENTED
 
 KNOWN = {"uuid": "bytes-known-user"}
 STATISTICS_PATH = "/api/v1/notification/get_statistics"

@@ -18,8 +18,8 @@ import httpx
 import nats
 import pytest
 
-from tests.integration.conftest import Server, free_port, new_backend_env
-from tests.integration.tcpproxy import TcpProxy, database_through_proxy
+from tests.support.server import Server, free_port, new_backend_env
+from tests.support.tcpproxy import TcpProxy, database_through_proxy
 
 CHECK_BUDGET = 2.5  # seconds: every check has one, and they run concurrently
 NATS_URL = os.environ.get("PUSHGATE_TEST_NATS", "nats://127.0.0.1:4222")

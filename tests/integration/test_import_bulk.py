@@ -29,7 +29,7 @@ from pushgate.toolbox.checkpoint import Checkpoint
 from pushgate.toolbox.importer import ImportJob, default_rejects, default_state, run_import
 from pushgate.toolbox.rows import Checked, check
 from pushgate.toolbox.sinks import DirectSink, Finish, ValidRow
-from tests.integration.conftest import BACKENDS, new_backend_env
+from tests.support.server import BACKENDS, new_backend_env
 
 PARTNER = "acme"
 SEEDED = 40

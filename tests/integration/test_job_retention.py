@@ -12,7 +12,7 @@ import pytest
 from pushgate.delivery.retention import JobRetention
 from pushgate.store.backend import open_store
 from pushgate.store.store import Store
-from tests.integration.conftest import BACKENDS, new_backend_env
+from tests.support.server import BACKENDS, new_backend_env
 
 NOW = 1_800_000_000.0
 DAY = 86400.0

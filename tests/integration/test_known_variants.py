@@ -16,8 +16,8 @@ from pushgate.store import credentials, partners, profiles
 from pushgate.store.backend import open_store
 from pushgate.store.db import Db, is_postgres
 from pushgate.store.store import Store
-from tests.integration.conftest import new_backend_env
-from tests.unit.statslib import make_push
+from tests.support.server import new_backend_env
+from tests.support.stats_builders import make_push
 
 BOX = SecretBox(b"k" * 32)
 EMAIL = "a@b.co"

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Partner, Server, new_backend_env
-from tests.integration.pushlib import notification
+from tests.support.pushes import notification
+from tests.support.server import Partner, Server, new_backend_env
 
 SANE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")

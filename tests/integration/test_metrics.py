@@ -15,18 +15,15 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import (
+from tests.support.emulated import (
     Control,
     Standalone,
     create_emulator_partner,
     device_token,
-    standalone,
     wait_for,
 )
-from tests.integration.conftest import Partner, Server
-from tests.integration.pushlib import SETTINGS_DELAY, notification
-
-__all__ = ["standalone"]  # the fixture, for the multi-process test
+from tests.support.pushes import SETTINGS_DELAY, notification
+from tests.support.server import Partner, Server
 
 Sample = tuple[str, frozenset[tuple[str, str]]]
 PUSH = "/api/v2/notification/user"

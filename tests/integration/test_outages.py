@@ -1,7 +1,7 @@
 """A part of the infrastructure goes away while the service runs (issue 19): requests meanwhile
 get 503 with Retry-After, never 500 nor a hang, nothing of them is kept, and the service
 recovers by itself when the part is back. The shared services keep running: the server reaches
-Redis or PostgreSQL through a forwarder the test cuts and puts back (tests/integration/tcpproxy.py).
+Redis or PostgreSQL through a forwarder the test cuts and puts back (tests/support/tcpproxy.py).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import Partner, Server, new_backend_env
-from tests.integration.private_services import PrivateRedis
-from tests.integration.pushlib import SETTINGS_DELAY, jobs, notification, row_counts, wait_until
-from tests.integration.tcpproxy import TcpProxy, database_through_proxy
+from tests.support.private_services import PrivateRedis
+from tests.support.pushes import SETTINGS_DELAY, jobs, notification, row_counts, wait_until
+from tests.support.server import Partner, Server, new_backend_env
+from tests.support.tcpproxy import TcpProxy, database_through_proxy
 
 REQUEST_BUDGET = 12.0  # seconds: the answer comes well within a client's usual timeout
 

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from pushgate.store.postgres import PgConnection, PgExecutor, PgTarget, parse_url
-from tests.integration.conftest import new_backend_env
+from tests.support.server import new_backend_env
 
 EMAIL = "ada.lovelace@example.com"
 

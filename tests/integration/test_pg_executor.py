@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from pushgate.store.postgres import PgConnection, PgExecutor, PgTarget, connect, parse_url
-from tests.integration.conftest import new_backend_env
+from tests.support.server import new_backend_env
 
 
 class Boom(Exception):

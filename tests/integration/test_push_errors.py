@@ -2,7 +2,7 @@
 pushgate's own error codes, and the rule that a rejected request changes nothing.
 
 Each error body is exactly {"error": ..., "message": ...} (insider-ecosystem.md §1); the documented
-ones are compared as bytes with the spec's samples (tests/speclib.py).
+ones are compared as bytes with the spec's samples (tests/support/spec.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import Partner
-from tests.integration.pushlib import (
+from tests.support.pushes import (
     ERROR_KEYS,
     PUSH_PATH,
     SETTINGS_DELAY,
@@ -28,7 +27,8 @@ from tests.integration.pushlib import (
     partner_id,
     push_one,
 )
-from tests.speclib import (
+from tests.support.server import Partner
+from tests.support.spec import (
     BAD_API_KEY,
     BLACKLISTED_APS,
     EMPTY_IDENTIFIERS,
@@ -69,7 +69,7 @@ def assert_rejected(r: httpx.Response, status: int, partner: Partner) -> dict[st
 
 
 def assert_documented(r: httpx.Response, documented: Documented, partner: Partner) -> None:
-    """The documented body, byte for byte (tests/speclib.py: key order, separators, escaping),
+    """The documented body, byte for byte (tests/support/spec.py: key order, separators, escaping),
     with its status; nothing recorded."""
     assert_rejected(r, documented.status, partner)
     assert r.content == documented.wire

@@ -11,8 +11,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import Partner, Server
-from tests.integration.pushlib import (
+from tests.support.pushes import (
     SETTINGS_DELAY,
     execute,
     jobs,
@@ -23,6 +22,7 @@ from tests.integration.pushlib import (
     set_device_status,
     upsert_user,
 )
+from tests.support.server import Partner, Server
 
 # ---- NoUserFound, and the errors shape ----
 

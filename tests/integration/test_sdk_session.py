@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import Partner, Server
+from tests.support.server import Partner, Server
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
 

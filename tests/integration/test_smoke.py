@@ -1,4 +1,4 @@
-from tests.integration.conftest import Partner
+from tests.support.server import Partner
 
 
 def test_seed_style_push_reaches_a_registered_ios_user(partner: Partner) -> None:

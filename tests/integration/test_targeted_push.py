@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Partner
-from tests.integration.pushlib import (
+from tests.support.pushes import (
     QUEUED_OR_LATER,
     campaigns,
     jobs,
@@ -23,7 +22,8 @@ from tests.integration.pushlib import (
     upsert_user,
     wait_until,
 )
-from tests.speclib import sample_request
+from tests.support.server import Partner
+from tests.support.spec import sample_request
 
 # The two sample bodies of targeted-push-api.txt, read from it.
 SAMPLE_BODY: dict[str, Any] = sample_request()

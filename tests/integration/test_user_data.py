@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import Partner, Server
+from tests.support.server import Partner, Server
 
 EMAIL_RULE = r"regexp(^.+@.+\..+$)"
 PHONE_RULE = r"regexp(^\+[1-9]\d{6,14}$)"

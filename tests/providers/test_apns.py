@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pushgate.providers import apns
 from pushgate.providers.errors import CredentialError, InvalidRequest
-from tests.providers.conftest import KeyPair, pkcs8
+from tests.support.provider_keys import KeyPair, pkcs8
 
 KEY_ID = "ABC123DEFG"
 TEAM_ID = "DEF123GHIJ"

@@ -22,7 +22,7 @@ from pushgate.emulators.ca import LocalCA
 from pushgate.emulators.credentials import ApnsPushCertificate, generate_apns_certificate
 from pushgate.providers.senders import ApnsSender, Endpoints
 from pushgate.providers.tls import make_ssl_context
-from tests.providers.conftest import KeyPair
+from tests.support.provider_keys import KeyPair
 
 TOKEN = "0123456789abcdef" * 4
 PAYLOAD = b'{"aps":{"alert":"hi"}}'

@@ -20,7 +20,7 @@ from pushgate.providers.curl_client import (
     ResponseTooLarge,
 )
 from pushgate.providers.tls import CurlTls
-from tests.providers.servers import (
+from tests.support.provider_servers import (
     H2TestServer,
     HttpRequest,
     HttpTestServer,

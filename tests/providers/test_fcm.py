@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pushgate.providers import fcm
 from pushgate.providers.errors import CredentialError
-from tests.providers.conftest import KeyPair, pkcs8, service_account_info
+from tests.support.provider_keys import KeyPair, pkcs8, service_account_info
 
 LOCAL_TOKEN_URI = "https://127.0.0.1:9443/token"
 

@@ -21,7 +21,7 @@ from pushgate.providers.curl_client import DEFAULT_HTTP1_CONNECTIONS
 from pushgate.providers.errors import CredentialError
 from pushgate.providers.oauth import HmsTokenSource
 from pushgate.providers.senders import HmsSender
-from tests.providers.servers import eventually
+from tests.support.provider_servers import eventually
 
 TOKEN = "IQAAAACy0kYkAADqnrsvKz7mHSSiVPOdbVV"
 

@@ -18,8 +18,8 @@ from pushgate.providers.oauth import (
     TokenFetchError,
     token_http_client,
 )
-from tests.providers.conftest import KeyPair, service_account_info
-from tests.providers.servers import HttpRequest, HttpTestServer
+from tests.support.provider_keys import KeyPair, service_account_info
+from tests.support.provider_servers import HttpRequest, HttpTestServer
 
 
 class Clock:

@@ -15,11 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pushgate.config import Settings
 from pushgate.providers import hms
 from pushgate.providers.apns import ApnsTokenSigner
 from pushgate.providers.senders import ApnsSender, Endpoints, FcmSender, HmsSender
-from tests.providers.conftest import KeyPair, service_account_info
-from tests.providers.servers import (
+from tests.support.provider_keys import KeyPair, service_account_info
+from tests.support.provider_servers import (
     H2TestServer,
     HttpRequest,
     HttpTestServer,
@@ -546,10 +547,10 @@ async def test_a_payload_without_a_message_is_rejected_locally(
     assert provider.seen == []
 
 
-def test_endpoints_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_endpoints_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PUSHGATE_APNS_URL", "http://127.0.0.1:1")
     monkeypatch.setenv("PUSHGATE_HMS_TOKEN_URL", "http://127.0.0.1:2/token")
-    endpoints = Endpoints.from_env()
+    endpoints = Endpoints(**Settings.load().provider_urls())
     assert endpoints.apns_url == "http://127.0.0.1:1"
     assert endpoints.hms_token_url == "http://127.0.0.1:2/token"
     assert endpoints.apns_sandbox_url == "https://api.sandbox.push.apple.com"

@@ -51,7 +51,7 @@ from pushgate.wire import (
     UpsertResult,
 )
 from pushgate.wire.sdk import Device
-from tests.unit.statslib import campaign, excluded, make_push, sent
+from tests.support.stats_builders import campaign, excluded, make_push, sent
 
 
 def note(identifiers: dict[str, Any], camp_id: int = 1, **extra: Any) -> Notification:

@@ -13,7 +13,7 @@ from pushgate.queue.base import NewJob
 from pushgate.store import stats
 from pushgate.store.db import deferring
 from pushgate.store.executor import run_batch
-from tests.unit.statslib import PARTNER, open_db
+from tests.support.stats_builders import PARTNER, open_db
 
 
 def counters(conn: sqlite3.Connection) -> list[tuple[int, str, int]]:

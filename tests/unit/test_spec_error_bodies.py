@@ -1,4 +1,4 @@
-"""The documented error bodies of tests/speclib.py: copied exactly and completely from the spec,
+"""The documented error bodies of tests/support/spec.py: copied exactly and completely from the spec,
 their wire form, and pushgate's encoding of its own constants to those bytes.
 
 The server tests (tests/integration/test_error_bytes.py, test_push_errors.py) compare each
@@ -11,13 +11,13 @@ import pytest
 
 from pushgate.api.push import error_response
 from pushgate.targeting import errors
-from tests import speclib
-from tests.speclib import DOCUMENTED, Documented, compact
+from tests.support import spec
+from tests.support.spec import DOCUMENTED, Documented, compact
 
 needs_spec = pytest.mark.skipif(
-    not (speclib.SPEC_DIR / speclib.TARGETED_PUSH).is_file()
-    or not (speclib.SPEC_DIR / speclib.ECOSYSTEM).is_file(),
-    reason=f"the spec is not at {speclib.SPEC_DIR} (set PUSHGATE_SPEC_DIR)",
+    not (spec.SPEC_DIR / spec.TARGETED_PUSH).is_file()
+    or not (spec.SPEC_DIR / spec.ECOSYSTEM).is_file(),
+    reason=f"the spec is not at {spec.SPEC_DIR} (set PUSHGATE_SPEC_DIR)",
 )
 
 
@@ -27,7 +27,7 @@ def key(d: Documented) -> tuple[str, int, str, bool]:
 
 @needs_spec
 def test_the_copies_are_exactly_the_error_bodies_the_spec_documents() -> None:
-    in_spec = sorted(map(key, speclib.spec_error_bodies()))
+    in_spec = sorted(map(key, spec.spec_error_bodies()))
     copied = sorted(map(key, DOCUMENTED.values()))
 
     missing = [d for d in in_spec if d not in copied]
@@ -41,7 +41,7 @@ def test_the_copies_are_exactly_the_error_bodies_the_spec_documents() -> None:
 def test_each_copy_stands_verbatim_in_its_spec_file(name: str) -> None:
     documented = DOCUMENTED[name]
 
-    assert documented.text in speclib.spec_text(documented.source)
+    assert documented.text in spec.spec_text(documented.source)
 
 
 def test_the_spec_readers_find_blocks_and_inline_bodies() -> None:
@@ -58,11 +58,11 @@ def test_the_spec_readers_find_blocks_and_inline_bodies() -> None:
         "Errors are plain text: wrong → 400 `g h.`; bad key → 401.\n"
     )
 
-    assert [(d.status, d.wire) for d in speclib.targeted_push_errors(txt)] == [
+    assert [(d.status, d.wire) for d in spec.targeted_push_errors(txt)] == [
         (400, b'{"error":"a","message":"b \'c\'"}'),
         (401, b'{"error":"d"}'),
     ]
-    assert [(d.status, d.wire) for d in speclib.ecosystem_errors(md)] == [
+    assert [(d.status, d.wire) for d in spec.ecosystem_errors(md)] == [
         (400, b'{"error":"e"}'),
         (404, b'{"error":"f"}'),
         (400, b"g h."),
@@ -93,7 +93,7 @@ def test_a_sample_that_is_not_json_is_refused() -> None:
 
 
 def test_a_plain_text_body_is_its_text() -> None:
-    assert speclib.MESSAGE_CENTER_BAD_LIMIT.wire == b"limit should be between 1 and 100."
+    assert spec.MESSAGE_CENTER_BAD_LIMIT.wire == b"limit should be between 1 and 100."
 
 
 # ---- pushgate's constants, encoded as the server encodes them ----

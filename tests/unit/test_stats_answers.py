@@ -17,7 +17,7 @@ from pushgate.stats import insider
 from pushgate.stats.campaign import ListQuery, parse_instant, parse_list_query
 from pushgate.stats.funnel import hour_of
 from pushgate.stats.message_center import SentPush, answer
-from tests.unit.statslib import campaign
+from tests.support.stats_builders import campaign
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 LINKS = {"android": {"Page": "Cart", "shared": "a"}, "ios": {"Screen": "Home", "shared": "i"}}

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pushgate.queue.base import DEAD, DONE, EXPIRED, FAILED, LEASED, QUEUED
 from pushgate.stats import funnel
 from pushgate.stats.funnel import Funnel, funnel_of
-from tests.unit.statslib import excluded, make_push, sent
+from tests.support.stats_builders import excluded, make_push, sent
 
 HOUR = 3600
 T0 = 1_800_000_000  # 2027-01-15T08:00:00Z, on an hour boundary

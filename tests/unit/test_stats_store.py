@@ -22,7 +22,7 @@ from pushgate.stats.message_center import answer, parse_query
 from pushgate.store import deliveries, sends, stats
 from pushgate.store.models import Partner
 from pushgate.store.stats import EventsRecorded
-from tests.unit.statslib import OTHER_PARTNER, PARTNER, make_push, open_db, sent
+from tests.support.stats_builders import OTHER_PARTNER, PARTNER, make_push, open_db, sent
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 HOUR = 3600

@@ -12,7 +12,7 @@ import pytest
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.push import MAX_TTL_SECONDS, Identifier, Push
 from pushgate.targeting.validate import decode, normalise_identifier, schema_error, validate
-from tests.speclib import sample_request
+from tests.support.spec import sample_request
 
 EMPTY_IDENTIFIERS = {
     "error": "empty_insider_identifiers",

@@ -1,6 +1,6 @@
 """One part of the infrastructure restarted while pushes flow (issue 19, item 3).
 
-`run_fault` starts PostgreSQL, Redis and NATS of its own (tests/integration/private_services.py),
+`run_fault` starts PostgreSQL, Redis and NATS of its own (tests/support/private_services.py),
 `pushgate serve --emulate` on them (PostgreSQL + Redis + JetStream, the scale-out set-up), pushes
 at a steady rate, one push per user, and in the middle stops one of the three parts, keeps it down
 for a while and starts it again, as an operator's restart would. pushgate is not restarted. What
@@ -27,10 +27,10 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import Control, notification, received_at
-from tests.integration.conftest import Partner, Server
-from tests.integration.private_services import PrivateNats, PrivatePostgres, PrivateRedis
-from tests.integration.pushlib import PUSH_PATH, SETTINGS_DELAY
+from tests.support.emulated import Control, notification, received_at
+from tests.support.private_services import PrivateNats, PrivatePostgres, PrivateRedis
+from tests.support.pushes import PUSH_PATH, SETTINGS_DELAY
+from tests.support.server import Partner, Server
 
 PARTS = ("postgresql", "redis", "nats")
 REQUEST_TIMEOUT = 15.0  # the client's own; the service must answer well within it

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.conftest import Partner
+from tests.support.server import Partner
 
 PUSH_PATH = "/api/v2/notification/user"
 # The server caches partner settings for 2 s; settings changes are visible after this.

@@ -1,4 +1,5 @@
-"""Fixtures that run the real service: `pushgate serve` as a process on a real SQLite file."""
+"""The real service as a process for tests: `pushgate serve` on a real database (SQLite, or
+PostgreSQL + Redis with a schema and key prefix of its own), its partners, and the CLI."""
 
 from __future__ import annotations
 
@@ -13,15 +14,15 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 PUSHGATE = str(Path(sys.executable).with_name("pushgate"))
+
+
 _names = itertools.count(1)
 
 
@@ -43,9 +44,17 @@ def run_cli(
 # PostgreSQL + Redis ----
 
 BACKENDS = [b for b in os.environ.get("PUSHGATE_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
+
+
 POSTGRES_URL = os.environ.get("PUSHGATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
 REDIS_URL = os.environ.get("PUSHGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
 BACKEND_SETTINGS = ("PUSHGATE_DATABASE_URL", "PUSHGATE_REDIS_URL", "PUSHGATE_REDIS_PREFIX")
+
+
 _schemas: list[str] = []
 
 
@@ -93,11 +102,6 @@ def process_env(backend_env: dict[str, str], extra: dict[str, str]) -> dict[str,
     then the given ones."""
     env = {k: v for k, v in os.environ.items() if k not in BACKEND_SETTINGS}
     return {**env, **SUITE_SETTINGS, **backend_env, **extra}
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @dataclass
@@ -252,38 +256,3 @@ class Server:
         conn = sqlite3.connect(self.data_dir / "pushgate.sqlite3", timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Server]:
-    """One emulated server per test module and backend; tests isolate themselves with their
-    own partner."""
-    srv = Server(tmp_path_factory.mktemp("srv") / "data", backend_env=new_backend_env(backend))
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def partner(server: Server) -> Partner:
-    return server.create_partner()
-
-
-@pytest.fixture
-def start_server(tmp_path: Path, backend: str) -> Iterator[Any]:
-    """Start servers with custom options; all are stopped at the end of the test. A server
-    started on the data dir of an earlier one uses its database too."""
-    started: list[Server] = []
-    backends: dict[Path, dict[str, str]] = {}
-
-    def start(emulate: bool = True, data_dir: Path | None = None) -> Server:
-        data_dir = data_dir or tmp_path / f"data{len(started)}"
-        if data_dir not in backends:
-            backends[data_dir] = new_backend_env(backend)
-        srv = Server(data_dir, emulate=emulate, backend_env=backends[data_dir]).start()
-        started.append(srv)
-        return srv
-
-    yield start
-    for srv in started:
-        srv.stop()

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import Partner
+from tests.support.server import Partner
 
 STATISTICS_PATH = "/api/v1/notification/get_statistics"
 MESSAGE_CENTER_PATH = "/api/message_center/v1"

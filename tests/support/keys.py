@@ -17,15 +17,15 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.e2e.statslib import (
+from tests.support.pushes import PUSH_PATH, notification
+from tests.support.server import Partner
+from tests.support.stats_api import (
     get_statistics,
     list_campaigns,
     message_center,
     report,
     send_events,
 )
-from tests.integration.conftest import Partner
-from tests.integration.pushlib import PUSH_PATH, notification
 
 Call = Callable[[Partner, str], httpx.Response]
 PREFIXES = {"api_key": "pgk_", "request_token": "pgt_", "sdk_key": "pgs_"}
