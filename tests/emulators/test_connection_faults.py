@@ -18,8 +18,9 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame
 
-from pushgate.emulators import server as server_module
-from pushgate.emulators.server import HttpServer, Request, Response
+from pushgate.emulators import h2_session
+from pushgate.emulators.exchange import Request, Response
+from pushgate.emulators.server import HttpServer
 
 
 @dataclass
@@ -65,7 +66,7 @@ def scripted() -> Scripted:
 @pytest.fixture
 async def server(scripted: Scripted, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[HttpServer]:
     # No need to give the raw test client a second to close first: it reads until EOF.
-    monkeypatch.setattr(server_module, "GOAWAY_CLOSE_GRACE", 0.0)
+    monkeypatch.setattr(h2_session, "GOAWAY_CLOSE_GRACE", 0.0)
     running = HttpServer(scripted)
     await running.start()
     yield running

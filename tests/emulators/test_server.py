@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from pushgate.emulators import LocalCA
-from pushgate.emulators.server import HttpServer, Request, Response
+from pushgate.emulators.exchange import Request, Response
+from pushgate.emulators.server import HttpServer
 from tests.emulators.h2client import H2Client
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pytest
 
 from pushgate.emulators import Emulators, Fault
-from pushgate.emulators.server import Request, Response
+from pushgate.emulators.exchange import Request, Response
 from pushgate.providers.apns import ApnsTokenSigner
 from pushgate.providers.curl_client import ConnectionLostError, CurlClient
 from pushgate.providers.senders import ApnsSender

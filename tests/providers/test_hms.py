@@ -15,7 +15,8 @@ import pytest
 
 from pushgate.emulators import Emulators, Fault, HmsApp
 from pushgate.emulators import HmsCredential as EmulatedHmsApp
-from pushgate.emulators.server import HttpServer, Request, Response
+from pushgate.emulators.exchange import Request, Response
+from pushgate.emulators.server import HttpServer
 from pushgate.providers import hms
 from pushgate.providers.curl_client import DEFAULT_HTTP1_CONNECTIONS
 from pushgate.providers.errors import CredentialError

@@ -38,8 +38,8 @@ from pushgate.emulators.credentials import (
     ApnsKey,
     signature_valid,
 )
+from pushgate.emulators.exchange import Handler, Request, Response
 from pushgate.emulators.outcomes import APNS_FAULT_REASONS, APNS_REASONS
-from pushgate.emulators.server import Handler, Request, Response
 from pushgate.emulators.state import EmulatorState
 
 PLATFORM: Final = "ios"

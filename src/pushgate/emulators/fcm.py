@@ -36,8 +36,8 @@ import jwt
 
 from pushgate.emulators import fcm_schema
 from pushgate.emulators.credentials import signature_valid
+from pushgate.emulators.exchange import Request, Response
 from pushgate.emulators.outcomes import FCM_ERRORS, FCM_FAULT_CODES
-from pushgate.emulators.server import Request, Response
 from pushgate.emulators.state import EmulatorState
 
 PLATFORM: Final = "android"

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
+from pushgate.emulators.exchange import Request, Response
 from pushgate.emulators.outcomes import HMS_INVALID
-from pushgate.emulators.server import Request, Response
 from pushgate.emulators.state import EmulatorState
 
 PLATFORM: Final = "huawei"

@@ -30,8 +30,8 @@ from pushgate.emulators.credentials import (
     HmsCredential,
     InMemoryCredentials,
 )
+from pushgate.emulators.exchange import ConnectionFault
 from pushgate.emulators.outcomes import OK, PLATFORMS, Platform
-from pushgate.emulators.server import ConnectionFault
 
 __all__ = [
     "FAULT_KINDS",
