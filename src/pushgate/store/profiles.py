@@ -1,4 +1,5 @@
-"""Profiles, their identifiers and devices: synchronous operations on a connection."""
+"""Profiles, their identifiers and devices as users and the SDK change them: synchronous
+operations on a connection. What a push reads to reach them is audience.py."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import msgspec
 
 from pushgate import attributes as attrs
+from pushgate.store.audience import device_view
 from pushgate.store.db import Db
 from pushgate.targeting.decide import DeviceView, ProfileView
 from pushgate.targeting.push import Identifier
@@ -64,18 +66,7 @@ def load_profiles(conn: Db, profile_ids: Iterable[int]) -> dict[int, ProfileView
             f" last_active_at, attributes FROM devices WHERE profile_id IN ({marks})",
             chunk,
         ):
-            devices.setdefault(row[1], []).append(
-                DeviceView(
-                    id=row[0],
-                    platform=row[2],
-                    token=row[3],
-                    environment=row[4],
-                    push_optin=bool(row[5]),
-                    live=row[6] == "active",
-                    last_active_at=row[7],
-                    attributes=_decode(row[8]),
-                )
-            )
+            devices.setdefault(row[1], []).append(device_view(row[0], *row[2:]))
         for pid, insider_id, attributes, last_active in conn.execute(
             f"SELECT id, insider_id, attributes, last_active_at FROM profiles WHERE id IN ({marks})",
             chunk,
@@ -88,70 +79,6 @@ def load_profiles(conn: Db, profile_ids: Iterable[int]) -> dict[int, ProfileView
                 devices=devices.get(pid, []),
             )
     return profiles
-
-
-def resolve(
-    conn: Db, partner_id: int, identifiers: Iterable[Identifier]
-) -> tuple[dict[Identifier, list[int]], dict[int, ProfileView]]:
-    """Profiles (with their devices) per identifier, in one statement.
-
-    One `kind = ? AND value IN (...)` search of the primary key per identifier kind,
-    joined by UNION ALL (an OR of such terms would make SQLite scan the partner's
-    identifiers).
-    """
-    by_kind: dict[str, list[str]] = {}
-    for ident in dict.fromkeys(identifiers):
-        by_kind.setdefault(ident.kind, []).append(ident.value)
-    matches: dict[Identifier, list[int]] = {}
-    profiles: dict[int, ProfileView] = {}
-    if not by_kind:
-        return matches, profiles
-    searches: list[str] = []
-    params: list[Any] = []
-    for kind, values in by_kind.items():
-        searches.append(
-            "SELECT kind, value, profile_id FROM identifiers WHERE partner_id = ? AND kind = ?"
-            f" AND value IN ({','.join('?' * len(values))})"
-        )
-        params += (partner_id, kind, *values)
-    rows = conn.execute(
-        f"WITH m AS ({' UNION ALL '.join(searches)})"
-        " SELECT m.kind, m.value, p.id, p.insider_id, p.attributes, p.last_active_at,"
-        " d.id, d.platform, d.token, d.environment, d.push_optin, d.status, d.last_active_at,"
-        " d.attributes FROM m JOIN profiles p ON p.id = m.profile_id"
-        " LEFT JOIN devices d ON d.profile_id = p.id",
-        params,
-    )
-    devices: dict[int, dict[int, DeviceView]] = {}
-    for kind, value, pid, insider_id, attributes, last_active, did, *device in rows:
-        ident = Identifier(kind, value)
-        found = matches.setdefault(ident, [])
-        if pid not in found:
-            found.append(pid)
-        if pid not in profiles:
-            devices[pid] = {}
-            profiles[pid] = ProfileView(
-                id=pid,
-                insider_id=insider_id,
-                last_active_at=last_active,
-                attributes=_decode(attributes),
-                devices=[],
-            )
-        if did is not None and did not in devices[pid]:
-            platform, token, environment, optin, status, device_active, device_attributes = device
-            view = DeviceView(
-                id=did,
-                platform=platform,
-                token=token,
-                environment=environment,
-                push_optin=bool(optin),
-                live=status == "active",
-                last_active_at=device_active,
-                attributes=_decode(device_attributes),
-            )
-            devices[pid][did] = view
-            profiles[pid].devices.append(view)  # type: ignore[attr-defined]
-    return matches, profiles
 
 
 def find_profile(conn: Db, partner_id: int, identifiers: Sequence[Identifier]) -> int | None:

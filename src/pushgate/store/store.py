@@ -15,8 +15,8 @@ from pushgate.stats import funnel
 from pushgate.stats.campaign import Campaign
 from pushgate.stats.events import EventBatch
 from pushgate.stats.message_center import InboxQuery, SentPush
+from pushgate.store import audience, deliveries, erasure, partners, profiles, sends, stats
 from pushgate.store import credentials as creds
-from pushgate.store import deliveries, erasure, partners, profiles, sends, stats
 from pushgate.store.db import Db, Executor
 from pushgate.store.models import Partner
 from pushgate.store.partners import KeyKind
@@ -80,7 +80,7 @@ class Store:
                 gone = conn.execute("DELETE FROM async_requests WHERE id = ?", (async_request_id,))
                 if gone.rowcount == 0:
                     return None
-            matches, found = profiles.resolve(conn, partner.id, identifiers)
+            matches, found = audience.resolve(conn, partner.id, identifiers)
             outcomes = decide.plan(pushes, matches, found, partner.validated_platforms)
             capped = sends.commit_sends(
                 conn, partner, pushes, built, outcomes, now, self.outbox, known, variants
