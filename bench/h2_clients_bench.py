@@ -637,9 +637,9 @@ def report(result: dict[str, Any]) -> str:
 
 def parent(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(BENCH))  # bench/ is not a package
-    import run_api_bench  # here, not at the top: the candidates' processes run this file too
+    import harness  # here, not at the top: the candidates' processes run this file too
 
-    lock = run_api_bench.one_run_at_a_time(args.lock_wait)  # one benchmark at a time
+    lock = harness.one_run_at_a_time(args.lock_wait)  # one benchmark at a time
     candidates = [c for c in args.candidates.split(",") if c]
     commit = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True

@@ -45,7 +45,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-import run_api_bench as api  # noqa: E402  (bench/ is not a package)
+import harness  # noqa: E402  (bench/ is not a package)
 
 PUSHGATE = str(Path(sys.executable).with_name("pushgate"))
 KINDS = ("unknown", "revoked", "near-miss")
@@ -175,14 +175,14 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--lock-wait", type=float, default=3600.0)
     args = p.parse_args()
-    lock = api.one_run_at_a_time(args.lock_wait)
+    lock = harness.one_run_at_a_time(args.lock_wait)
     rng = random.Random(args.seed)
-    info = {k: v for k, v in api.machine().items() if k != "wrk"}
+    info = {k: v for k, v in harness.machine().items() if k != "wrk"}
     results: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         live, old = revoked_keys(data_dir, args.requests * len(ENDPOINTS))
-        port = api.free_port()
+        port = harness.free_port()
         proc = start(data_dir, port)
         try:
             for n, (endpoint, request) in enumerate(ENDPOINTS.items()):

@@ -61,14 +61,14 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+import harness  # noqa: E402
 import loadgen  # noqa: E402  (bench/ is not a package)
-import run_api_bench as api  # noqa: E402
 
-HOST = api.HOST  # 127.0.0.1: the only address this script sends to
+HOST = harness.HOST  # 127.0.0.1: the only address this script sends to
 PLATFORMS = ("ios", "android", "huawei")
 PARTNER = "bench"
 DB_FILE = "pushgate.sqlite3"  # pushgate.store.sqlite.DB_FILENAME
-BATCH = api.BATCH  # notifications per push request (the API's maximum)
+BATCH = harness.BATCH  # notifications per push request (the API's maximum)
 DELIVERY_TTL = 86_400  # the seed's "ttl": 1 would expire jobs before the worker starts
 # Credentials (made up; only the formats matter to pushgate and nothing checks them here).
 BUNDLE_ID = "com.example.bench"
@@ -143,7 +143,7 @@ def session_body(platform: str, i: int) -> bytes:
 def push_bodies(api_key: str, platform: str, users: int) -> list[bytes]:
     """One push per user of `platform`, BATCH notifications per body: the seed notification
     (bench/seed_body.json, the spec's first sample) with its ttl raised to a day."""
-    template = json.loads(api.seed_text())
+    template = json.loads(harness.seed_text())
     notification = {**template["notifications"][0], "ttl": DELIVERY_TTL}
     bodies = []
     for start in range(0, users, BATCH):
@@ -471,13 +471,13 @@ class DeliveryBench:
         }
 
     @contextlib.contextmanager
-    def api_server(self, data_dir: Path) -> Iterator[api.Server]:
-        port = api.free_port()
+    def api_server(self, data_dir: Path) -> Iterator[harness.Server]:
+        port = harness.free_port()
         cmd = [self.python, "-m", "pushgate.cli", "serve", "--role", "api"]
         cmd += ["--port", str(port), "--data-dir", str(data_dir)]
-        server = api.Server(
+        server = harness.Server(
             "pushgate --role api",
-            api.pinned(cmd, None, self.args.nice),
+            harness.pinned(cmd, None, self.args.nice),
             port,
             self.work / "api.log",
             self.args.nice,
@@ -536,7 +536,7 @@ class DeliveryBench:
             sessions = [session_body(p, i) for p in self.args.platforms for i in range(users)]
             requests = [
                 loadgen.build_request(
-                    api.SESSION_PATH, b, server.port, [("X-SDK-KEY", self.secrets["sdk_key"])]
+                    harness.SESSION_PATH, b, server.port, [("X-SDK-KEY", self.secrets["sdk_key"])]
                 )
                 for b in sessions
             ]
@@ -559,7 +559,7 @@ class DeliveryBench:
         shutil.copytree(self.template, data)
         bodies = push_bodies(self.secrets["api_key"], platform, self.args.jobs)
         with self.api_server(data) as server:
-            requests = [loadgen.build_request(api.PUSH_PATH, b, server.port) for b in bodies]
+            requests = [loadgen.build_request(harness.PUSH_PATH, b, server.port) for b in bodies]
             started = time.perf_counter()
             result, answers = loadgen.run(
                 loadgen.closed_loop(server.port, requests, 32, keep_bodies=True)
@@ -649,11 +649,13 @@ class DeliveryBench:
         hms = self.docroot / "v1" / HMS_APP_ID / "messages:send"
         hms.parent.mkdir(parents=True, exist_ok=True)
         hms.write_text(json.dumps(HMS_SUCCESS))
-        self.sink_port = api.free_port()
+        self.sink_port = harness.free_port()
         cmd = ["nghttpd", "--no-tls", "-a", HOST, "-n", str(self.args.sink_threads)]
         cmd += [str(self.sink_port), "-d", str(self.docroot)]
-        self.sink = self.procs.popen(api.pinned(cmd, None, self.args.nice), self.work / "sink.log")
-        api.renice_group(self.sink.pid, self.args.nice)
+        self.sink = self.procs.popen(
+            harness.pinned(cmd, None, self.args.nice), self.work / "sink.log"
+        )
+        harness.renice_group(self.sink.pid, self.args.nice)
         wait_listening(self.sink_port, self.sink)
         log(f"nghttpd on {HOST}:{self.sink_port} ({self.args.sink_threads} thread(s))")
 
@@ -671,9 +673,9 @@ class DeliveryBench:
         shutil.rmtree(data, ignore_errors=True)
         shutil.copytree(self.queued[platform], data)
         jobs = self.args.jobs
-        background = api.wait_quiet(self.args.quiet_wait, self.sink.pid)
+        background = harness.wait_quiet(self.args.quiet_wait, self.sink.pid)
         loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-        port = api.free_port()
+        port = harness.free_port()
         cmd = [self.python, "-m", "pushgate.cli", "serve", "--role", "worker"]
         cmd += ["--port", str(port), "--data-dir", str(data)]
         db = sqlite3.connect(data / DB_FILE, timeout=30, isolation_level=None)
@@ -684,8 +686,8 @@ class DeliveryBench:
             env["PUSHGATE_WORKERS"] = str(self.args.workers)
         if self.args.concurrency:
             env["PUSHGATE_WORKER_CONCURRENCY"] = str(self.args.concurrency)
-        worker = self.procs.popen(api.pinned(cmd, None, self.args.nice), log_file, env)
-        api.renice_group(worker.pid, self.args.nice)
+        worker = self.procs.popen(harness.pinned(cmd, None, self.args.nice), log_file, env)
+        harness.renice_group(worker.pid, self.args.nice)
         spy = None if profile is None else self.spy(worker.pid, profile)
         try:
             timed = self.time_drain(db, worker, jobs, log_file)
@@ -764,9 +766,9 @@ class DeliveryBench:
         def sample() -> dict[str, Any]:
             return {
                 "worker": group_cpu(worker.pid),
-                "sink": sum(api.cpu_seconds(self.sink.pid).values()),
+                "sink": sum(harness.cpu_seconds(self.sink.pid).values()),
                 "own": time.process_time(),
-                "busy": api.machine_busy(),
+                "busy": harness.machine_busy(),
             }
 
         start: float | None = None
@@ -798,7 +800,7 @@ class DeliveryBench:
     def worker_metrics(self, port: int, worker: Any) -> dict[str, float]:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and worker.poll() is None:
-            found = api.pushgate_metrics(port)
+            found = harness.pushgate_metrics(port)
             if found:
                 return found
             time.sleep(0.2)
@@ -809,7 +811,7 @@ class DeliveryBench:
     def ceiling(self, platform: str) -> Ceiling:
         self.check_sink()
         shape = self.results[platform].request
-        background = api.wait_quiet(self.args.quiet_wait, self.sink.pid)
+        background = harness.wait_quiet(self.args.quiet_wait, self.sink.pid)
         cmd = ["h2load", "-n", str(self.args.h2load_requests), "-c", "1", "-t", "1"]
         cmd += ["-m", str(SINK_STREAMS), "-d", shape["body_file"]]
         for name, value in shape["headers"]:
@@ -818,13 +820,13 @@ class DeliveryBench:
         out_file = self.work / f"h2load-{platform}.out"
         out_file.unlink(missing_ok=True)
         sink0, own0, busy0 = (
-            sum(api.cpu_seconds(self.sink.pid).values()),
+            sum(harness.cpu_seconds(self.sink.pid).values()),
             time.process_time(),
-            api.machine_busy(),
+            harness.machine_busy(),
         )
         t0 = time.perf_counter()
-        proc = self.procs.popen(api.pinned(cmd, None, self.args.nice), out_file)
-        api.renice_group(proc.pid, self.args.nice)
+        proc = self.procs.popen(harness.pinned(cmd, None, self.args.nice), out_file)
+        harness.renice_group(proc.pid, self.args.nice)
         timer = threading.Timer(H2LOAD_LIMIT, lambda: os.killpg(proc.pid, signal.SIGKILL))
         timer.start()
         try:
@@ -833,9 +835,9 @@ class DeliveryBench:
             timer.cancel()
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - t0
-        sink_cpu = sum(api.cpu_seconds(self.sink.pid).values()) - sink0
+        sink_cpu = sum(harness.cpu_seconds(self.sink.pid).values()) - sink0
         own_cpu = time.process_time() - own0
-        busy = api.machine_busy() - busy0
+        busy = harness.machine_busy() - busy0
         text = out_file.read_text(errors="replace")
         rate = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", text)
         done = re.search(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded", text)
@@ -880,7 +882,7 @@ class DeliveryBench:
             return {}
         out = stem.with_name(f"{stem.name}-profile-{platform}.txt.gz")
         out.write_bytes(gzip.compress(raw.read_bytes()))
-        summary = api.summarise_profile(raw.read_text().splitlines(), top=40)
+        summary = harness.summarise_profile(raw.read_text().splitlines(), top=40)
         summary["file"] = out.name
         return summary
 
@@ -1182,19 +1184,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for tool in ("nghttpd", "h2load"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is missing: apt-get install -y nghttp2-server nghttp2-client")
-    lock = api.one_run_at_a_time(args.lock_wait)  # one benchmark at a time on this machine
+    lock = harness.one_run_at_a_time(args.lock_wait)  # one benchmark at a time on this machine
     started = time.monotonic()
-    info = api.machine()
+    info = harness.machine()
     info.pop("wrk", None)
-    info["nghttpd"] = api._version(["nghttpd", "--version"])
-    info["h2load"] = api._version(["h2load", "--version"])
+    info["nghttpd"] = harness._version(["nghttpd", "--version"])
+    info["h2load"] = harness._version(["h2load", "--version"])
     info["load average at start (1, 5, 15 min)"] = " ".join(
         Path("/proc/loadavg").read_text().split()[:3]
     )
     pytest_runs = subprocess.run(["pgrep", "-c", "-f", "pytest"], capture_output=True, text=True)
     info["pytest processes running at start"] = pytest_runs.stdout.strip() or "0"
     if args.rev:
-        info["served commit"] = api._git(["rev-parse", "--short", args.rev])
+        info["served commit"] = harness._git(["rev-parse", "--short", args.rev])
         info["uncommitted changes under src/"] = "not served (--rev)"
     dirty = not args.rev and info["uncommitted changes under src/"] != "none"
     stem = (

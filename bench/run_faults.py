@@ -30,7 +30,7 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
 
-import run_api_bench as api  # noqa: E402  (bench/ is not a package)
+import harness  # noqa: E402  (bench/ is not a package)
 from tests.support.fault_run import LATE_AFTER, PARTS, FaultReport, run_fault  # noqa: E402
 
 COLUMNS = [
@@ -82,7 +82,7 @@ def broken(report: FaultReport) -> list[str]:
 
 
 def write(args: argparse.Namespace, reports: dict[str, list[FaultReport]], took: float) -> Path:
-    machine = api.machine()
+    machine = harness.machine()
     stem = f"faults-{dt.date.today().isoformat()}-{machine['commit']}"
     out = args.out / f"{stem}.md"
     lines = [

@@ -59,9 +59,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+import harness  # noqa: E402
 import loadgen  # noqa: E402  (bench/ is not a package)
-import run_api_bench as api  # noqa: E402
-import run_stats_bench as rs  # noqa: E402
 
 POSTGRES_URL = os.environ.get("PUSHGATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("PUSHGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -174,7 +173,7 @@ def database_cpu() -> float:
 
 
 def processes_cpu(pids: Sequence[int]) -> float:
-    return sum(sum(api.cpu_seconds(pid).values()) for pid in pids)
+    return sum(sum(harness.cpu_seconds(pid).values()) for pid in pids)
 
 
 class Clock:
@@ -186,9 +185,9 @@ class Clock:
         self.own_time = own_time
         self.t0 = time.perf_counter()
         self.procs0 = processes_cpu(self.pids)
-        self.children0 = api.children_cpu()
+        self.children0 = harness.children_cpu()
         self.db0 = database_cpu()
-        self.machine0 = api.machine_busy()
+        self.machine0 = harness.machine_busy()
         self.own0 = time.process_time()
 
     def cores(self, **named: int) -> dict[str, float]:
@@ -196,9 +195,9 @@ class Clock:
         wall = time.perf_counter() - self.t0
         procs = processes_cpu(self.pids) - self.procs0
         db = database_cpu() - self.db0
-        children = api.children_cpu() - self.children0
+        children = harness.children_cpu() - self.children0
         own = time.process_time() - self.own0 if self.own_time else 0.0
-        machine = api.machine_busy() - self.machine0
+        machine = harness.machine_busy() - self.machine0
         return {
             "wall_s": round(wall, 3),
             "processes": procs / wall,
@@ -267,7 +266,7 @@ class WaitSampler:
 # ---------------------------------------------------------------- one backend
 
 
-class BackendBench(api.Bench):
+class BackendBench(harness.Bench):
     """run_api_bench's Bench with every process on one backend: the embedded default (no
     backend settings, whatever this environment holds) or PostgreSQL + Redis."""
 
@@ -287,7 +286,7 @@ class BackendBench(api.Bench):
         env = {k: v for k, v in self.env.items() if k not in BACKEND_SETTINGS}
         self.env = {**env, **self.backend_env}
 
-    def server(self, data_dir: Path, role: str, **extra: str) -> api.Server:
+    def server(self, data_dir: Path, role: str, **extra: str) -> harness.Server:
         """`pushgate serve --role ROLE` without --emulate (as tests/e2e/test_scale_out.py)."""
         server = self.pushgate_server(data_dir, role)
         server.cmd = [c for c in server.cmd if c != "--emulate"]
@@ -295,11 +294,11 @@ class BackendBench(api.Bench):
         return server
 
     @contextlib.contextmanager
-    def serving(self, servers: Sequence[api.Server]) -> Iterator[list[api.Server]]:
+    def serving(self, servers: Sequence[harness.Server]) -> Iterator[list[harness.Server]]:
         """Start the processes together; stop them all at the end."""
         try:
             with ThreadPoolExecutor(len(servers)) as pool:
-                list(pool.map(api.Server.start, servers))
+                list(pool.map(harness.Server.start, servers))
             yield list(servers)
         finally:
             for s in servers:
@@ -318,7 +317,7 @@ class BackendBench(api.Bench):
 
             return postgres.connect(postgres.parse_url(self.url))
         assert self.data is not None
-        conn = sqlite3.connect(self.data / rs.DB_FILE, timeout=30, isolation_level=None)
+        conn = sqlite3.connect(self.data / harness.DB_FILE, timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
 
@@ -349,11 +348,11 @@ class BackendBench(api.Bench):
         them (a copy of the data dir, or of the jobs table)."""
         data = self.fresh_state()
         with self.serving([self.server(data, "api")]) as (server,):
-            requests = [loadgen.build_request(api.PUSH_PATH, b, server.port) for b in bodies]
+            requests = [loadgen.build_request(harness.PUSH_PATH, b, server.port) for b in bodies]
             started = time.perf_counter()
             result, _ = loadgen.run(loadgen.closed_loop(server.port, requests, 32))
             took = time.perf_counter() - started
-        queued = self.count(rs.QUEUE_DEPTH)
+        queued = self.count(harness.QUEUE_DEPTH)
         if result["statuses"] != {"200": len(bodies)} or queued != len(bodies):
             raise RuntimeError(f"{self.name}: {result['statuses']}, {queued} jobs queued")
         self.execute(f"UPDATE jobs SET due_at = {NOT_DUE} WHERE state = 'queued'")
@@ -413,11 +412,14 @@ class ScaleBench:
         self.shared_buffers: dict[str, str] = {}  # per PostgreSQL lookup database
         self.waited: list[dict[str, Any]] = []
         self.embedded = BackendBench(
-            rs.api_args(args), work / "embedded", EMBEDDED, {rs.STATS_ENV: args.campaign_stats}
+            harness.api_args(args),
+            work / "embedded",
+            EMBEDDED,
+            {harness.STATS_ENV: args.campaign_stats},
         )
         self.log = self.embedded.log
         self.pg: BackendBench | None = None
-        self.bodies: dict[str, api.Bodies] = {}
+        self.bodies: dict[str, harness.Bodies] = {}
         self.registration: dict[str, Any] = {}
         self.emulator_data: dict[str, Path] = {}
         self.body_files: dict[str, Path] = {}
@@ -438,7 +440,7 @@ class ScaleBench:
         self.bodies[EMBEDDED] = self.embedded.setup()
         self.registration[EMBEDDED] = self.embedded.registration
         # The same source tree, already snapshotted: both backends serve one version.
-        pg_args = rs.api_args(argparse.Namespace(**{**vars(self.args), "rev": None}))
+        pg_args = harness.api_args(argparse.Namespace(**{**vars(self.args), "rev": None}))
         pg_args.src = self.embedded.src
         pg_args.postgres_conninfo = self.args.postgres
         backend_env = {
@@ -446,7 +448,7 @@ class ScaleBench:
             "PUSHGATE_REDIS_URL": self.args.redis,
             "PUSHGATE_REDIS_PREFIX": f"{self.name}:",
             "PGAPPNAME": self.name,  # libpq's application_name: tells our sessions apart
-            rs.STATS_ENV: self.args.campaign_stats,
+            harness.STATS_ENV: self.args.campaign_stats,
         }
         self.pg = BackendBench(pg_args, self.work / "postgres", POSTGRES, backend_env)
         self.bodies[POSTGRES] = self.pg.setup()
@@ -464,7 +466,7 @@ class ScaleBench:
     # ------------------------------------------------------------ API
 
     def wrk_all(
-        self, bench: BackendBench, servers: Sequence[api.Server], body: Path, seconds: float
+        self, bench: BackendBench, servers: Sequence[harness.Server], body: Path, seconds: float
     ) -> list[dict[str, Any]]:
         """One wrk per process, all at once, the connections split between them."""
         each = copy.copy(bench)
@@ -472,7 +474,9 @@ class ScaleBench:
             **{**vars(bench.args), "connections": max(1, bench.args.connections // len(servers))}
         )
         with ThreadPoolExecutor(len(servers)) as pool:
-            return list(pool.map(lambda s: each.wrk(s.port, api.PUSH_PATH, body, seconds), servers))
+            return list(
+                pool.map(lambda s: each.wrk(s.port, harness.PUSH_PATH, body, seconds), servers)
+            )
 
     def api_run(self, series: Series, body: Path) -> None:
         bench = self.backend(series.backend)
@@ -480,7 +484,7 @@ class ScaleBench:
         servers = [bench.server(data, "api") for _ in range(series.processes)]
         with bench.serving(servers):
             self.wrk_all(bench, servers, body, self.args.warmup)
-            background = api.wait_quiet(self.args.quiet_wait, servers[0].pid)
+            background = harness.wait_quiet(self.args.quiet_wait, servers[0].pid)
             clock = Clock([s.pid for s in servers])
             with bench.sampler() as waits:
                 raws = self.wrk_all(bench, servers, body, self.args.duration)
@@ -488,7 +492,7 @@ class ScaleBench:
         failures = ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
         rates = [r["requests"] / (r["duration_us"] / 1e6) for r in raws]
         requests = sum(r["requests"] for r in raws)
-        jobs = bench.count(rs.QUEUE_DEPTH)
+        jobs = bench.count(harness.QUEUE_DEPTH)
         run = {
             "rate": sum(rates),
             "per_process": [round(x) for x in rates],
@@ -544,36 +548,36 @@ class ScaleBench:
 
     # ------------------------------------------------------------ delivery
 
-    def drain(self, series: Series, emulators: dict[str, rs.Emulator]) -> None:
+    def drain(self, series: Series, emulators: dict[str, harness.Emulator]) -> None:
         bench = self.backend(series.backend)
         emulator = emulators[series.backend]
         data = bench.restore_queue()
-        jobs, done0 = bench.count(rs.QUEUE_DEPTH), bench.count(DONE)
+        jobs, done0 = bench.count(harness.QUEUE_DEPTH), bench.count(DONE)
         emulator.control("DELETE", "/deliveries")
         provider = emulator.provider_env(self.emulator_data[series.backend])
         servers = [bench.server(data, "worker", **provider) for _ in range(series.processes)]
         with bench.serving(servers), contextlib.closing(bench.db()) as db:
-            background = api.wait_quiet(self.args.quiet_wait, emulator.pid)
+            background = harness.wait_quiet(self.args.quiet_wait, emulator.pid)
             due = time.time()
             db.execute("UPDATE jobs SET due_at = ? WHERE state = 'queued'", (due,))
             made_due = time.perf_counter()
             # Every worker looks at least every IDLE_POLL s: from then on all of them send.
             time.sleep(IDLE_POLL + POLL)
             clock = Clock([*(s.pid for s in servers), emulator.pid], own_time=True)
-            left = depth = int(db.execute(rs.QUEUE_DEPTH).fetchone()[0])
+            left = depth = int(db.execute(harness.QUEUE_DEPTH).fetchone()[0])
             emulator_cpu0 = processes_cpu([emulator.pid])
-            deadline = time.monotonic() + rs.DRAIN_LIMIT
+            deadline = time.monotonic() + harness.DRAIN_LIMIT
             with bench.sampler() as waits:
                 while depth and time.monotonic() < deadline:
                     time.sleep(POLL)
-                    depth = int(db.execute(rs.QUEUE_DEPTH).fetchone()[0])
+                    depth = int(db.execute(harness.QUEUE_DEPTH).fetchone()[0])
             cores = clock.cores()
             emulator_cores = (processes_cpu([emulator.pid]) - emulator_cpu0) / cores["wall_s"]
             total_s = time.perf_counter() - made_due
-            metrics = [api.pushgate_metrics(s.port) for s in servers]
+            metrics = [harness.pushgate_metrics(s.port) for s in servers]
         if depth:
             raise RuntimeError(
-                f"{series.title}: {depth} jobs still queued after {rs.DRAIN_LIMIT} s"
+                f"{series.title}: {depth} jobs still queued after {harness.DRAIN_LIMIT} s"
             )
         done = bench.count(DONE) - done0
         wall = cores["wall_s"]
@@ -605,15 +609,15 @@ class ScaleBench:
         if done != jobs:
             raise RuntimeError(f"{series.title}: {done} of {jobs} jobs done")
 
-    def emulator(self, bench: BackendBench) -> rs.Emulator:
+    def emulator(self, bench: BackendBench) -> harness.Emulator:
         """`pushgate emulate` on a copy of the backend's data dir (its secret key, and its
         credentials: in the copied SQLite file, or in PostgreSQL)."""
         data = self.emulator_data[bench.name] = bench.fresh_copy("emulator")
-        port = api.free_port()
+        port = harness.free_port()
         cmd = [bench.python, "-m", "pushgate.cli", "emulate", "--data-dir", str(data)]
-        return rs.Emulator(
+        return harness.Emulator(
             "pushgate emulate",
-            api.pinned([*cmd, "--port", str(port)], None, self.args.nice),
+            harness.pinned([*cmd, "--port", str(port)], None, self.args.nice),
             port,
             bench.work / "emulate.log",
             self.args.nice,
@@ -625,13 +629,13 @@ class ScaleBench:
         queueing = {}
         for name in (EMBEDDED, POSTGRES):
             bench = self.backend(name)
-            unique = [rs.with_ttl(b, rs.DELIVERY_TTL) for b in self.bodies[name].varied]
+            unique = [harness.with_ttl(b, harness.DELIVERY_TTL) for b in self.bodies[name].varied]
             queueing[name] = bench.queue([unique[i % len(unique)] for i in range(self.args.jobs)])
         series = [Series(f"delivery_{b}_{n}", b, n, label(b, n, "worker")) for b, n in CONFIGS]
         with contextlib.ExitStack() as stack:
             emulators = {name: self.emulator(self.backend(name)) for name in (EMBEDDED, POSTGRES)}
             for emulator in emulators.values():
-                stack.enter_context(api.serving(emulator))
+                stack.enter_context(harness.serving(emulator))
             for r in range(self.args.runs):
                 self.quiet(f"delivery round {r + 1}")
                 for s in rotated(series, r):
@@ -837,7 +841,8 @@ def random_identifiers(rng: random.Random, n: int, count: int) -> list[Any]:
 
     users = rng.sample(range(1, n + 1), count)
     return [
-        Identifier(KINDS[i % 3], api.user_identifiers(u)[KINDS[i % 3]]) for i, u in enumerate(users)
+        Identifier(KINDS[i % 3], harness.user_identifiers(u)[KINDS[i % 3]])
+        for i, u in enumerate(users)
     ]
 
 
@@ -887,7 +892,7 @@ def explain(conn: Any, dialect: str, partner: int, n: int, samples: int = 50) ->
 # ---------------------------------------------------------------- report
 
 
-fmt = rs.fmt  # numbers as the statistics benchmark writes them
+fmt = harness.fmt  # numbers as the statistics benchmark writes them
 
 
 def ratio(a: float, b: float) -> str:
@@ -1050,7 +1055,7 @@ def report(
         " round every configuration ran once, on freshly started processes and a fresh copy of"
         " the registered state, the configurations' order rotating from round to round"
         + (f"; servers, wrk and emulator at niceness {args.nice}" if args.nice else "")
-        + f". Campaign statistics (`{rs.STATS_ENV}`): {args.campaign_stats}.",
+        + f". Campaign statistics (`{harness.STATS_ENV}`): {args.campaign_stats}.",
         "",
         "## Machine",
         "",
@@ -1121,7 +1126,7 @@ def report(
             f"wrk -t1, {args.duration:g} s per run after a {args.warmup:g} s warm-up, the"
             f" {args.body} body of run_api_bench ({bench.registration[EMBEDDED]['sessions']:,}"
             f" registered users). With 2 processes, two wrk processes at once, one per port,"
-            f" {api.parse_args([]).connections // 2} connections each (32 in all, as with one"
+            f" {harness.parse_args([]).connections // 2} connections each (32 in all, as with one"
             " process); requests/s is their sum, p50 and p99 the worse of the two. No delivery"
             " worker runs: jobs accumulate. Cores: pushgate (all API processes), wrk, PostgreSQL"
             " + Redis (all their processes), others (everything else on the machine).",
@@ -1134,7 +1139,7 @@ def report(
         lines += [
             "## Delivery: `pushgate serve --role worker` to a standalone `pushgate emulate`",
             "",
-            f"{args.jobs:,} pushes (the varied seed body, `ttl` raised to {rs.DELIVERY_TTL:,} s)"
+            f"{args.jobs:,} pushes (the varied seed body, `ttl` raised to {harness.DELIVERY_TTL:,} s)"
             " queued once per backend through `--role api`: "
             + "; ".join(
                 f"{name} {q['jobs']:,} in {q['seconds']} s ({q['requests_per_s']:,} requests/s)"
@@ -1211,7 +1216,7 @@ def report(
         for db, found in lookups["plans"].items():
             lines += [f"{db} profiles:", "", "```", *found["plan"], "```", ""]
     for name, prof in bench.profiles.items():
-        lines += api.profile_lines(f"one API process, {name} (py-spy, {args.body} body)", prof)
+        lines += harness.profile_lines(f"one API process, {name} (py-spy, {args.body} body)", prof)
     return "\n".join(lines) + "\n"
 
 
@@ -1286,15 +1291,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.given = list(sys.argv[1:] if argv is None else argv)
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk")
-    lock = api.one_run_at_a_time(args.lock_wait)  # run_api_bench's lock: one benchmark at a time
+    lock = harness.one_run_at_a_time(
+        args.lock_wait
+    )  # run_api_bench's lock: one benchmark at a time
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="pushgate-scale-bench-"))
     bench = ScaleBench(args, work)
     bench.quiet("start")
-    info = api.machine()
+    info = harness.machine()
     info["load average at start (1, 5, 15 min)"] = load_average()
     if args.rev:  # as run_api_bench: a commit's src/, whatever the working tree holds
-        info["served commit"] = api._git(["rev-parse", "--short", args.rev])
+        info["served commit"] = harness._git(["rev-parse", "--short", args.rev])
         info["uncommitted changes under src/"] = "not served (--rev)"
     dirty = not args.rev and info["uncommitted changes under src/"] != "none"
     stem = (

@@ -49,8 +49,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+import harness  # noqa: E402
 import loadgen  # noqa: E402  (bench/ is not a package)
-import run_api_bench as api  # noqa: E402
 
 BUSY_PATTERN = "pytest|run_scale_bench|run_api_bench|run_stats_bench"
 P99_RATIO_LIMIT = 1.5  # last third's median window p99 / first third's
@@ -72,7 +72,9 @@ def generate(
     boundary, so a request counts in the window in which it was answered, with its latency
     from when it was due. The last window is open_loop's own summary: it runs to the end of
     the drain, and requests unanswered then count in it as timeouts."""
-    requests = [loadgen.build_request(api.PUSH_PATH, b, port) for b in loadgen.read_bodies(bodies)]
+    requests = [
+        loadgen.build_request(harness.PUSH_PATH, b, port) for b in loadgen.read_bodies(bodies)
+    ]
     windows = round(duration / window)
     tasks: list[asyncio.Task[None]] = []
     holder: dict[str, Any] = {}
@@ -193,7 +195,7 @@ def own_cpu() -> float:
 class Sampler:
     """The server's process group, the load generator and the machine, at one moment."""
 
-    def __init__(self, server: api.Server, data_dir: Path, generator: int) -> None:
+    def __init__(self, server: harness.Server, data_dir: Path, generator: int) -> None:
         self.server = server
         self.data_dir = data_dir
         self.generator = generator
@@ -205,11 +207,11 @@ class Sampler:
             "at": time.monotonic(),
             "pids": len(pids),
             "rss_kb": sum(status_kb(p, "VmRSS") for p in pids),
-            "server_cpu_s": sum(sum(api.cpu_seconds(p).values()) for p in pids),
-            "generator_cpu_s": sum(api.cpu_seconds(self.generator).values()),
+            "server_cpu_s": sum(sum(harness.cpu_seconds(p).values()) for p in pids),
+            "generator_cpu_s": sum(harness.cpu_seconds(self.generator).values()),
             "own_cpu_s": own_cpu(),
-            "machine_cpu_s": api.machine_busy(),
-            "metrics": api.pushgate_metrics(self.server.port),
+            "machine_cpu_s": harness.machine_busy(),
+            "metrics": harness.pushgate_metrics(self.server.port),
             "disk_bytes": disk,
             "wal_bytes": wal,
         }
@@ -280,7 +282,7 @@ class Soak:
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
         self.args = args
         self.work = work
-        self.bench = api.Bench(args, work)
+        self.bench = harness.Bench(args, work)
         self.log = self.bench.log
         self.peak: dict[str, Any] = {}
         self.rows: list[dict[str, Any]] = []
@@ -309,15 +311,15 @@ class Soak:
         """Closed loop (wrk) against a freshly started server on a fresh copy of the data."""
         a = self.args
         server = self.bench.pushgate_server(self.bench.fresh_copy("peak"), "all")
-        with api.serving(server):
-            self.bench.wrk(server.port, api.PUSH_PATH, bodies, a.warmup)
-            api.settle(server.pid)
-            others = api.wait_quiet(a.quiet_wait, server.pid)
-            cpu0, t0 = api.cpu_seconds(server.pid), time.perf_counter()
-            raw = self.bench.wrk(server.port, api.PUSH_PATH, bodies, a.peak_duration)
+        with harness.serving(server):
+            self.bench.wrk(server.port, harness.PUSH_PATH, bodies, a.warmup)
+            harness.settle(server.pid)
+            others = harness.wait_quiet(a.quiet_wait, server.pid)
+            cpu0, t0 = harness.cpu_seconds(server.pid), time.perf_counter()
+            raw = self.bench.wrk(server.port, harness.PUSH_PATH, bodies, a.peak_duration)
             wall = time.perf_counter() - t0
-            cpu1 = api.cpu_seconds(server.pid)
-            metrics = api.pushgate_metrics(server.port)
+            cpu1 = harness.cpu_seconds(server.pid)
+            metrics = harness.pushgate_metrics(server.port)
         rps = raw["requests"] / (raw["duration_us"] / 1e6)
         failures = ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
         self.peak = {
@@ -341,8 +343,8 @@ class Soak:
         data_dir = self.bench.fresh_copy("soak")
         self.emulator_log = self.emulator_log_size()
         server = self.bench.pushgate_server(data_dir, "all")
-        with api.serving(server):
-            others = api.wait_quiet(a.quiet_wait, server.pid)
+        with harness.serving(server):
+            others = harness.wait_quiet(a.quiet_wait, server.pid)
             self.log(
                 f"soak: {rate:,.0f} requests/s for {a.duration:g} s, windows of {a.window:g} s"
                 f" (other processes used {others} cores just before)"
@@ -351,13 +353,13 @@ class Soak:
             cmd += [str(server.port), str(bodies), str(rate), str(a.duration), str(a.window)]
             cmd += [str(a.connections)]
             proc = subprocess.Popen(
-                api.pinned(cmd, None, a.nice),
+                harness.pinned(cmd, None, a.nice),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
                 start_new_session=True,
             )
-            api.renice_group(proc.pid, a.nice)
+            harness.renice_group(proc.pid, a.nice)
             # A watchdog: the generator stops by itself, but never let a hang hold the machine.
             watchdog = threading.Timer(a.duration + 120, proc.kill)
             watchdog.start()
@@ -394,7 +396,7 @@ class Soak:
             depth = before["metrics"].get("queue_depth")
             while depth and time.monotonic() - t0 < a.drain_wait:
                 time.sleep(1)
-                depth = api.pushgate_metrics(server.port).get("queue_depth")
+                depth = harness.pushgate_metrics(server.port).get("queue_depth")
             end = sampler.sample()
             self.after = {
                 "drain_s": round(time.monotonic() - t0, 1),
@@ -696,8 +698,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("duration must be a multiple of window, at least 4 windows")
     if not 0 < args.load <= 1.5 or (args.peak is not None and args.peak <= 0):
         p.error("load must be in (0, 1.5] and peak positive")
-    if not (api.BATCH <= args.users <= 200_000 and 5 <= args.peak_duration <= 60):
-        p.error(f"users must be {api.BATCH}..200000, peak duration 5..60 s")
+    if not (harness.BATCH <= args.users <= 200_000 and 5 <= args.peak_duration <= 60):
+        p.error(f"users must be {harness.BATCH}..200000, peak duration 5..60 s")
     if not -20 <= args.nice <= 19:
         p.error("nice must be -20..19")
     return args
@@ -714,19 +716,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.peak is None and shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk (or give --peak)")
-    log = api.Bench(args, Path(tempfile.gettempdir())).log
+    log = harness.Bench(args, Path(tempfile.gettempdir())).log
     quiet = {"waited_s": 0, "quiet": True, "last_busy": []}
     if args.quiet_for > 0:
         quiet = wait_for_quiet(args.quiet_for, args.busy_poll, args.busy_wait, log)
     locked = time.monotonic()
-    lock = api.one_run_at_a_time(args.lock_wait)  # held until this process exits
+    lock = harness.one_run_at_a_time(args.lock_wait)  # held until this process exits
     quiet["lock_wait_s"] = round(time.monotonic() - locked)
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="pushgate-soak-"))
     soak = Soak(args, work)
-    info = api.machine()
+    info = harness.machine()
     if args.rev:
-        info["served commit"] = api._git(["rev-parse", "--short", args.rev])
+        info["served commit"] = harness._git(["rev-parse", "--short", args.rev])
         info["uncommitted changes under src/"] = "not served (--rev)"
     served = info.get("served commit") or info["commit"] or "unknown"
     dirty = not args.rev and info["uncommitted changes under src/"] != "none"

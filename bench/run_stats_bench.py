@@ -42,7 +42,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -53,19 +52,25 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+import harness  # noqa: E402
 import loadgen  # noqa: E402  (bench/ is not a package)
-import run_api_bench as api  # noqa: E402
+from harness import (  # noqa: E402
+    DB_FILE,
+    DELIVERY_TTL,
+    DRAIN_LIMIT,
+    QUEUE_DEPTH,
+    STATS_ENV,
+    Emulator,
+    api_args,
+    fmt,
+    with_ttl,
+)
 
-STATS_ENV = "PUSHGATE_CAMPAIGN_STATS"
 ARMS = ("on", "off")
 GOAL_COST = 0.10
 # A run during which other processes used this many cores or more reads low (see
 # bench/README.md, run_api_bench's method notes): the quiet-rounds column leaves it out.
 QUIET = 0.2
-DB_FILE = "pushgate.sqlite3"  # pushgate.store.sqlite.DB_FILENAME
-# The seed's "ttl": 1 would expire jobs queued ahead of the worker; a day outlasts any run.
-DELIVERY_TTL = 86_400
-DRAIN_LIMIT = 600.0  # seconds a worker may take to empty its queue
 POLL = 0.02  # seconds between looks at the queue
 # Share of the queue settled before the drain is timed: the worker starts claiming while
 # it starts up, before it answers /healthz, so the clock starts at the first look at the
@@ -134,54 +139,6 @@ class Measured:
         return min(len(self.runs[arm]) for arm in ARMS)
 
 
-class Emulator(api.Server):
-    """`pushgate emulate` as its own process; it has no /healthz, so it is ready when its
-    control routes answer."""
-
-    info: dict[str, Any]
-
-    def start(self) -> None:
-        options: dict[str, Any] = {"env": self.env, "start_new_session": True}  # for --nice
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=log, **options)
-        api.renice_group(self.proc.pid, self.nice)
-        deadline = time.monotonic() + api.SERVER_START_TIMEOUT
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            with contextlib.suppress(OSError, ValueError):
-                self.info = json.loads(self.control("GET", "/info"))
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"pushgate emulate did not start: {self.tail()}")
-
-    def control(self, method: str, route: str) -> bytes:
-        url = f"http://{api.HOST}:{self.port}/emulator/v1{route}"
-        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as r:
-            return r.read()  # type: ignore[no-any-return]
-
-    def provider_env(self, data_dir: Path) -> dict[str, str]:
-        """The environment pointing `pushgate serve` at these emulators (as
-        tests/e2e/conftest.py's `serve_against` does)."""
-        urls = {
-            "APNS_URL": ("apns", "url"),
-            "APNS_SANDBOX_URL": ("apns", "sandbox_url"),
-            "FCM_URL": ("fcm", "url"),
-            "FCM_TOKEN_URL": ("fcm", "token_url"),
-            "HMS_URL": ("hms", "url"),
-            "HMS_TOKEN_URL": ("hms", "token_url"),
-        }
-        env = {f"PUSHGATE_{name}": self.info[p][k] for name, (p, k) in urls.items()}
-        env["PUSHGATE_PROVIDER_CA_FILE"] = str(data_dir / "emulator-ca" / "emulator-ca.pem")
-        return env
-
-
-def with_ttl(body: bytes, ttl: int) -> bytes:
-    doc = json.loads(body)
-    for n in doc["notifications"]:
-        n["ttl"] = ttl
-    return json.dumps(doc, indent=4).encode()
-
-
 def count(data_dir: Path, sql: str) -> int:
     with contextlib.closing(sqlite3.connect(data_dir / DB_FILE, timeout=30)) as conn:
         return int(conn.execute(sql).fetchone()[0] or 0)
@@ -190,9 +147,6 @@ def count(data_dir: Path, sql: str) -> int:
 def counter_sum(data_dir: Path, prefix: str) -> int:
     """Sum of the campaign_stats counters whose name starts with `prefix` (e.g. "accepted:")."""
     return count(data_dir, f"SELECT sum(count) FROM campaign_stats WHERE name LIKE '{prefix}%'")
-
-
-QUEUE_DEPTH = "SELECT count(*) FROM jobs WHERE state IN ('queued', 'leased')"
 
 
 @contextlib.contextmanager
@@ -287,7 +241,7 @@ class StatsBench:
         self.work = work
         # run_api_bench's Bench measures one run per server start here (runs=1): each run
         # gets a freshly started server on a fresh copy of the data dir.
-        self.bench = api.Bench(api_args(args), work)
+        self.bench = harness.Bench(api_args(args), work)
         self.log = self.bench.log
         self.template_counts: dict[str, int] = {}
         self.queued: dict[str, Path] = {}
@@ -296,7 +250,7 @@ class StatsBench:
     def env(self, arm: str, extra: dict[str, str] | None = None) -> dict[str, str]:
         return {**self.bench.env, STATS_ENV: arm, **(extra or {})}
 
-    def server(self, data_dir: Path, role: str, arm: str, **extra: str) -> api.Server:
+    def server(self, data_dir: Path, role: str, arm: str, **extra: str) -> harness.Server:
         server = self.bench.pushgate_server(data_dir, role)
         server.env = self.env(arm, extra)
         if role == "worker":  # delivers to the standalone emulators, not in-process ones
@@ -313,14 +267,14 @@ class StatsBench:
 
     def api_scenario(self, measured: Measured, bodies_file: Path) -> None:
         scenarios = {
-            arm: api.Scenario(f"{measured.key}-{arm}", measured.title, "pushgate", "closed", "")
+            arm: harness.Scenario(f"{measured.key}-{arm}", measured.title, "pushgate", "closed", "")
             for arm in ARMS
         }
         for r in range(self.args.runs):
             for position, arm in enumerate(order(r)):
                 self.log(f"{measured.title}, round {r + 1}/{self.args.runs}, stats {arm}")
                 data = self.bench.fresh_copy(f"{measured.key}-{arm}")
-                with api.serving(self.server(data, "api", arm)) as server:
+                with harness.serving(self.server(data, "api", arm)) as server:
                     self.bench.measure(scenarios[arm], server, bodies_file)
                 run = scenarios[arm].runs[-1]
                 measured.add(
@@ -336,14 +290,14 @@ class StatsBench:
                 )
         for arm in ARMS if self.args.profile else ():
             data = self.bench.fresh_copy(f"{measured.key}-profile")
-            with api.serving(self.server(data, "api", arm)) as server:
-                self.bench.wrk(server.port, api.PUSH_PATH, bodies_file, self.args.warmup)
+            with harness.serving(self.server(data, "api", arm)) as server:
+                self.bench.wrk(server.port, harness.PUSH_PATH, bodies_file, self.args.warmup)
                 with self.profiling(measured, arm, server.pid) as spied:
-                    cpu0 = sum(api.cpu_seconds(server.pid).values())
+                    cpu0 = sum(harness.cpu_seconds(server.pid).values())
                     load = self.bench.wrk(
-                        server.port, api.PUSH_PATH, bodies_file, self.args.duration
+                        server.port, harness.PUSH_PATH, bodies_file, self.args.duration
                     )
-                    cpu = sum(api.cpu_seconds(server.pid).values()) - cpu0
+                    cpu = sum(harness.cpu_seconds(server.pid).values()) - cpu0
                     spied["cpu"] = cpu / load["requests"] * 1e6  # µs per request
                     spied["rate"] = load["requests"] / (load["duration_us"] / 1e6)
 
@@ -374,8 +328,8 @@ class StatsBench:
         """A data dir holding len(bodies) queued jobs, sent through `--role api` with
         counting `arm`; each drain starts from a copy of it."""
         data = self.bench.fresh_copy(f"queued-{arm}")
-        with api.serving(self.server(data, "api", arm)) as server:
-            requests = [loadgen.build_request(api.PUSH_PATH, b, server.port) for b in bodies]
+        with harness.serving(self.server(data, "api", arm)) as server:
+            requests = [loadgen.build_request(harness.PUSH_PATH, b, server.port) for b in bodies]
             started = time.perf_counter()
             result, _ = loadgen.run(loadgen.closed_loop(server.port, requests, 32))
             took = time.perf_counter() - started
@@ -397,14 +351,14 @@ class StatsBench:
         data = self.copy_of(self.queued[arm], "worker")
         jobs = count(data, QUEUE_DEPTH)
         emulator.control("DELETE", "/deliveries")
-        background = api.wait_quiet(self.args.quiet_wait, emulator.pid)
+        background = harness.wait_quiet(self.args.quiet_wait, emulator.pid)
         server = self.server(data, "worker", arm, **provider)
         spawned = time.perf_counter()
-        with api.serving(server), contextlib.closing(sqlite3.connect(data / DB_FILE)) as db:
+        with harness.serving(server), contextlib.closing(sqlite3.connect(data / DB_FILE)) as db:
             ready = time.perf_counter() - spawned
             timed = self.time_drain(db, jobs, server.pid, emulator.pid)
             timed["from_spawn_s"] = round(time.perf_counter() - spawned, 2)
-            metrics = api.pushgate_metrics(server.port)
+            metrics = harness.pushgate_metrics(server.port)
         delivered = {k: int(v) for k, v in metrics.items() if k.startswith("delivery_")}
         accepted = counter_sum(data, "accepted:") - self.template_counts["accepted:"]
         if delivered.get("delivery_done") != jobs:
@@ -429,9 +383,9 @@ class StatsBench:
                 start = (
                     now,
                     depth,
-                    api.cpu_seconds(pid),
-                    sum(api.cpu_seconds(emu).values()),
-                    api.machine_busy(),
+                    harness.cpu_seconds(pid),
+                    sum(harness.cpu_seconds(emu).values()),
+                    harness.machine_busy(),
                     time.process_time(),
                 )
             if depth == 0:
@@ -442,11 +396,11 @@ class StatsBench:
         assert start is not None
         t0, left, cpu0, emu0, busy0, own0 = start
         wall = now - t0
-        cpu1 = api.cpu_seconds(pid)
+        cpu1 = harness.cpu_seconds(pid)
         worker = (cpu1["main"] - cpu0["main"] + cpu1["other"] - cpu0["other"]) / wall
-        emulator = (sum(api.cpu_seconds(emu).values()) - emu0) / wall
+        emulator = (sum(harness.cpu_seconds(emu).values()) - emu0) / wall
         own = (time.process_time() - own0) / wall
-        others = max(0.0, (api.machine_busy() - busy0) / wall - worker - emulator - own)
+        others = max(0.0, (harness.machine_busy() - busy0) / wall - worker - emulator - own)
         rate = left / wall
         self.log(
             f"  settled {left:,} jobs in {wall:.2f} s: {rate:,.0f} jobs/s; worker CPU"
@@ -468,16 +422,16 @@ class StatsBench:
         queueing = {arm: self.queue_jobs(arm, bodies) for arm in ARMS}
         emu_data = self.bench.fresh_copy("emulator")
         cmd = [self.bench.python, "-m", "pushgate.cli", "emulate", "--data-dir", str(emu_data)]
-        port = api.free_port()
+        port = harness.free_port()
         emulator = Emulator(
             "pushgate emulate",
-            api.pinned([*cmd, "--port", str(port)], None, self.args.nice),
+            harness.pinned([*cmd, "--port", str(port)], None, self.args.nice),
             port,
             self.work / "emulate.log",
             self.args.nice,
             self.bench.env,
         )
-        with api.serving(emulator):
+        with harness.serving(emulator):
             provider = emulator.provider_env(emu_data)
             for r in range(self.args.runs):
                 for position, arm in enumerate(order(r)):
@@ -488,7 +442,7 @@ class StatsBench:
                 jobs = count(data, QUEUE_DEPTH)
                 server = self.server(data, "worker", arm, **provider)
                 with (
-                    api.serving(server),
+                    harness.serving(server),
                     contextlib.closing(sqlite3.connect(data / DB_FILE)) as db,
                     self.profiling(measured, arm, server.pid) as spied,
                 ):
@@ -531,20 +485,7 @@ class StatsBench:
         return str(self.args.stem)
 
 
-def api_args(args: argparse.Namespace) -> argparse.Namespace:
-    """run_api_bench's options, for its Bench: one run per server start."""
-    given = ["--runs", "1", "--duration", str(args.duration), "--warmup", str(args.warmup)]
-    given += ["--users", str(args.users), "--nice", str(args.nice)]
-    given += ["--quiet-wait", str(args.quiet_wait)]
-    given += ["--rev", args.rev] if args.rev else []
-    return api.parse_args(given)
-
-
 # ---------------------------------------------------------------- report
-
-
-def fmt(x: float) -> str:
-    return f"{x:,.0f}" if x >= 100 else f"{x:,.2f}"
 
 
 # The per-run tables: (header, key of the run's figures, format; "n" = integer with commas)
@@ -767,13 +708,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.given = list(sys.argv[1:] if argv is None else argv)
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk")
-    lock = api.one_run_at_a_time(args.lock_wait)  # run_api_bench's lock: one benchmark at a time
+    lock = harness.one_run_at_a_time(
+        args.lock_wait
+    )  # run_api_bench's lock: one benchmark at a time
     started = time.monotonic()
     load = Path("/proc/loadavg").read_text().split()[:3]
-    info = api.machine()
+    info = harness.machine()
     info["load average at start (1, 5, 15 min)"] = " ".join(load)
     if args.rev:  # as run_api_bench: a commit's src/, whatever the working tree holds
-        info["served commit"] = api._git(["rev-parse", "--short", args.rev])
+        info["served commit"] = harness._git(["rev-parse", "--short", args.rev])
         info["uncommitted changes under src/"] = "not served (--rev)"
     dirty = not args.rev and info["uncommitted changes under src/"] != "none"
     args.stem = (
