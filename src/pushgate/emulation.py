@@ -32,6 +32,7 @@ from pushgate.emulators.credentials import (
     rsa_private_key_pem,
 )
 from pushgate.emulators.runner import Emulators
+from pushgate.jobs import EMULATOR, Credential
 from pushgate.store import credentials as creds
 from pushgate.store import partners as partner_ops
 from pushgate.store.backend import ClosableDb, connect_sync
@@ -106,7 +107,7 @@ def install_emulator_credentials(conn: Db, box: SecretBox, partner_id: int) -> N
     records = emulator_records(conn, box)
     for platform in missing:
         record, ref = records[platform]
-        creds.put(conn, box, partner_id, platform, creds.EMULATOR, record, ref=ref, validated=True)
+        creds.put(conn, box, partner_id, platform, EMULATOR, record, ref=ref, validated=True)
 
 
 EMULATE_META_KEY = "emulate"
@@ -137,14 +138,14 @@ class StoredCredentials:
         self._box = box
         self._ttl = ttl
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, list[creds.Credential]]] = {}
+        self._cache: dict[str, tuple[float, list[Credential]]] = {}
         self._certificate_refs: list[str] = []
         self._certificates: tuple[ApnsCertificate, ...] = ()
 
     def close(self) -> None:
         self._conn.close()
 
-    def _find(self, ref: str) -> list[creds.Credential]:
+    def _find(self, ref: str) -> list[Credential]:
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(ref)
@@ -156,7 +157,7 @@ class StoredCredentials:
 
     def apns_key(self, key_id: str, team_id: str) -> ApnsKey | None:
         for c in self._find(creds.apns_ref(key_id, team_id)):
-            bundles = () if c.kind == creds.EMULATOR else (str(c.record["bundle_id"]),)
+            bundles = () if c.kind == EMULATOR else (str(c.record["bundle_id"]),)
             return ApnsKey(key_id, team_id, public_key_pem(str(c.record["private_key"])), bundles)
         return None
 

@@ -18,8 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
-from pushgate.delivery.outcome import DeliveryOutcome
-from pushgate.queue.base import DEAD, DONE, EXPIRED, FAILED, QUEUED
+from pushgate.jobs import DEAD, DONE, EXPIRED, FAILED, QUEUED, DeliveryOutcome
 from pushgate.targeting.decide import Outcome
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

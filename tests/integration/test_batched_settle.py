@@ -26,11 +26,23 @@ import pytest
 from pushgate.crypto import SecretBox
 from pushgate.delivery import outcome as outcomes
 from pushgate.delivery import worker as worker_module
-from pushgate.delivery.outcome import Attempt, DeliveryOutcome
 from pushgate.delivery.worker import DeliveryWorker
+from pushgate.jobs import (
+    ACCEPTED,
+    DONE,
+    EXPIRED,
+    FAILED,
+    LEASED,
+    QUEUED,
+    UPLOADED,
+    Attempt,
+    DeliveryOutcome,
+    Job,
+    NewJob,
+    expired,
+)
 from pushgate.providers.verdict import Verdict
 from pushgate.queue import table
-from pushgate.queue.base import DONE, EXPIRED, FAILED, LEASED, QUEUED, Job, NewJob
 from pushgate.store import credentials, deliveries, partners, profiles
 from pushgate.store.backend import open_store
 from pushgate.store.db import Db
@@ -75,7 +87,7 @@ def seed(conn: Db, users: int, now: float) -> None:
             BOX,
             partner_id,
             platform,
-            credentials.UPLOADED,
+            UPLOADED,
             {"k": platform},
             ref=None,
             validated=True,
@@ -123,7 +135,7 @@ def mixed_outcomes(jobs: Sequence[Job], now: float, rng: random.Random) -> list[
             j, "dead_token", "Unregistered", now=now, timestamp_ms=int((now - 1000) * 1000)
         ),
         lambda j: outcomes.decide(j, "credential", "InvalidProviderToken", now=now),
-        lambda j: outcomes.expired("ttl"),
+        lambda j: expired("ttl"),
     ]
     return [(job, rng.choice(made)(job)) for job in jobs]
 
@@ -193,7 +205,7 @@ async def test_counters_of_a_batch_are_summed_per_counter(store: Store) -> None:
     now = time.time()
     await store.db.run(lambda c: seed(c, 30, now))
     claimed = await claim_all(store, "w1", now)
-    recorded = await store.record_deliveries("w1", [(job, outcomes.ACCEPTED) for job in claimed])
+    recorded = await store.record_deliveries("w1", [(job, ACCEPTED) for job in claimed])
     assert all(recorded)
     hour = int(now // 3600)
     counters = await store.db.run(
@@ -328,7 +340,7 @@ async def test_outcomes_of_jobs_whose_lease_was_taken_are_refused_and_counted(
     )
     assert {(int(i), str(o)) for i, o in owners} == {(j.id, "other") for j in taken}
     # The other worker's outcomes are the ones that count.
-    assert all(await store.record_deliveries("other", [(j, outcomes.ACCEPTED) for j in taken]))
+    assert all(await store.record_deliveries("other", [(j, ACCEPTED) for j in taken]))
     assert await sent_counter(store) == 20
     assert set((await inbox_rows(store)).values()) == {1}
 
@@ -447,9 +459,7 @@ async def test_an_attempt_twice_in_one_batch_is_applied_once(store: Store) -> No
     now = time.time()
     await store.db.run(lambda c: seed(c, 1, now))
     job, _ = await claim_all(store, "w1", now)
-    recorded = await store.record_deliveries(
-        "w1", [(job, outcomes.ACCEPTED), (job, outcomes.ACCEPTED)]
-    )
+    recorded = await store.record_deliveries("w1", [(job, ACCEPTED), (job, ACCEPTED)])
     assert recorded == [True, False]
     assert await sent_counter(store) == 1
 

@@ -16,9 +16,8 @@ from nats.js.api import StreamConfig
 
 from pushgate import names
 from pushgate.config import ConfigError
-from pushgate.delivery.outcome import DeliveryOutcome
+from pushgate.jobs import DONE, QUEUED, DeliveryOutcome, Job, NewJob
 from pushgate.queue import table
-from pushgate.queue.base import DONE, QUEUED, Job, NewJob
 from pushgate.queue.jetstream import JetStreamQueue, check_reachable, message_id, stream_owner
 from pushgate.store import partners, profiles
 from pushgate.store.backend import open_store

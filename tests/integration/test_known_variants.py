@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pushgate.crypto import SecretBox
+from pushgate.jobs import UPLOADED
 from pushgate.payloads.build import build_all
 from pushgate.store import credentials, partners, profiles
 from pushgate.store.backend import open_store
@@ -36,9 +37,7 @@ def seed(conn: Db, now: float) -> int:
     """A partner with a validated iOS credential and one user (EMAIL) with an iOS device."""
     partners.create_partner(conn, f"p{time.time_ns()}")
     partner_id = int(conn.execute("SELECT max(id) FROM partners").fetchone()[0])
-    credentials.put(
-        conn, BOX, partner_id, "ios", credentials.UPLOADED, {"k": "ios"}, ref=None, validated=True
-    )
+    credentials.put(conn, BOX, partner_id, "ios", UPLOADED, {"k": "ios"}, ref=None, validated=True)
     profile_id = profiles.create_profile(conn, partner_id, now)
     conn.execute(
         "INSERT INTO identifiers (partner_id, kind, value, profile_id) VALUES (?, 'email', ?, ?)",

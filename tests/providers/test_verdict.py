@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pushgate.providers.verdict import Verdict, VerdictKind, header, parse_retry_after
+from pushgate.jobs import VerdictKind
+from pushgate.providers.verdict import Verdict, header, parse_retry_after
 
 NOW = 1792567660.0  # 2026-10-21 07:27:40 GMT
 

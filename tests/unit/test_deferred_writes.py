@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pushgate.jobs import NewJob
 from pushgate.queue import table as job_table
-from pushgate.queue.base import NewJob
 from pushgate.store import stats
 from pushgate.store.db import deferring
 from pushgate.store.executor import run_batch

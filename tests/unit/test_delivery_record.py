@@ -10,8 +10,8 @@ import pytest
 
 from pushgate.crypto import SecretBox
 from pushgate.delivery import outcome as outcomes
+from pushgate.jobs import UPLOADED, NewJob
 from pushgate.queue import table as job_table
-from pushgate.queue.base import NewJob
 from pushgate.store import credentials, deliveries
 from pushgate.store.executor import connect
 from pushgate.store.sqlite_schema import create_schema
@@ -39,9 +39,7 @@ def conn(tmp_path: Path) -> sqlite3.Connection:
         " token_registered_at, last_active_at) VALUES (1, 1, 1, 'ios', 'tok', 'production', 1, ?, ?)",
         (now - 100, now),
     )
-    credentials.put(
-        c, SecretBox(b"k" * 32), 1, "ios", credentials.UPLOADED, {"a": 1}, ref=None, validated=True
-    )
+    credentials.put(c, SecretBox(b"k" * 32), 1, "ios", UPLOADED, {"a": 1}, ref=None, validated=True)
     job_table.enqueue(
         c, [NewJob(1, 7, 1, 1, "ios", "tok", "production", b"{}", "alert", 10, now + 60)], now
     )
@@ -128,12 +126,10 @@ def test_a_new_credential_brings_back_devices_retired_for_configuration_answers(
     # Earlier versions retired devices on configuration answers (status 'invalid').
     conn.execute("UPDATE devices SET status = 'invalid', status_reason = ?", (reason,))
     box = SecretBox(b"k" * 32)
-    credentials.put(
-        conn, box, 1, "android", credentials.UPLOADED, {"b": 1}, ref=None, validated=True
-    )
+    credentials.put(conn, box, 1, "android", UPLOADED, {"b": 1}, ref=None, validated=True)
     assert conn.execute("SELECT status FROM devices").fetchone() == ("invalid",)  # other platform
-    credentials.put(conn, box, 1, "ios", credentials.UPLOADED, {"a": 2}, ref=None, validated=False)
+    credentials.put(conn, box, 1, "ios", UPLOADED, {"a": 2}, ref=None, validated=False)
     assert conn.execute("SELECT status FROM devices").fetchone() == ("invalid",)  # not usable
-    credentials.put(conn, box, 1, "ios", credentials.UPLOADED, {"a": 2}, ref=None, validated=True)
+    credentials.put(conn, box, 1, "ios", UPLOADED, {"a": 2}, ref=None, validated=True)
     expected = ("active", None) if revived else ("invalid", reason)
     assert conn.execute("SELECT status, status_reason FROM devices").fetchone() == expected

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pushgate.jobs import DEAD, DONE, EXPIRED, FAILED, LEASED, QUEUED, NewJob
 from pushgate.queue import table as jobs
-from pushgate.queue.base import DEAD, DONE, EXPIRED, FAILED, LEASED, QUEUED, NewJob
 from pushgate.store.executor import SqliteExecutor, connect
 from pushgate.store.sqlite_schema import create_schema
 

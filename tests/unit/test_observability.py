@@ -14,8 +14,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pushgate import logs
-from pushgate.delivery.outcome import DeliveryOutcome
 from pushgate.exposition import Scrape, exposition
+from pushgate.jobs import DeliveryOutcome
 from pushgate.metrics import (
     LATENCY_BUCKETS,
     MAX_REASONS,

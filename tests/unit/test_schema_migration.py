@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pushgate.delivery.outcome import DeliveryOutcome
+from pushgate.jobs import DONE, DeliveryOutcome
 from pushgate.queue import table as job_table
-from pushgate.queue.base import DONE
 from pushgate.stats.funnel import hour_of
 from pushgate.stats.message_center import answer
 from pushgate.store import deliveries, stats

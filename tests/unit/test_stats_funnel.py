@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pushgate.queue.base import DEAD, DONE, EXPIRED, FAILED, LEASED, QUEUED
+from pushgate.jobs import DEAD, DONE, EXPIRED, FAILED, LEASED, QUEUED
 from pushgate.stats import funnel
 from pushgate.stats.funnel import Funnel, funnel_of
 from tests.support.stats_builders import excluded, make_push, sent

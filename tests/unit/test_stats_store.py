@@ -12,10 +12,9 @@ import msgspec
 import pytest
 
 from pushgate.delivery import outcome as outcomes
-from pushgate.delivery.outcome import DeliveryOutcome
+from pushgate.jobs import DONE, QUEUED, DeliveryOutcome, Job, NewJob, expired
 from pushgate.payloads.build import build_all
 from pushgate.queue import table as job_table
-from pushgate.queue.base import DONE, QUEUED, Job, NewJob
 from pushgate.stats.events import AppEvent
 from pushgate.stats.funnel import hour_of
 from pushgate.stats.message_center import answer, parse_query
@@ -195,7 +194,7 @@ def test_a_permanent_failure_counts_failed_by_platform_and_name(conn: sqlite3.Co
 def test_an_expired_job_counts_expired_by_platform(conn: sqlite3.Connection) -> None:
     queue_job(conn, platform="android")
     job = claim(conn)
-    assert deliveries.record(conn, job, W1, outcomes.expired("ttl"), NOW)
+    assert deliveries.record(conn, job, W1, expired("ttl"), NOW)
     assert counters(conn) == {"expired:android": 1}
     assert inbox_rows(conn) == []
     assert conn.execute("SELECT reason FROM fail_records").fetchall() == [("Expired",)]
@@ -599,7 +598,7 @@ def test_the_inbox_holds_only_what_the_provider_accepted_for_that_user(
 ) -> None:
     variant = record_campaign(conn)
     queue_job(conn, user=1, variant_id=variant)
-    deliveries.record(conn, claim(conn), W1, outcomes.expired(), NOW)
+    deliveries.record(conn, claim(conn), W1, expired(), NOW)
     queue_job(conn, user=2, variant_id=variant)
     deliveries.record(conn, claim(conn), W1, OK, NOW)
     assert stats.inbox(conn, PARTNER, 1, 0, 1e12, 100) == []

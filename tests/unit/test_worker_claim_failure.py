@@ -9,10 +9,9 @@ from collections.abc import Sequence
 import pytest
 
 from pushgate.delivery import worker as worker_module
-from pushgate.delivery.outcome import Attempt
 from pushgate.delivery.worker import DeliveryWorker
+from pushgate.jobs import Attempt, Job, Settled
 from pushgate.providers.verdict import Verdict
-from pushgate.queue.base import Job, Settled
 
 
 def job(job_id: int) -> Job:

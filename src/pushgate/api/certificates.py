@@ -10,6 +10,7 @@ from pushgate.api.http import Handler, Request, Response, json_response
 from pushgate.api.push import error_response
 from pushgate.auth import PartnerCache
 from pushgate.credential_check import Checked, check, obtain_token
+from pushgate.jobs import UPLOADED
 from pushgate.store import credentials as creds
 from pushgate.store.db import Db
 from pushgate.store.store import Store
@@ -43,7 +44,7 @@ class CertificateRoutes:
                 self.store.box,
                 partner_id,
                 checked.platform,
-                creds.UPLOADED,
+                UPLOADED,
                 checked.record,
                 ref=checked.ref,
                 validated=checked.validated,

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pushgate.delivery.worker import Sender
+from pushgate.jobs import EMULATOR, Credential, Job
 from pushgate.providers.errors import CredentialError
 from pushgate.providers.senders import ApnsSender, Endpoints, FcmSender, HmsSender, decided
 from pushgate.providers.verdict import Verdict
-from pushgate.queue.base import Job
-from pushgate.store.credentials import EMULATOR, Credential
 
 SANDBOX_ENVIRONMENTS = frozenset({"sandbox", "development"})
 CredentialLoader = Callable[[int, str], Awaitable[Credential | None]]

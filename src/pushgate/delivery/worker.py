@@ -25,10 +25,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from pushgate.delivery import outcome as outcomes
-from pushgate.delivery.outcome import Attempt, DeliveryOutcome
+from pushgate.jobs import (
+    ACCEPTED,
+    FAILED,
+    INVALID_CERTIFICATE,
+    QUEUED,
+    Attempt,
+    DeliveryOutcome,
+    Job,
+    expired,
+)
 from pushgate.metrics import DeliveryMetrics
 from pushgate.providers.verdict import Verdict
-from pushgate.queue.base import FAILED, QUEUED, Job, JobQueue
+from pushgate.queue.base import JobQueue
 
 log = logging.getLogger("pushgate.delivery")
 
@@ -46,7 +55,7 @@ SETTLE_SECONDS = 0.005  # how long a finished outcome waits for others to share 
 WRITES_AT_ONCE = 2
 IDLE_POLL_SECONDS = 0.25
 TIMED_OUT = Verdict(kind="retry", reason="Timeout", status=0, detail="send timed out")
-NO_CREDENTIAL = DeliveryOutcome(FAILED, outcomes.INVALID_CERTIFICATE, "no validated credential")
+NO_CREDENTIAL = DeliveryOutcome(FAILED, INVALID_CERTIFICATE, "no validated credential")
 HANDED_BACK = "handed back at shutdown"
 
 
@@ -247,7 +256,7 @@ class DeliveryWorker:
                 continue
             held.add(job.id)
             if job.expires_at <= now:
-                self._finish(job, outcomes.expired(), "")
+                self._finish(job, expired(), "")
                 continue
             key = (job.partner_id, job.platform)
             if key in senders:
@@ -287,7 +296,7 @@ class DeliveryWorker:
             verdict = sending.result()
         self.metrics.provider_answered(job.platform, time.perf_counter() - started)
         if verdict.kind == "ok" and verdict.environment is None:
-            self._finish(job, outcomes.ACCEPTED, "")
+            self._finish(job, ACCEPTED, "")
             return
         why = ""
         if verdict.kind == "retry":

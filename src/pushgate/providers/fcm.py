@@ -53,9 +53,10 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from pushgate.jobs import VerdictKind
 from pushgate.providers.access_token import AccessTokenCache
 from pushgate.providers.errors import CredentialError
-from pushgate.providers.verdict import Verdict, VerdictKind, header, parse_retry_after
+from pushgate.providers.verdict import Verdict, header, parse_retry_after
 
 __all__ = [
     "FCM_SCOPE",

@@ -4,7 +4,7 @@ Every provider client turns its answer (or its failure to get one) into a `Verdi
 that delivery decides retries, token invalidation and fail records the same way for
 APNs, FCM and HMS.
 
-kind (providers.md "Which failures change a device")
+kind (`pushgate.jobs.VerdictKind`; providers.md "Which failures change a device")
     ``ok``          accepted by the provider.
     ``retry``       transient: 429, 5xx, connection loss, timeouts, GOAWAY. Retry with backoff
                     (never sooner than `retry_after`) until the notification's TTL.
@@ -34,10 +34,8 @@ import email.utils
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, get_args
 
-VerdictKind = Literal["ok", "retry", "dead_token", "credential", "rejected"]
-VERDICT_KINDS: tuple[str, ...] = get_args(VerdictKind)
+from pushgate.jobs import VerdictKind
 
 
 @dataclass(frozen=True, slots=True)

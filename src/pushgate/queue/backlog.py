@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from pushgate.queue.base import LEASED, QUEUED
+from pushgate.jobs import LEASED, QUEUED
 from pushgate.store.db import Db
 
 log = logging.getLogger("pushgate.queue")

@@ -35,9 +35,8 @@ from nats.js.errors import NotFoundError
 
 from pushgate import names
 from pushgate.config import ENV_PREFIX, ConfigError
-from pushgate.delivery.outcome import DeliveryOutcome
+from pushgate.jobs import DEAD, DONE, EXPIRED, FAILED, QUEUED, DeliveryOutcome, Job, Settled
 from pushgate.queue import table
-from pushgate.queue.base import DEAD, DONE, EXPIRED, FAILED, QUEUED, Job, Settled
 from pushgate.store.db import Executor
 from pushgate.wakeup import idle
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from pushgate.queue.base import DONE, LEASED, QUEUED, Job, NewJob, Settled
+from pushgate.jobs import DONE, LEASED, QUEUED, Job, NewJob, Settled
 from pushgate.store.db import Db, Executor, deferred, insert_rows, is_postgres, values_sql
 
 _JOB_COLUMNS = (

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pushgate.queue.base import DEAD, DONE, EXPIRED, FAILED
+from pushgate.jobs import DEAD, DONE, EXPIRED, FAILED
 from pushgate.targeting.decide import NO_USER_FOUND, Outcome
 
 PLATFORMS = ("ios", "android", "huawei")

@@ -10,7 +10,6 @@ emulators can find the key that signed a token.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +17,16 @@ import msgspec
 from cryptography.exceptions import InvalidTag
 
 from pushgate.crypto import SecretBox, box_for, wrong_key
+from pushgate.jobs import Credential
 from pushgate.providers import apns, fcm
 from pushgate.store.db import Db
 
-EMULATOR = "emulator"
-UPLOADED = "uploaded"
 # The meta row holding the emulators' RSA key (emulation.py), sealed like a credential.
 EMULATOR_RSA_META = "emulator_rsa_key"
 EMULATOR_RSA_CONTEXT = b"emulator-rsa"
 # Fail-record names of answers about the partner's configuration. Earlier versions retired
 # devices on some of them (status 'invalid'); a new credential must bring those back.
 CONFIGURATION_REASONS = apns.CONFIGURATION_REASONS | fcm.CONFIGURATION_REASONS
-
-
-@dataclass(frozen=True, slots=True)
-class Credential:
-    partner_id: int
-    platform: str
-    kind: str  # EMULATOR or UPLOADED
-    record: dict[str, Any]
-    validated: bool
-    detail: str | None
 
 
 def apns_ref(key_id: str, team_id: str) -> str:

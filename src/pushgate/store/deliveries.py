@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pushgate.delivery.outcome import Attempt, DeliveryOutcome
+from pushgate.jobs import Attempt, DeliveryOutcome, Job
 from pushgate.queue import table as job_table
-from pushgate.queue.base import Job
 from pushgate.store import credentials, stats
 from pushgate.store.db import Db
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pushgate.queue.base import FAILED, LEASED, QUEUED
+from pushgate.jobs import FAILED, LEASED, QUEUED
 from pushgate.stats import funnel
 from pushgate.store import profiles, stats
 from pushgate.store.db import Db

@@ -7,10 +7,10 @@ from collections.abc import Mapping, MutableMapping, Sequence
 
 import msgspec
 
+from pushgate.jobs import NewJob
 from pushgate.limits import frequency_cap
 from pushgate.payloads.build import BuiltPayloads
 from pushgate.queue import table as job_table
-from pushgate.queue.base import NewJob
 from pushgate.store.db import Db
 from pushgate.store.models import Partner
 from pushgate.targeting.decide import Outcome

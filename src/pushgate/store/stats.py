@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from pushgate.queue.base import DONE, Job
+from pushgate.jobs import DONE, Job
 from pushgate.stats import campaign as campaign_json
 from pushgate.stats import funnel
 from pushgate.stats.campaign import Campaign

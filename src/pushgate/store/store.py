@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from pushgate.crypto import SecretBox
-from pushgate.delivery.outcome import Attempt, DeliveryOutcome
+from pushgate.jobs import Attempt, Credential, DeliveryOutcome, Job
 from pushgate.payloads.build import BuiltPayloads
-from pushgate.queue.base import Job
 from pushgate.queue.table import TableJobQueue
 from pushgate.stats import funnel
 from pushgate.stats.campaign import Campaign
@@ -116,7 +115,7 @@ class Store:
             ]
         )
 
-    async def credential(self, partner_id: int, platform: str) -> creds.Credential | None:
+    async def credential(self, partner_id: int, platform: str) -> Credential | None:
         return await self.db.run(lambda c: creds.get(c, self.box, partner_id, platform))
 
     async def record_delivery(self, job: Job, worker: str, outcome: DeliveryOutcome) -> bool:
