@@ -1,33 +1,9 @@
-"""Verdict helpers: Retry-After and header lookup."""
+"""Verdict helpers: header lookup, and which kinds are permanent."""
 
 from __future__ import annotations
 
-import pytest
-
 from pushgate.jobs import VerdictKind
-from pushgate.providers.verdict import Verdict, header, parse_retry_after
-
-NOW = 1792567660.0  # 2026-10-21 07:27:40 GMT
-
-
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [
-        ("120", 120.0),
-        ("0", 0.0),
-        (" 7 ", 7.0),
-        ("Wed, 21 Oct 2026 07:28:00 GMT", 20.0),
-        ("Wed, 21 Oct 2026 07:00:00 GMT", 0.0),  # in the past: retry now
-        ("soon", None),
-        ("-5", None),
-        ("", None),
-        (None, None),
-    ],
-)
-def test_retry_after_is_delta_seconds_or_an_http_date(
-    value: str | None, seconds: float | None
-) -> None:
-    assert parse_retry_after(value, NOW) == seconds
+from pushgate.providers.verdict import Verdict, header
 
 
 def test_headers_are_found_whatever_their_case() -> None:

@@ -212,7 +212,8 @@ def test_retry_after_is_seconds_or_an_http_date() -> None:
     assert retry_after({"retry-after": "soon"}) is None
     date = email.utils.formatdate(1_000_010, usegmt=True)
     assert retry_after({"retry-after": date}, now=1_000_000) == 10.0
-    assert retry_after({"retry-after": "-5"}) == 0.0
+    assert retry_after({"retry-after": "-5"}) is None  # not delay-seconds: as if absent
+    assert retry_after({"retry-after": "1.5"}) == 2.0  # never sooner than asked
 
 
 # ---- the retry policy ----

@@ -9,14 +9,12 @@ keeps what the server said: `status`, `code` (the `error` value, or the text, ve
 
 from __future__ import annotations
 
-import datetime
-import email.utils
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import msgspec
 
+from pushgate.retry_after import parse_retry_after
 from pushgate.targeting.errors import ApiError
 from pushgate.wire.errors import ErrorBody
 
@@ -281,23 +279,8 @@ def error_from_answer(status: int, headers: Mapping[str, str], body: bytes) -> P
 
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """`Retry-After` in seconds: delta-seconds, or an HTTP date (RFC 9110 §10.2.3)."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    current = datetime.datetime.now(datetime.UTC).timestamp() if now is None else now
-    return max(0.0, when.timestamp() - current)
+    """`Retry-After` in seconds (pushgate/retry_after.py: the rule the provider clients use)."""
+    return parse_retry_after(headers.get("retry-after"), now)
 
 
 def from_api_error(error: ApiError) -> PushgateError:

@@ -52,7 +52,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from pushgate.jobs import VerdictKind
 from pushgate.providers.errors import CredentialError, InvalidRequest
-from pushgate.providers.verdict import Verdict, header, parse_retry_after
+from pushgate.providers.verdict import Verdict, header
+from pushgate.retry_after import parse_retry_after
 
 APNS_PRODUCTION = "https://api.push.apple.com"
 APNS_SANDBOX = "https://api.sandbox.push.apple.com"

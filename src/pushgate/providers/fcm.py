@@ -56,7 +56,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pushgate.jobs import VerdictKind
 from pushgate.providers.access_token import AccessTokenCache
 from pushgate.providers.errors import CredentialError
-from pushgate.providers.verdict import Verdict, header, parse_retry_after
+from pushgate.providers.verdict import Verdict, header
+from pushgate.retry_after import parse_retry_after
 
 __all__ = [
     "FCM_SCOPE",

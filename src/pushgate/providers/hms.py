@@ -50,7 +50,8 @@ import msgspec
 
 from pushgate.jobs import VerdictKind
 from pushgate.providers.errors import CredentialError
-from pushgate.providers.verdict import Verdict, header, parse_retry_after
+from pushgate.providers.verdict import Verdict, header
+from pushgate.retry_after import parse_retry_after
 
 HMS_URL = "https://push-api.cloud.huawei.com"
 HMS_TOKEN_URL = "https://oauth-login.cloud.huawei.com/oauth2/v3/token"

@@ -30,8 +30,6 @@ reason
 
 from __future__ import annotations
 
-import email.utils
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -44,7 +42,7 @@ class Verdict:
     reason: str = ""
     status: int = 0  # HTTP status of the answer; 0 when there was no answer
     detail: str = ""
-    retry_after: float | None = None  # seconds, from Retry-After (delta or HTTP date)
+    retry_after: float | None = None  # seconds, from Retry-After (pushgate/retry_after.py)
     timestamp_ms: int | None = None  # APNs 410: when the token stopped being valid
     # The access token (FCM/HMS) or provider token (APNs) must be renewed before the retry.
     refresh_auth: bool = False
@@ -76,25 +74,3 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
         if key.lower() == name:
             return candidate
     return None
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After value: delta-seconds or an HTTP date.
-
-    Returns None when absent or unparseable; never negative.
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # an HTTP date is always GMT
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
