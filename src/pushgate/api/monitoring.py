@@ -6,7 +6,7 @@ docs/operations.md, "Monitoring", documents their answers and every metric.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -15,13 +15,34 @@ from pushgate.api.http import Request, Response, json_response
 from pushgate.delivery.worker import DeliveryView
 from pushgate.exposition import Scrape, exposition
 from pushgate.health import RETRY_AFTER_SECONDS, Check, Readiness, RedisPing
-from pushgate.metrics import PushMetrics, add_counts, merge_pushes, merge_requests
+from pushgate.metrics import (
+    PushMetrics,
+    RequestMetrics,
+    add_counts,
+    merge_pushes,
+    merge_requests,
+)
 from pushgate.queue.backlog import BacklogReader
 from pushgate.store.store import Store
 
 if TYPE_CHECKING:
-    from pushgate.api_processes import ApiProcesses
     from pushgate.queue.jetstream import JetStreamQueue  # nats-py is an optional dependency
+
+
+# What rendering needs of the API children of `serve --api-processes N` (api_processes.py: an
+# assembly module, which imports the api rather than the other way round).
+class ApiTotals(Protocol):
+    requests: RequestMetrics
+    pushes: PushMetrics
+    store_units: int
+    store_commits: int
+
+
+class ApiChildren(Protocol):
+    async def totals(self) -> ApiTotals: ...
+
+    async def stop(self) -> None: ...
+
 
 _PROMETHEUS = CONTENT_TYPE_LATEST.encode()
 _UNAVAILABLE_HEADERS = ((b"retry-after", str(RETRY_AFTER_SECONDS).encode()),)
@@ -57,7 +78,7 @@ class Monitoring:
         self.readiness = Readiness({})
         # With several API processes (api_processes.py) the serving process renders every
         # scrape: its children's counters join its own, and a child asks it for the text.
-        self.api_children: ApiProcesses | None = None
+        self.api_children: ApiChildren | None = None
         self.rendered_elsewhere: Callable[[], Awaitable[bytes]] | None = None
 
     def started(self, worker: DeliveryView | None, broker: JetStreamQueue | None) -> None:
