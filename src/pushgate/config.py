@@ -183,7 +183,7 @@ class Settings:
     # Seconds that sends under way get to finish on SIGTERM before being handed back, and that
     # requests under way get to be answered (each; docs/operations.md).
     shutdown_grace: float = 10.0
-    # Days a finished delivery job (token and payload) is kept; 0: forever (delivery/retention.py).
+    # Days a finished delivery job (token and payload) is kept; 0: forever (queue/retention.py).
     job_retention_days: float = 7.0
     # Delivery processes (docs/operations.md): 1 delivers in this process; more run in child
     # processes of this one. `load` defaults it to the cores the API leaves (`default_workers`).

@@ -34,9 +34,8 @@ from pushgate.auth import PartnerCache
 from pushgate.config import DELIVERY_ROLES, ConfigError, Settings, os_reason
 from pushgate.dashboard.app import PREFIX, Dashboard
 from pushgate.delivery.processes import ChildSpec, DeliveryProcesses
-from pushgate.delivery.retention import JobRetention
 from pushgate.delivery.senders import ProviderDirectory
-from pushgate.delivery.worker import DeliveryWorker
+from pushgate.delivery.worker import DeliveryWorker, JobQueue
 from pushgate.emulation import StoredCredentials, mark_emulated
 from pushgate.emulators.child import ControlProxy, EmulatorProcess
 from pushgate.emulators.runner import Emulators
@@ -48,8 +47,8 @@ from pushgate.providers.senders import Endpoints
 from pushgate.providers.tls import make_ssl_context
 from pushgate.push_service import PushService
 from pushgate.queue import backlog
-from pushgate.queue.base import JobQueue
-from pushgate.store.backend import connect_sync, open_store
+from pushgate.queue.retention import JobRetention
+from pushgate.store.backend import connect_sync, open_store, reader_connector
 
 if TYPE_CHECKING:  # nats-py is an optional dependency
     from pushgate.queue.jetstream import JetStreamQueue
@@ -93,6 +92,11 @@ def listening_socket(settings: Settings) -> socket.socket:
         ) from None
     sock.set_inheritable(True)
     return sock
+
+
+def backlog_connector(settings: Settings) -> Callable[[], backlog.Connection]:
+    """The queue gauges' own connections (queue/backlog.py says why not the store's)."""
+    return reader_connector(settings.data_dir, settings.database_url, backlog.READ_TIMEOUT_SECONDS)
 
 
 def uvicorn_config(app: App, settings: Settings) -> uvicorn.Config:
@@ -151,9 +155,7 @@ def create_app(
     sdk = SdkRoutes(store, partners)
     stats = StatsRoutes(store, partners)
     app = App(access_log=settings.access_log)
-    queue_watch = backlog.QueueWatch(
-        backlog.BacklogReader(backlog.connector(settings.data_dir, settings.database_url))
-    )
+    queue_watch = backlog.QueueWatch(backlog.BacklogReader(backlog_connector(settings)))
     app.admission = Admission(
         Limits(
             max_requests=settings.max_requests,
@@ -176,7 +178,7 @@ def create_app(
         app,
         store,
         push.metrics,
-        backlog.BacklogReader(backlog.connector(settings.data_dir, settings.database_url)),
+        backlog.BacklogReader(backlog_connector(settings)),
         settings.redis_url,
     )
     doc = openapi.document()

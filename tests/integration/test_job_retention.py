@@ -1,4 +1,4 @@
-"""Retention of finished jobs (delivery/retention.py): a job that ended more than the retention
+"""Retention of finished jobs (queue/retention.py): a job that ended more than the retention
 ago goes, token, payload and all; jobs still to be sent and recent ones stay. On both stores."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pushgate.delivery.retention import JobRetention
+from pushgate.queue.retention import JobRetention
 from pushgate.store.backend import open_store
 from pushgate.store.store import Store
 from tests.support.server import BACKENDS, new_backend_env
@@ -64,7 +64,7 @@ async def test_jobs_finished_before_the_retention_are_purged_and_the_rest_stay(
 async def test_a_purge_larger_than_a_batch_takes_several_transactions(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("pushgate.delivery.retention.BATCH", 4)
+    monkeypatch.setattr("pushgate.queue.retention.BATCH", 4)
     await store.db.run(lambda c: [add_job(c, "done", NOW - 10 * DAY) for _ in range(10)])
     before = store.db.batches
     assert await JobRetention(store.db, days=7).purge_once(NOW) == 10

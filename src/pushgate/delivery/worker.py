@@ -33,11 +33,11 @@ from pushgate.jobs import (
     Attempt,
     DeliveryOutcome,
     Job,
+    Settled,
     expired,
 )
 from pushgate.metrics import DeliveryMetrics
 from pushgate.providers.verdict import Verdict
-from pushgate.queue.base import JobQueue
 
 log = logging.getLogger("pushgate.delivery")
 
@@ -57,6 +57,21 @@ IDLE_POLL_SECONDS = 0.25
 TIMED_OUT = Verdict(kind="retry", reason="Timeout", status=0, detail="send timed out")
 NO_CREDENTIAL = DeliveryOutcome(FAILED, INVALID_CERTIFICATE, "no validated credential")
 HANDED_BACK = "handed back at shutdown"
+
+
+class JobQueue(Protocol):
+    """What a worker needs of a queue: the job table (queue/table.py), or JetStream in front of
+    it (queue/jetstream.py). Delivery defines it, and the queues fit it without importing
+    delivery's code back: outcomes are recorded in the store either way."""
+
+    async def claim(self, worker: str, limit: int, lease_seconds: float) -> list[Job]: ...
+
+    async def depth(self) -> int: ...
+
+    async def settled(self, results: Sequence[Settled]) -> None:
+        """Outcomes of claimed jobs were recorded, in one batch (each with `recorded`: whether
+        this worker still held the job)."""
+        ...
 
 
 class Sender(Protocol):

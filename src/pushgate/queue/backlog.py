@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from pushgate.jobs import LEASED, QUEUED
@@ -61,30 +59,6 @@ def read(conn: Db, now: float, outbox: bool = False) -> Backlog:
 
 class Connection(Db, Protocol):
     def close(self) -> None: ...
-
-
-def connector(data_dir: Path, database_url: str | None) -> Callable[[], Connection]:
-    """How the reader connects: to the same database as the store, with short timeouts."""
-    if database_url:
-        import psycopg.conninfo
-
-        from pushgate.store import postgres
-
-        target = postgres.parse_url(database_url)
-        conninfo = psycopg.conninfo.make_conninfo(target.conninfo, connect_timeout=2)
-        bounded = dataclasses.replace(target, conninfo=conninfo)
-
-        def connect_pg() -> Connection:
-            conn = postgres.connect(bounded)
-            conn.execute(f"SET statement_timeout = {int(READ_TIMEOUT_SECONDS * 1000)}")
-            return conn
-
-        return connect_pg
-
-    from pushgate.store import sqlite
-    from pushgate.store.executor import connect
-
-    return lambda: connect(sqlite.database_path(data_dir))
 
 
 class BacklogReader:

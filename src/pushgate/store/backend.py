@@ -3,6 +3,8 @@ set (`PUSHGATE_DATABASE_URL=postgresql://...`)."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -50,3 +52,29 @@ def connect_sync(data_dir: Path, database_url: str | None = None) -> ClosableDb:
         pg_schema.ensure_schema(target)
         return postgres.connect(target)
     return sqlite.open_sync(data_dir)
+
+
+def reader_connector(
+    data_dir: Path, database_url: str | None, timeout_seconds: float
+) -> Callable[[], ClosableDb]:
+    """Connections for a reader beside the store (queue/backlog.py: the /metrics gauges): to the
+    same database, with short timeouts, and no schema work (the store did that)."""
+    if database_url:
+        import psycopg.conninfo
+
+        from pushgate.store import postgres
+
+        target = postgres.parse_url(database_url)
+        conninfo = psycopg.conninfo.make_conninfo(target.conninfo, connect_timeout=2)
+        bounded = dataclasses.replace(target, conninfo=conninfo)
+
+        def connect_pg() -> ClosableDb:
+            conn = postgres.connect(bounded)
+            conn.execute(f"SET statement_timeout = {int(timeout_seconds * 1000)}")
+            return conn
+
+        return connect_pg
+
+    from pushgate.store.executor import connect
+
+    return lambda: connect(sqlite.database_path(data_dir))
