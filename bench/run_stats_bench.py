@@ -79,7 +79,7 @@ TIMED_FROM = 0.9
 # py-spy frames of the counting itself (hour_of is computed whether or not it counts),
 # and, for scale, the store's whole unit of work (one transaction per group commit).
 COUNTING_FRAMES = {
-    "add_counts": "add_counts (pushgate/store/stats.py",
+    "add_counts": "add_counts (pushgate/store/campaign_stats.py",
     "outcome_counts": "outcome_counts (pushgate/stats/funnel.py",
     "settled_counter": "settled_counter (pushgate/stats/funnel.py",
 }

@@ -33,8 +33,8 @@ from pushgate.api_processes import ApiChildSpec, ApiProcesses, ApiReport, Parent
 from pushgate.auth import PartnerCache
 from pushgate.config import DELIVERY_ROLES, ConfigError, Settings, os_reason
 from pushgate.dashboard.app import PREFIX, Dashboard
+from pushgate.delivery.directory import ProviderDirectory
 from pushgate.delivery.processes import ChildSpec, DeliveryProcesses
-from pushgate.delivery.senders import ProviderDirectory
 from pushgate.delivery.worker import DeliveryWorker, JobQueue
 from pushgate.emulation import StoredCredentials, mark_emulated
 from pushgate.emulators.child import ControlProxy, EmulatorProcess

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from pushgate.store import pg_schema, stats
+from pushgate.store import campaign_stats, pg_schema
 from pushgate.store.postgres import COUNTER_SHARDS, PgConnection, PgExecutor, connect, parse_url
 from tests.support.server import new_backend_env
 
@@ -57,7 +57,7 @@ async def test_concurrent_units_count_into_their_threads_shards_and_reads_sum_th
     inside = threading.Barrier(4, timeout=10)
 
     def unit(conn: PgConnection) -> None:
-        stats.add_counts(conn, PARTNER, {(CAMP, "requested"): 1}, HOUR)
+        campaign_stats.add_counts(conn, PARTNER, {(CAMP, "requested"): 1}, HOUR)
         inside.wait()
 
     try:
@@ -71,11 +71,11 @@ async def test_concurrent_units_count_into_their_threads_shards_and_reads_sum_th
     assert len(rows) == 4  # one row per thread
     assert all(0 <= shard < COUNTER_SHARDS for shard in rows)
     with connect(parse_url(url)) as conn:
-        report = stats.campaign_report(conn, PARTNER, CAMP)
+        report = campaign_stats.campaign_report(conn, PARTNER, CAMP)
         assert report is not None
         assert report["funnel"]["requested"] == 8
         assert [point["requested"] for point in report["series"]] == [8]
-        [campaign] = stats.campaigns_since(conn, PARTNER, 0)
+        [campaign] = campaign_stats.campaigns_since(conn, PARTNER, 0)
         assert campaign.funnel.requested == 8
 
 
@@ -101,8 +101,10 @@ def test_a_version_2_schema_moves_its_counters_to_shard_0(url: str) -> None:
             str(pg_schema.SCHEMA_VERSION),
         )
         # The sharded key is in force: another shard of the same counter is a row of its own.
-        stats.add_counts(PgConnection(conn.raw, shard=3), PARTNER, {(CAMP, "requested"): 2}, HOUR)
-        stats.add_counts(conn, PARTNER, {(CAMP, "requested"): 1}, HOUR)
+        campaign_stats.add_counts(
+            PgConnection(conn.raw, shard=3), PARTNER, {(CAMP, "requested"): 2}, HOUR
+        )
+        campaign_stats.add_counts(conn, PARTNER, {(CAMP, "requested"): 1}, HOUR)
     assert shard_rows(url) == {0: 6, 3: 2}
     pg_schema.ensure_schema(target)  # a second start changes nothing
     assert shard_rows(url) == {0: 6, 3: 2}

@@ -10,7 +10,7 @@ import pytest
 
 from pushgate.jobs import NewJob
 from pushgate.queue import table as job_table
-from pushgate.store import stats
+from pushgate.store import campaign_stats
 from pushgate.store.db import deferring
 from pushgate.store.executor import run_batch
 from tests.support.stats_builders import PARTNER, open_db
@@ -27,7 +27,7 @@ def test_counts_inside_a_batch_are_summed_into_one_row_per_counter(tmp_path: Pat
     conn = open_db(tmp_path)
 
     def unit(c: sqlite3.Connection) -> None:
-        stats.add_counts(c, PARTNER, {(7, "requested"): 1, (7, "queued:ios"): 1}, 100)
+        campaign_stats.add_counts(c, PARTNER, {(7, "requested"): 1, (7, "queued:ios"): 1}, 100)
         assert counters(c) == []  # nothing written before the transaction's end
 
     assert run_batch(conn, [unit, unit, unit]) == [(None, None)] * 3
@@ -38,10 +38,10 @@ def test_a_failed_unit_leaves_only_the_others_counts(tmp_path: Path) -> None:
     conn = open_db(tmp_path)
 
     def good(c: sqlite3.Connection) -> None:
-        stats.add_counts(c, PARTNER, {(7, "requested"): 1}, 100)
+        campaign_stats.add_counts(c, PARTNER, {(7, "requested"): 1}, 100)
 
     def bad(c: sqlite3.Connection) -> None:
-        stats.add_counts(c, PARTNER, {(7, "requested"): 5}, 100)
+        campaign_stats.add_counts(c, PARTNER, {(7, "requested"): 5}, 100)
         raise RuntimeError("this unit fails after counting")
 
     results = run_batch(conn, [good, bad, good])
@@ -51,14 +51,14 @@ def test_a_failed_unit_leaves_only_the_others_counts(tmp_path: Path) -> None:
 
 def test_counts_outside_a_transaction_block_are_written_at_once(tmp_path: Path) -> None:
     conn = open_db(tmp_path)
-    stats.add_counts(conn, PARTNER, {(7, "requested"): 2}, 100)
+    campaign_stats.add_counts(conn, PARTNER, {(7, "requested"): 2}, 100)
     assert counters(conn) == [(7, "requested", 2)]
 
 
 def test_a_block_that_raises_writes_nothing(tmp_path: Path) -> None:
     conn = open_db(tmp_path)
     with pytest.raises(RuntimeError), deferring(conn):
-        stats.add_counts(conn, PARTNER, {(7, "requested"): 2}, 100)
+        campaign_stats.add_counts(conn, PARTNER, {(7, "requested"): 2}, 100)
         job_table.enqueue(conn, [job("t")], 100.0)
         raise RuntimeError
     assert counters(conn) == []

@@ -13,7 +13,7 @@ from pushgate.jobs import DONE, DeliveryOutcome
 from pushgate.queue import table as job_table
 from pushgate.stats.funnel import hour_of
 from pushgate.stats.message_center import answer
-from pushgate.store import deliveries, stats
+from pushgate.store import campaign_stats, deliveries
 from pushgate.store.executor import connect
 from pushgate.store.sqlite_schema import SCHEMA_VERSION, create_schema
 
@@ -345,7 +345,7 @@ def test_queued_is_split_per_platform_from_the_jobs(migrated: sqlite3.Connection
 
 
 def test_the_migrated_counters_read_as_the_same_funnel(migrated: sqlite3.Connection) -> None:
-    report = stats.campaign_report(migrated, 1, 7)
+    report = campaign_stats.campaign_report(migrated, 1, 7)
     assert report is not None
     assert report["funnel"]["requested"] == 6
     assert report["funnel"]["resolved"] == 4
@@ -356,7 +356,7 @@ def test_the_migrated_counters_read_as_the_same_funnel(migrated: sqlite3.Connect
         "android": 1,
         "huawei": 0,
     }
-    other = stats.campaign_report(migrated, 2, 7)
+    other = campaign_stats.campaign_report(migrated, 2, 7)
     assert other is not None
     assert (other["funnel"]["requested"], other["funnel"]["queued"]) == (2, 2)
 
@@ -401,22 +401,22 @@ def test_a_new_database_starts_at_the_current_version_without_the_old_table(
 def test_a_job_queued_before_the_upgrade_is_counted_and_shown_after_it(
     migrated: sqlite3.Connection,
 ) -> None:
-    before = stats.campaign_report(migrated, 1, 7)
+    before = campaign_stats.campaign_report(migrated, 1, 7)
     assert before is not None
     [job] = [j for j in job_table.claim(migrated, "w1", 10, 30, NOW) if j.profile_id == 2]
     assert job.variant_id == 0
     assert deliveries.record(migrated, job, "w1", DeliveryOutcome(DONE), NOW)
-    report = stats.campaign_report(migrated, 1, 7)
+    report = campaign_stats.campaign_report(migrated, 1, 7)
     assert report is not None
     accepted = before["platforms"]["ios"]["accepted"]
     assert report["platforms"]["ios"]["accepted"] == accepted + 1
-    [shown] = answer(stats.inbox(migrated, 1, 2, 0, 1e12, 100))
+    [shown] = answer(campaign_stats.inbox(migrated, 1, 2, 0, 1e12, 100))
     assert (shown["camp_id"], shown["title"], shown["variant_id"]) == (7, "Title 7", 0)
     assert shown["deep_links"] == {}  # the job went to iOS; the campaign has Android links only
 
 
 def test_jobs_settled_before_the_upgrade_are_not_pending(migrated: sqlite3.Connection) -> None:
-    report = stats.campaign_report(migrated, 1, 7)
+    report = campaign_stats.campaign_report(migrated, 1, 7)
     assert report is not None
     # Of campaign 7's three jobs, the first was delivered under version 1.
     unsettled = migrated.execute(
@@ -446,6 +446,6 @@ def test_a_version_2_database_keeps_its_counters_in_shard_0(tmp_path: Path) -> N
         "SELECT name, hour, shard, count FROM campaign_stats ORDER BY name"
     ).fetchall() == [("queued:ios", 101, 0, 2), ("requested", 100, 0, 6)]
     assert not table_exists(conn, "campaign_stats_v2")
-    stats.add_counts(conn, 1, {(7, "requested"): 1}, 100)  # the new key accepts the upsert
+    campaign_stats.add_counts(conn, 1, {(7, "requested"): 1}, 100)  # the new key accepts the upsert
     assert stats_rows(conn)[-1] == (1, 7, "requested", 100, 7)
     conn.close()

@@ -18,9 +18,9 @@ from pushgate.queue import table as job_table
 from pushgate.stats.events import AppEvent
 from pushgate.stats.funnel import hour_of
 from pushgate.stats.message_center import answer, parse_query
-from pushgate.store import deliveries, sends, stats
+from pushgate.store import campaign_stats, deliveries, sends
+from pushgate.store.campaign_stats import EventsRecorded
 from pushgate.store.models import Partner
-from pushgate.store.stats import EventsRecorded
 from tests.support.stats_builders import OTHER_PARTNER, PARTNER, make_push, open_db, sent
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -224,10 +224,10 @@ def test_settled_jobs_of_several_campaigns_count_for_their_own(conn: sqlite3.Con
 
 def test_add_counts_adds_to_the_same_hour_and_keeps_hours_apart(conn: sqlite3.Connection) -> None:
     h = hour_of(NOW)
-    stats.add_counts(conn, PARTNER, {(CAMP, "requested"): 2}, h)
-    stats.add_counts(conn, PARTNER, {(CAMP, "requested"): 3}, h)
-    stats.add_counts(conn, PARTNER, {(CAMP, "requested"): 1}, h + 1)
-    stats.add_counts(conn, OTHER_PARTNER, {(CAMP, "requested"): 9}, h)
+    campaign_stats.add_counts(conn, PARTNER, {(CAMP, "requested"): 2}, h)
+    campaign_stats.add_counts(conn, PARTNER, {(CAMP, "requested"): 3}, h)
+    campaign_stats.add_counts(conn, PARTNER, {(CAMP, "requested"): 1}, h + 1)
+    campaign_stats.add_counts(conn, OTHER_PARTNER, {(CAMP, "requested"): 9}, h)
     assert conn.execute(
         "SELECT partner_id, hour, count FROM campaign_stats ORDER BY partner_id, hour"
     ).fetchall() == [(PARTNER, h, 5), (PARTNER, h + 1, 1), (OTHER_PARTNER, h, 9)]
@@ -331,43 +331,47 @@ def session(camp_id: int = CAMP, at: float = NOW) -> AppEvent:
 
 def test_a_receipt_counts_the_user_as_delivered(conn: sqlite3.Connection) -> None:
     record_campaign(conn)
-    assert stats.record_events(conn, PARTNER, 1, [delivered()]) == EventsRecorded(1, 0, 0)
+    assert campaign_stats.record_events(conn, PARTNER, 1, [delivered()]) == EventsRecorded(1, 0, 0)
     assert counters(conn) == {"delivered": 1}
 
 
 def test_the_same_event_of_the_same_user_counts_once(conn: sqlite3.Connection) -> None:
     record_campaign(conn)
-    assert stats.record_events(conn, PARTNER, 1, [delivered(), delivered(at=NOW + 5)]) == (
+    assert campaign_stats.record_events(conn, PARTNER, 1, [delivered(), delivered(at=NOW + 5)]) == (
         EventsRecorded(accepted=1, duplicates=1)
     )
-    assert stats.record_events(conn, PARTNER, 1, [delivered()]) == EventsRecorded(duplicates=1)
+    assert campaign_stats.record_events(conn, PARTNER, 1, [delivered()]) == EventsRecorded(
+        duplicates=1
+    )
     assert counters(conn) == {"delivered": 1}
 
 
 def test_each_user_counts_for_themselves(conn: sqlite3.Connection) -> None:
     record_campaign(conn)
     for user in (1, 2, 3):
-        stats.record_events(conn, PARTNER, user, [delivered()])
+        campaign_stats.record_events(conn, PARTNER, user, [delivered()])
     assert counters(conn) == {"delivered": 3}
 
 
 def test_a_session_counts_the_user_as_opened_and_delivered(conn: sqlite3.Connection) -> None:
     record_campaign(conn)
-    assert stats.record_events(conn, PARTNER, 1, [session()]) == EventsRecorded(accepted=1)
+    assert campaign_stats.record_events(conn, PARTNER, 1, [session()]) == EventsRecorded(accepted=1)
     assert counters(conn) == {"delivered": 1, "opened": 1}
 
 
 def test_a_session_after_a_receipt_counts_delivered_only_once(conn: sqlite3.Connection) -> None:
     record_campaign(conn)
-    stats.record_events(conn, PARTNER, 1, [delivered()])
-    assert stats.record_events(conn, PARTNER, 1, [session()]) == EventsRecorded(accepted=1)
+    campaign_stats.record_events(conn, PARTNER, 1, [delivered()])
+    assert campaign_stats.record_events(conn, PARTNER, 1, [session()]) == EventsRecorded(accepted=1)
     assert counters(conn) == {"delivered": 1, "opened": 1}
 
 
 def test_a_receipt_after_a_session_is_a_duplicate(conn: sqlite3.Connection) -> None:
     record_campaign(conn)
-    stats.record_events(conn, PARTNER, 1, [session()])
-    assert stats.record_events(conn, PARTNER, 1, [delivered()]) == EventsRecorded(duplicates=1)
+    campaign_stats.record_events(conn, PARTNER, 1, [session()])
+    assert campaign_stats.record_events(conn, PARTNER, 1, [delivered()]) == EventsRecorded(
+        duplicates=1
+    )
     assert counters(conn) == {"delivered": 1, "opened": 1}
 
 
@@ -375,7 +379,7 @@ def test_events_for_unknown_campaigns_are_reported_and_not_counted(
     conn: sqlite3.Connection,
 ) -> None:
     record_campaign(conn)
-    recorded = stats.record_events(
+    recorded = campaign_stats.record_events(
         conn, PARTNER, 1, [delivered(99), session(99), delivered(CAMP), session(-1)]
     )
     assert recorded == EventsRecorded(accepted=1, duplicates=0, unknown_campaigns=3)
@@ -385,7 +389,7 @@ def test_events_for_unknown_campaigns_are_reported_and_not_counted(
 
 def test_another_partners_campaign_is_unknown(conn: sqlite3.Connection) -> None:
     record_campaign(conn, partner=OTHER_PARTNER)
-    assert stats.record_events(conn, PARTNER, 1, [delivered()]) == EventsRecorded(
+    assert campaign_stats.record_events(conn, PARTNER, 1, [delivered()]) == EventsRecorded(
         unknown_campaigns=1
     )
     assert counters(conn) == {}
@@ -394,8 +398,8 @@ def test_another_partners_campaign_is_unknown(conn: sqlite3.Connection) -> None:
 
 def test_events_count_in_the_hour_they_happened(conn: sqlite3.Connection) -> None:
     record_campaign(conn)
-    stats.record_events(conn, PARTNER, 1, [delivered(at=NOW - 3 * HOUR + 59)])
-    stats.record_events(conn, PARTNER, 2, [session(at=NOW + 1800)])
+    campaign_stats.record_events(conn, PARTNER, 1, [delivered(at=NOW - 3 * HOUR + 59)])
+    campaign_stats.record_events(conn, PARTNER, 2, [session(at=NOW + 1800)])
     assert counter_hours(conn, "delivered") == {hour_of(NOW) - 3: 1, hour_of(NOW): 1}
     assert counter_hours(conn, "opened") == {hour_of(NOW): 1}
 
@@ -421,13 +425,13 @@ def fail(conn: sqlite3.Connection, user: int, platform: str, reason: str, n: int
 
 def test_the_report_of_an_unknown_campaign_is_none(conn: sqlite3.Connection) -> None:
     record_campaign(conn, partner=OTHER_PARTNER)
-    assert stats.campaign_report(conn, PARTNER, CAMP) is None
-    assert stats.campaign_report(conn, PARTNER, 12345) is None
+    assert campaign_stats.campaign_report(conn, PARTNER, CAMP) is None
+    assert campaign_stats.campaign_report(conn, PARTNER, 12345) is None
 
 
 def test_the_report_reads_back_what_was_counted(conn: sqlite3.Connection) -> None:
     record_campaign(conn, camp_name="Launch", title="T", message="M")
-    stats.add_counts(
+    campaign_stats.add_counts(
         conn,
         PARTNER,
         {
@@ -441,8 +445,8 @@ def test_the_report_reads_back_what_was_counted(conn: sqlite3.Connection) -> Non
     deliver(conn, 1, "ios")
     deliver(conn, 2, "android", at=NOW + HOUR)
     fail(conn, 1, "ios", "Unregistered", 1)
-    stats.record_events(conn, PARTNER, 1, [session(at=NOW + 2 * HOUR)])
-    report = stats.campaign_report(conn, PARTNER, CAMP)
+    campaign_stats.record_events(conn, PARTNER, 1, [session(at=NOW + 2 * HOUR)])
+    report = campaign_stats.campaign_report(conn, PARTNER, CAMP)
     assert report is not None
     assert (report["camp_id"], report["name"], report["title"], report["message"]) == (
         CAMP,
@@ -487,7 +491,7 @@ def test_fail_records_keep_the_five_newest_tokens_largest_group_first(
     fail(conn, 1, "ios", "Unregistered", 2)
     fail(conn, 2, "android", "NotRegistered", 7)
     fail(conn, 3, "huawei", "NotRegistered", 1)
-    report = stats.campaign_report(conn, PARTNER, CAMP)
+    report = campaign_stats.campaign_report(conn, PARTNER, CAMP)
     assert report is not None
     assert report["fail_records"] == [
         {
@@ -515,8 +519,8 @@ def test_fail_records_keep_the_five_newest_tokens_largest_group_first(
 def test_the_report_leaves_out_other_partners_counters(conn: sqlite3.Connection) -> None:
     record_campaign(conn)
     record_campaign(conn, partner=OTHER_PARTNER)
-    stats.add_counts(conn, OTHER_PARTNER, {(CAMP, "requested"): 9}, hour_of(NOW))
-    report = stats.campaign_report(conn, PARTNER, CAMP)
+    campaign_stats.add_counts(conn, OTHER_PARTNER, {(CAMP, "requested"): 9}, hour_of(NOW))
+    report = campaign_stats.campaign_report(conn, PARTNER, CAMP)
     assert report is not None
     assert report["funnel"]["requested"] == 0
     assert report["series"] == []
@@ -533,7 +537,7 @@ def make_campaigns(conn: sqlite3.Connection, *created: float) -> None:
 def test_the_list_is_newest_first_with_the_total(conn: sqlite3.Connection) -> None:
     make_campaigns(conn, NOW, NOW + 20, NOW + 10)
     record_campaign(conn, camp_id=1, at=NOW + 30, partner=OTHER_PARTNER)
-    total, found = stats.list_campaigns(conn, PARTNER, float("-inf"), float("inf"), 0, 50)
+    total, found = campaign_stats.list_campaigns(conn, PARTNER, float("-inf"), float("inf"), 0, 50)
     assert total == 3
     assert [c.camp_id for c in found] == [101, 102, 100]
 
@@ -541,25 +545,27 @@ def test_the_list_is_newest_first_with_the_total(conn: sqlite3.Connection) -> No
 def test_the_list_is_paged(conn: sqlite3.Connection) -> None:
     make_campaigns(conn, *(NOW + i for i in range(5)))
     pages = [
-        [c.camp_id for c in stats.list_campaigns(conn, PARTNER, 0, 1e12, offset, 2)[1]]
+        [c.camp_id for c in campaign_stats.list_campaigns(conn, PARTNER, 0, 1e12, offset, 2)[1]]
         for offset in (0, 2, 4, 6)
     ]
     assert pages == [[104, 103], [102, 101], [100], []]
-    assert stats.list_campaigns(conn, PARTNER, 0, 1e12, 4, 2)[0] == 5
+    assert campaign_stats.list_campaigns(conn, PARTNER, 0, 1e12, 4, 2)[0] == 5
 
 
 def test_the_list_range_includes_its_start_and_excludes_its_end(conn: sqlite3.Connection) -> None:
     make_campaigns(conn, NOW - 1, NOW, NOW + 10, NOW + 20)
-    total, found = stats.list_campaigns(conn, PARTNER, NOW, NOW + 20, 0, 50)
+    total, found = campaign_stats.list_campaigns(conn, PARTNER, NOW, NOW + 20, 0, 50)
     assert total == 2
     assert [c.camp_id for c in found] == [102, 101]
 
 
 def test_listed_campaigns_carry_their_funnels(conn: sqlite3.Connection) -> None:
     make_campaigns(conn, NOW, NOW + 1)
-    stats.add_counts(conn, PARTNER, {(100, "requested"): 3, (101, "opened"): 1}, hour_of(NOW))
-    stats.add_counts(conn, PARTNER, {(100, "requested"): 2}, hour_of(NOW) + 5)
-    _, found = stats.list_campaigns(conn, PARTNER, 0, 1e12, 0, 50)
+    campaign_stats.add_counts(
+        conn, PARTNER, {(100, "requested"): 3, (101, "opened"): 1}, hour_of(NOW)
+    )
+    campaign_stats.add_counts(conn, PARTNER, {(100, "requested"): 2}, hour_of(NOW) + 5)
+    _, found = campaign_stats.list_campaigns(conn, PARTNER, 0, 1e12, 0, 50)
     by_id = {c.camp_id: c for c in found}
     assert by_id[100].funnel.requested == 5
     assert by_id[101].funnel.opened == 1
@@ -572,13 +578,13 @@ def test_campaigns_since_lists_those_first_used_from_then_oldest_first(
 ) -> None:
     make_campaigns(conn, NOW - 1, NOW + 20, NOW)
     record_campaign(conn, camp_id=1, at=NOW, partner=OTHER_PARTNER)
-    assert [c.camp_id for c in stats.campaigns_since(conn, PARTNER, NOW)] == [102, 101]
+    assert [c.camp_id for c in campaign_stats.campaigns_since(conn, PARTNER, NOW)] == [102, 101]
 
 
 def test_a_later_use_does_not_move_a_campaign_into_today(conn: sqlite3.Connection) -> None:
     record_campaign(conn, at=NOW - 86400)
     record_campaign(conn, at=NOW + 5)
-    assert stats.campaigns_since(conn, PARTNER, NOW) == []
+    assert campaign_stats.campaigns_since(conn, PARTNER, NOW) == []
 
 
 # ---- reads: the Message Center inbox ----
@@ -589,7 +595,7 @@ def test_the_inbox_lists_accepted_pushes_newest_first(conn: sqlite3.Connection) 
     for at in (NOW, NOW + 20, NOW + 10):
         queue_job(conn, user=1, variant_id=variant, at=at)
         deliveries.record(conn, claim(conn, at=at), W1, OK, at + 1)
-    pushes = stats.inbox(conn, PARTNER, 1, 0, 1e12, 100)
+    pushes = campaign_stats.inbox(conn, PARTNER, 1, 0, 1e12, 100)
     assert [p.created_at for p in pushes] == [NOW + 20, NOW + 10, NOW]
 
 
@@ -601,9 +607,9 @@ def test_the_inbox_holds_only_what_the_provider_accepted_for_that_user(
     deliveries.record(conn, claim(conn), W1, expired(), NOW)
     queue_job(conn, user=2, variant_id=variant)
     deliveries.record(conn, claim(conn), W1, OK, NOW)
-    assert stats.inbox(conn, PARTNER, 1, 0, 1e12, 100) == []
-    assert [p.camp_id for p in stats.inbox(conn, PARTNER, 2, 0, 1e12, 100)] == [CAMP]
-    assert stats.inbox(conn, OTHER_PARTNER, 2, 0, 1e12, 100) == []
+    assert campaign_stats.inbox(conn, PARTNER, 1, 0, 1e12, 100) == []
+    assert [p.camp_id for p in campaign_stats.inbox(conn, PARTNER, 2, 0, 1e12, 100)] == [CAMP]
+    assert campaign_stats.inbox(conn, OTHER_PARTNER, 2, 0, 1e12, 100) == []
 
 
 def test_the_inbox_range_is_inclusive_and_limited(conn: sqlite3.Connection) -> None:
@@ -611,9 +617,9 @@ def test_the_inbox_range_is_inclusive_and_limited(conn: sqlite3.Connection) -> N
     for i in range(5):
         queue_job(conn, user=1, variant_id=variant, at=NOW + 10 * i)
         deliveries.record(conn, claim(conn, at=NOW + 10 * i), W1, OK, NOW + 10 * i)
-    in_range = stats.inbox(conn, PARTNER, 1, NOW + 10, NOW + 30, 100)
+    in_range = campaign_stats.inbox(conn, PARTNER, 1, NOW + 10, NOW + 30, 100)
     assert [p.created_at for p in in_range] == [NOW + 30, NOW + 20, NOW + 10]
-    assert [p.created_at for p in stats.inbox(conn, PARTNER, 1, 0, 1e12, 2)] == [
+    assert [p.created_at for p in campaign_stats.inbox(conn, PARTNER, 1, 0, 1e12, 2)] == [
         NOW + 40,
         NOW + 30,
     ]
@@ -634,7 +640,7 @@ def test_the_inbox_shows_the_content_of_the_variant_that_was_sent(
     )
     queue_job(conn, user=1, platform="ios", variant_id=later, at=NOW + 5)
     deliveries.record(conn, claim(conn, at=NOW + 5), W1, OK, NOW + 6)
-    [push] = stats.inbox(conn, PARTNER, 1, 0, 1e12, 100)
+    [push] = campaign_stats.inbox(conn, PARTNER, 1, 0, 1e12, 100)
     assert (push.variant_id, push.title, push.message, push.image_url) == (
         later,
         "Second",
@@ -658,7 +664,7 @@ def test_a_job_without_a_variant_shows_the_campaigns_content(conn: sqlite3.Conne
     record_campaign(conn, title="Campaign title", android={"deep_link": {"Page": "Home"}})
     queue_job(conn, user=2, platform="android", variant_id=0)
     deliveries.record(conn, claim(conn), W1, OK, NOW)
-    [push] = stats.inbox(conn, PARTNER, 2, 0, 1e12, 100)
+    [push] = campaign_stats.inbox(conn, PARTNER, 2, 0, 1e12, 100)
     assert (push.variant_id, push.title) == (0, "Campaign title")
     assert answer([push])[0]["deep_links"] == {"Page": "Home"}
 
@@ -670,6 +676,6 @@ def test_a_push_is_listed_by_an_end_date_equal_to_the_second_it_shows(
     queue_job(conn, user=1, variant_id=variant, at=NOW + 0.6)
     deliveries.record(conn, claim(conn, at=NOW + 0.6), W1, OK, NOW + 0.7)
     query = parse_query({"identifiers": {"Uuid": "u"}}, NOW + 0.9)  # end_date defaults to now
-    [shown] = answer(stats.inbox(conn, PARTNER, 1, 0, 1e12, 100))
+    [shown] = answer(campaign_stats.inbox(conn, PARTNER, 1, 0, 1e12, 100))
     assert shown["created_at"] == "2027-01-15T08:00:00Z"
-    assert len(stats.inbox(conn, PARTNER, 1, query.start, query.end, query.limit)) == 1
+    assert len(campaign_stats.inbox(conn, PARTNER, 1, query.start, query.end, query.limit)) == 1

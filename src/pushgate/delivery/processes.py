@@ -144,7 +144,7 @@ def child_main() -> None:
 
 
 async def _child(spec: ChildSpec, reports: BinaryIO) -> None:
-    from pushgate.delivery.senders import ProviderDirectory
+    from pushgate.delivery.directory import ProviderDirectory
     from pushgate.delivery.worker import DeliveryWorker, JobQueue
     from pushgate.providers.tls import make_ssl_context
     from pushgate.store.backend import open_store

@@ -38,7 +38,7 @@ def is_postgres(conn: Db) -> bool:
 
 
 def counter_shard(conn: Db) -> int:
-    """Which of a counter's rows this connection adds to (store/stats.py): PostgreSQL's pooled
+    """Which of a counter's rows this connection adds to (store/campaign_stats.py): PostgreSQL's pooled
     connections each own one, so concurrent transactions never wait on a counter's row lock;
     SQLite has one writer, hence one row."""
     return int(getattr(conn, "shard", 0))
@@ -86,7 +86,7 @@ def begin_write(conn: Db) -> None:
 # Writes that units hand to the end of their transaction, per connection inside `deferring`:
 # each kind is collected into one value (made by its `new`) and written once by its `flush`, so
 # a batch of units costs one round trip per kind instead of one per unit (campaign counters
-# summed per counter, store/stats.py; new jobs, queue/table.py).
+# summed per counter, store/campaign_stats.py; new jobs, queue/table.py).
 Flush = Callable[[Any, Any], None]  # (connection, the collected value)
 _deferred: dict[int, dict[Flush, Any]] = {}
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from pushgate.jobs import Attempt, DeliveryOutcome, Job
 from pushgate.queue import table as job_table
-from pushgate.store import credentials, stats
+from pushgate.store import campaign_stats, credentials
 from pushgate.store.db import Db
 
 _LOOKUP_CHUNK = 500  # ids per IN list, under SQLite's parameter limit
@@ -57,7 +57,7 @@ def record_many(
     settled = [attempt for attempt, ok in zip(attempts, applied, strict=True) if ok]
     if not settled:
         return applied
-    stats.record_settled_many(
+    campaign_stats.record_settled_many(
         conn, [(job, outcome.state, outcome.reason) for job, outcome in settled], now, count_stats
     )
     failed = [(job, outcome) for job, outcome in settled if outcome.reason is not None]

@@ -7,7 +7,7 @@ entries (inbox) and app events. Here, in the same transaction: its queued jobs a
 jobs (device token and payload) are deleted, its fail records (the given-up jobs' too) keep
 only the campaign, platform, reason and time, and its frequency-cap counter is dropped. A job a
 worker holds at that moment is already on its way; when it settles, nothing it records names
-the erased profile (store/stats.py and store/deliveries.py look whether it still exists).
+the erased profile (store/campaign_stats.py and store/deliveries.py look whether it still exists).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections import Counter
 
 from pushgate.jobs import FAILED, LEASED, QUEUED
 from pushgate.stats import funnel
-from pushgate.store import profiles, stats
+from pushgate.store import campaign_stats, profiles
 from pushgate.store.db import Db
 
 USER_DELETED = "UserDeleted"
@@ -34,7 +34,7 @@ def erase_profile(conn: Db, profile_id: int, now: float, count_stats: bool = Tru
         for (partner_id, camp_id, platform), n in given_up.items():
             name = funnel.settled_counter(FAILED, platform, USER_DELETED)
             assert name is not None
-            stats.add_counts(conn, partner_id, {(camp_id, name): n}, hour)
+            campaign_stats.add_counts(conn, partner_id, {(camp_id, name): n}, hour)
     conn.execute(
         "INSERT INTO fail_records (partner_id, camp_id, job_id, profile_id, device_id, platform,"
         " token, reason, detail, created_at) SELECT partner_id, camp_id, id, 0, 0, platform, '',"

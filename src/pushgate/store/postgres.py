@@ -50,7 +50,7 @@ RETRYABLE = (
     pg_errors.SerializationFailure,
     pg_errors.DeadlockDetected,
 )
-# Rows per campaign counter (store/stats.py): each executor thread adds to its own, from a
+# Rows per campaign counter (store/campaign_stats.py): each executor thread adds to its own, from a
 # random start per process, so processes sharing the database rarely share one.
 COUNTER_SHARDS = 64
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

@@ -14,7 +14,7 @@ from pushgate.stats import funnel
 from pushgate.stats.campaign import Campaign
 from pushgate.stats.events import EventBatch
 from pushgate.stats.message_center import InboxQuery, SentPush
-from pushgate.store import audience, deliveries, erasure, partners, profiles, sends, stats
+from pushgate.store import audience, campaign_stats, deliveries, erasure, partners, profiles, sends
 from pushgate.store import credentials as creds
 from pushgate.store.db import Db, Executor
 from pushgate.store.models import Partner
@@ -86,7 +86,7 @@ class Store:
             )
             final = decide.apply_cap(outcomes, capped)
             if self.count_stats:
-                stats.add_counts(conn, partner.id, funnel.outcome_counts(final), hour)
+                campaign_stats.add_counts(conn, partner.id, funnel.outcome_counts(final), hour)
             return final
 
         result = await self.db.run(unit)
@@ -178,35 +178,37 @@ class Store:
 
     async def record_events(
         self, partner_id: int, batch: EventBatch
-    ) -> stats.EventsRecorded | None:
+    ) -> campaign_stats.EventsRecorded | None:
         """None when the partner has no user with that insider_id."""
 
-        def unit(conn: Db) -> stats.EventsRecorded | None:
+        def unit(conn: Db) -> campaign_stats.EventsRecorded | None:
             profile_id = profiles.profile_by_insider_id(conn, partner_id, batch.insider_id)
             if profile_id is None:
                 return None
-            return stats.record_events(conn, partner_id, profile_id, batch.events)
+            return campaign_stats.record_events(conn, partner_id, profile_id, batch.events)
 
         return await self.db.run(unit)
 
     async def campaigns_since(self, partner_id: int, since: float) -> list[Campaign]:
-        return await self.db.run(lambda c: stats.campaigns_since(c, partner_id, since))
+        return await self.db.run(lambda c: campaign_stats.campaigns_since(c, partner_id, since))
 
     async def list_campaigns(
         self, partner_id: int, start: float, end: float, offset: int, limit: int
     ) -> tuple[int, list[Campaign]]:
         return await self.db.run(
-            lambda c: stats.list_campaigns(c, partner_id, start, end, offset, limit)
+            lambda c: campaign_stats.list_campaigns(c, partner_id, start, end, offset, limit)
         )
 
     async def campaign_report(self, partner_id: int, camp_id: int) -> dict[str, Any] | None:
-        return await self.db.run(lambda c: stats.campaign_report(c, partner_id, camp_id))
+        return await self.db.run(lambda c: campaign_stats.campaign_report(c, partner_id, camp_id))
 
     async def inbox(self, partner_id: int, query: InboxQuery) -> list[SentPush]:
         def unit(conn: Db) -> list[SentPush]:
             profile_id = profiles.find_profile(conn, partner_id, query.identifiers)
             if profile_id is None:
                 return []
-            return stats.inbox(conn, partner_id, profile_id, query.start, query.end, query.limit)
+            return campaign_stats.inbox(
+                conn, partner_id, profile_id, query.start, query.end, query.limit
+            )
 
         return await self.db.run(unit)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from pushgate.stats import campaign
-from pushgate.store import stats
+from pushgate.store import campaign_stats
 from pushgate.store.db import Db
 from pushgate.wire.stats import CampaignPage, CampaignReport
 
@@ -25,12 +25,12 @@ def _as(kind: type[T], value: Any) -> T:
 def page_on_db(conn: Db, partner_id: int, params: Mapping[str, str]) -> CampaignPage:
     """Raises ValueError naming a bad parameter, as the endpoint answers 400."""
     query = campaign.parse_list_query(params)
-    total, found = stats.list_campaigns(
+    total, found = campaign_stats.list_campaigns(
         conn, partner_id, query.start, query.end, query.offset, query.per_page
     )
     return _as(CampaignPage, campaign.listing(total, query, found))
 
 
 def report_on_db(conn: Db, partner_id: int, camp_id: int) -> CampaignReport | None:
-    found = stats.campaign_report(conn, partner_id, camp_id)
+    found = campaign_stats.campaign_report(conn, partner_id, camp_id)
     return None if found is None else _as(CampaignReport, found)
