@@ -47,7 +47,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("targeting", ("pushgate.targeting",)),
     # The one-way flow, last stage first: stats <- providers <- (payloads) <- delivery <- queue
     # <- store/limits <- api.
-    ("stats", ("pushgate.stats", "pushgate.metrics")),
+    # Webhooks' pure parts (events, signatures, URL rules) sit with stats: both are told what
+    # delivery decided, and the store writes their rows in the same transaction.
+    ("stats", ("pushgate.stats", "pushgate.metrics", "pushgate.webhooks")),
     ("providers", ("pushgate.providers",)),
     # Payload builders: pure, for the providers (they import providers/hms.py's TTL field).
     ("payloads", ("pushgate.payloads",)),
