@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,21 @@ def _choice(name: str, default: str, choices: tuple[str, ...], case: str = "lowe
     if value not in choices:
         raise ConfigError(f"{ENV_PREFIX}{name} must be one of {', '.join(choices)}, not {raw!r}")
     return value
+
+
+def _networks(name: str) -> tuple[str, ...]:
+    """PUSHGATE_<name>: comma-separated CIDRs (an address alone is its own network)."""
+    found: list[str] = []
+    for part in (env(name) or "").split(","):
+        if not part.strip():
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+        except ValueError:
+            raise ConfigError(
+                f"{ENV_PREFIX}{name} must be comma-separated networks (CIDR), not {part.strip()!r}"
+            ) from None
+    return tuple(found)
 
 
 def _text(name: str) -> str | None:
@@ -207,6 +223,8 @@ class Settings:
     fcm_token_url: str | None = None  # where FCM access tokens are obtained, for every account
     provider_ca_file: Path | None = None  # a CA to trust for provider hosts besides the system's
     access_log: bool = True
+    # Networks a webhook may reach besides public addresses (CIDRs; http:// too for them).
+    webhook_allow_networks: tuple[str, ...] = ()
     log_format: str = "auto"  # json | text | auto: text on a terminal, else JSON (logs.py)
 
     def provider_urls(self) -> dict[str, str]:
@@ -262,6 +280,7 @@ class Settings:
             "fcm_token_url": _text("FCM_TOKEN_URL"),
             "provider_ca_file": Path(p) if (p := _text("PROVIDER_CA_FILE")) else None,
             "access_log": _switch("ACCESS_LOG", cls.access_log),
+            "webhook_allow_networks": _networks("WEBHOOK_ALLOW_NETWORKS"),
             "log_format": _choice("LOG_FORMAT", cls.log_format, LOG_FORMATS),
         }
         workers_flag = flags.pop("workers", None)

@@ -29,6 +29,9 @@ from pushgate.api.sdk import SdkRoutes
 from pushgate.api.stats import REPORT_PREFIX, StatsRoutes
 from pushgate.api.users import UserRoutes
 from pushgate.api.users import too_large as user_too_large
+from pushgate.api.webhooks import PATH as WEBHOOK_PATH
+from pushgate.api.webhooks import ROTATE_PATH as WEBHOOK_ROTATE_PATH
+from pushgate.api.webhooks import WebhookRoutes
 from pushgate.api_processes import ApiChildSpec, ApiProcesses, ApiReport, ParentLink
 from pushgate.auth import PartnerCache
 from pushgate.config import DELIVERY_ROLES, ConfigError, Settings, os_reason
@@ -49,6 +52,8 @@ from pushgate.push_service import PushService
 from pushgate.queue import backlog
 from pushgate.queue.retention import JobRetention
 from pushgate.store.backend import connect_sync, open_store, reader_connector
+from pushgate.webhooks import addresses
+from pushgate.webhooks.sender import WebhookSender
 
 if TYPE_CHECKING:  # nats-py is an optional dependency
     from pushgate.queue.jetstream import JetStreamQueue
@@ -64,6 +69,7 @@ class Delivery:
     processes: DeliveryProcesses | None = None  # --workers N > 1: the workers' processes
     broker: JetStreamQueue | None = None
     relay_task: asyncio.Task[None] | None = None
+    webhook_task: asyncio.Task[None] | None = None  # sends webhook events (webhooks/sender.py)
     directory: ProviderDirectory | None = None
     task: asyncio.Task[None] | None = None
     emulators: Emulators | None = None
@@ -154,6 +160,7 @@ def create_app(
     users = UserRoutes(store, partners, push.rate)
     sdk = SdkRoutes(store, partners)
     stats = StatsRoutes(store, partners)
+    webhook_networks = addresses.parse_networks(",".join(settings.webhook_allow_networks))
     app = App(access_log=settings.access_log)
     queue_watch = backlog.QueueWatch(backlog.BacklogReader(backlog_connector(settings)))
     app.admission = Admission(
@@ -319,6 +326,8 @@ def create_app(
                 )
                 wakers.append(delivery.worker.wake)
                 delivery.task = asyncio.create_task(delivery.worker.run())
+            sender = WebhookSender(store.webhooks, webhook_networks)
+            delivery.webhook_task = asyncio.create_task(sender.run())
         monitoring.started(delivery.worker or delivery.processes, delivery.broker)
         if listening is not None and settings.api_processes > 1:
             await start_api_processes(listening)
@@ -343,7 +352,7 @@ def create_app(
             await delivery.worker.stop(settings.shutdown_grace)
         if delivery.processes is not None:
             await delivery.processes.stop()
-        for task in (delivery.task, delivery.relay_task):
+        for task in (delivery.task, delivery.relay_task, delivery.webhook_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -413,6 +422,11 @@ def create_app(
     )
     for provider in ("firebase", "apns", "huawei"):
         app.route("POST", f"/v1/settings/certificate/{provider}", certificates.handler(provider))
+    hooks = WebhookRoutes(store.webhooks, partners, webhook_networks)
+    app.route("PUT", WEBHOOK_PATH, hooks.keyed(hooks.put))
+    app.route("GET", WEBHOOK_PATH, hooks.keyed(hooks.get))
+    app.route("DELETE", WEBHOOK_PATH, hooks.keyed(hooks.delete))
+    app.route("POST", WEBHOOK_ROTATE_PATH, hooks.keyed(hooks.rotate))
     app.route("GET", "/healthz", monitoring.healthz)
     app.route("GET", "/readyz", monitoring.readyz)
     app.route("GET", "/metrics", monitoring.metrics)

@@ -118,6 +118,7 @@ class EventsRecorded:
     accepted: int = 0
     duplicates: int = 0
     unknown_campaigns: int = 0
+    opened: tuple[tuple[int, float], ...] = ()  # (camp_id, at) of opens counted for the first time
 
 
 def record_events(
@@ -126,6 +127,7 @@ def record_events(
     """Each (campaign, user, event) counts once, in the hour the app says it happened."""
     known: dict[int, bool] = {}
     accepted = duplicates = unknown = 0
+    opened: list[tuple[int, float]] = []
     for event in events:
         if event.camp_id not in known:
             known[event.camp_id] = (
@@ -148,11 +150,13 @@ def record_events(
             if inserted:
                 fresh += 1
                 add_counts(conn, partner_id, {(event.camp_id, name): 1}, funnel.hour_of(event.at))
+                if name == funnel.OPENED:
+                    opened.append((event.camp_id, event.at))
         if fresh:
             accepted += 1
         else:
             duplicates += 1
-    return EventsRecorded(accepted, duplicates, unknown)
+    return EventsRecorded(accepted, duplicates, unknown, tuple(opened))
 
 
 # ---- reads ----

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from pushgate.jobs import Attempt, DeliveryOutcome, Job
 from pushgate.queue import table as job_table
-from pushgate.store import campaign_stats, credentials
+from pushgate.store import campaign_stats, credentials, webhooks
 from pushgate.store.db import Db
 
 _LOOKUP_CHUNK = 500  # ids per IN list, under SQLite's parameter limit
@@ -72,6 +72,7 @@ def record_many(
             invalid.setdefault((job.partner_id, job.platform), outcome.detail)
     for (partner_id, platform), detail in sorted(invalid.items()):
         credentials.mark_invalid(conn, partner_id, platform, detail)
+    webhooks.delivery_events(conn, settled, now)
     return applied
 
 

@@ -208,6 +208,29 @@ CREATE TABLE IF NOT EXISTS async_requests (
     body BLOB NOT NULL,
     received_at REAL NOT NULL
 );
+-- A partner's webhook (contract.md, "Webhooks"); the secret sealed as credentials are.
+CREATE TABLE IF NOT EXISTS webhooks (
+    partner_id INTEGER PRIMARY KEY REFERENCES partners(id) ON DELETE CASCADE,
+    url TEXT NOT NULL,
+    events TEXT,
+    secret BLOB NOT NULL,
+    enabled INTEGER NOT NULL,
+    last_error TEXT,
+    updated_at REAL NOT NULL
+);
+-- Events waiting for their webhook, written in the transaction of what they tell
+-- (store/webhooks.py); a sender leases them as workers lease jobs.
+CREATE TABLE IF NOT EXISTS webhook_events (
+    id INTEGER PRIMARY KEY,
+    partner_id INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    due_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT
+);
+CREATE INDEX IF NOT EXISTS webhook_events_due ON webhook_events(due_at);
 """
 )
 

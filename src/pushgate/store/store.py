@@ -14,7 +14,16 @@ from pushgate.stats import funnel
 from pushgate.stats.campaign import Campaign
 from pushgate.stats.events import EventBatch
 from pushgate.stats.message_center import InboxQuery, SentPush
-from pushgate.store import audience, campaign_stats, deliveries, erasure, partners, profiles, sends
+from pushgate.store import (
+    audience,
+    campaign_stats,
+    deliveries,
+    erasure,
+    partners,
+    profiles,
+    sends,
+    webhooks,
+)
 from pushgate.store import credentials as creds
 from pushgate.store.db import Db, Executor
 from pushgate.store.models import Partner
@@ -41,6 +50,7 @@ class Store:
         self.queue = TableJobQueue(db)
         self.variants = sends.KnownVariants()
         self.outbox = False  # jobs also go to the outbox, for a broker's relay
+        self.webhooks = webhooks.WebhookStore(db, box)
 
     def start(self) -> None:
         self.db.start()
@@ -185,7 +195,11 @@ class Store:
             profile_id = profiles.profile_by_insider_id(conn, partner_id, batch.insider_id)
             if profile_id is None:
                 return None
-            return campaign_stats.record_events(conn, partner_id, profile_id, batch.events)
+            recorded = campaign_stats.record_events(conn, partner_id, profile_id, batch.events)
+            if recorded.opened:
+                opened, now = recorded.opened, time.time()
+                webhooks.opened_events(conn, partner_id, batch.insider_id, opened, now)
+            return recorded
 
         return await self.db.run(unit)
 

@@ -1,0 +1,108 @@
+"""The partner's webhook: PUT, GET, DELETE /api/v1/webhook and POST /api/v1/webhook/rotate-secret
+(contract.md, "Webhooks"; `X-API-KEY`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from pushgate.api.http import Request, Response, json_response
+from pushgate.api.push import error_response
+from pushgate.auth import PartnerCache
+from pushgate.store.models import Partner
+from pushgate.store.webhooks import Webhook, WebhookStore
+from pushgate.targeting.errors import ApiError
+from pushgate.targeting.validate import parse_json
+from pushgate.webhooks import addresses, events, signing
+from pushgate.wire.webhooks import WebhookSecret, WebhookSettings, WebhookStatus
+
+PATH = "/api/v1/webhook"
+ROTATE_PATH = PATH + "/rotate-secret"
+INVALID_API_KEY = ApiError(401, "invalid_api_key", "'X-API-KEY' is either empty or wrong")
+NOT_FOUND = ApiError(404, "webhook_not_found", "This partner has no webhook.")
+
+Handler = Callable[[Partner, Request], Awaitable[Response]]
+
+
+def _listed(subscribed: Sequence[str] | None) -> list[str]:
+    return list(events.EVENT_TYPES if subscribed is None else subscribed)
+
+
+def _invalid_url(why: str) -> ApiError:
+    return ApiError(400, "invalid_webhook_url", f"The webhook url cannot be used: {why}.")
+
+
+class WebhookRoutes:
+    def __init__(
+        self,
+        store: WebhookStore,
+        partners: PartnerCache,
+        networks: Sequence[addresses.Network],
+    ) -> None:
+        self.store = store
+        self.partners = partners
+        self.networks = tuple(networks)
+
+    def keyed(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            try:
+                key = request.header(b"x-api-key")
+                partner = await self.partners.admit("api_key", key, request.client_ip)
+                if partner is None:
+                    raise INVALID_API_KEY
+                return await handler(partner, request)
+            except ApiError as error:
+                return error_response(error)
+
+        return handle
+
+    async def put(self, partner: Partner, request: Request) -> Response:
+        body = parse_json(request.body)
+        if not isinstance(body, dict) or not isinstance(body.get("url"), str):
+            raise _invalid_url("the body must be an object with a url string")
+        try:
+            subscribed = events.parse_events(body.get("events"))
+        except ValueError as error:
+            raise ApiError(400, "invalid_webhook_events", f"{error}.") from None
+        url: str = body["url"]
+        try:
+            parts = addresses.check_url(url, self.networks)
+            await addresses.resolve_allowed(parts, self.networks)
+        except addresses.RefusedUrl as refused:
+            raise _invalid_url(str(refused)) from None
+        existing = await self.store.get(partner.id)
+        secret = existing.secret if existing is not None else signing.new_secret()
+        await self.store.save(partner.id, url, subscribed, secret)
+        if existing is not None:
+            return json_response(200, WebhookSettings(url=url, events=_listed(subscribed)))
+        return json_response(200, WebhookSecret(url=url, events=_listed(subscribed), secret=secret))
+
+    async def get(self, partner: Partner, request: Request) -> Response:
+        found = await self._found(partner)
+        return json_response(
+            200,
+            WebhookStatus(
+                url=found.url,
+                events=_listed(found.events),
+                enabled=found.enabled,
+                last_error=found.last_error,
+            ),
+        )
+
+    async def delete(self, partner: Partner, request: Request) -> Response:
+        if not await self.store.delete(partner.id):
+            raise NOT_FOUND
+        return Response(204, b"")
+
+    async def rotate(self, partner: Partner, request: Request) -> Response:
+        found = await self._found(partner)
+        secret = signing.new_secret()
+        await self.store.rotate(partner.id, secret)
+        return json_response(
+            200, WebhookSecret(url=found.url, events=_listed(found.events), secret=secret)
+        )
+
+    async def _found(self, partner: Partner) -> Webhook:
+        found = await self.store.get(partner.id)
+        if found is None:
+            raise NOT_FOUND
+        return found
