@@ -436,6 +436,8 @@ class DeliveryBench:
         base = {k: v for k, v in os.environ.items() if not k.startswith("PUSHGATE_")}
         path = base.get("PYTHONPATH")
         self.env = {**base, "PYTHONPATH": str(src) + (os.pathsep + path if path else "")}
+        if self.args.webhook:  # the receiver is on loopback
+            self.env["PUSHGATE_WEBHOOK_ALLOW_NETWORKS"] = "127.0.0.0/8"
         check = subprocess.run(
             [self.python, "-c", "import pushgate; print(pushgate.__file__)"],
             capture_output=True,
@@ -533,6 +535,8 @@ class DeliveryBench:
                 if status != 200 or not (answer or {}).get("validated"):
                     raise RuntimeError(f"uploading the {provider} credential: {status} {answer}")
             log(f"credentials uploaded and validated (token server asked {self.tokens.requests}x)")
+            if self.args.webhook:
+                self.register_webhook(server.port)
             sessions = [session_body(p, i) for p in self.args.platforms for i in range(users)]
             requests = [
                 loadgen.build_request(
@@ -658,6 +662,25 @@ class DeliveryBench:
         harness.renice_group(self.sink.pid, self.args.nice)
         wait_listening(self.sink_port, self.sink)
         log(f"nghttpd on {HOST}:{self.sink_port} ({self.args.sink_threads} thread(s))")
+
+    def register_webhook(self, api_port: int) -> None:
+        """A webhook for every event, to bench/noop_app.py (200 to any POST), in its process."""
+        port = harness.free_port()
+        cmd = [self.python, str(BENCH / "noop_app.py"), "--port", str(port)]
+        receiver = self.procs.popen(
+            harness.pinned(cmd, None, self.args.nice), self.work / "webhook.log", self.env
+        )
+        wait_listening(port, receiver)
+        status, answer = http_json(
+            "PUT",
+            api_port,
+            "/api/v1/webhook",
+            {"url": f"http://{HOST}:{port}/hook"},
+            {"X-API-KEY": self.secrets["api_key"]},
+        )
+        if status != 200:
+            raise RuntimeError(f"registering the webhook: {status} {answer}")
+        log(f"webhook for every event to {HOST}:{port}")
 
     def check_sink(self) -> None:
         if self.sink.poll() is not None:
@@ -1034,6 +1057,13 @@ def report(
             else " `PUSHGATE_WORKERS` not set (the served version's default)."
         ),
         (f" `PUSHGATE_WORKER_CONCURRENCY={args.concurrency}`." if args.concurrency else ""),
+        (
+            " A webhook for every event (`PUT /api/v1/webhook`) to bench/noop_app.py in a process"
+            " of its own: each settled job also writes its push.accepted event, which the worker's"
+            " serving process sends meanwhile."
+            if args.webhook
+            else ""
+        ),
         f"- The sink: `nghttpd --no-tls -a 127.0.0.1 -n {args.sink_threads} <port> -d <docroot>`"
         " (nghttp2 " + info.get("nghttpd", "?").split("/")[-1] + "). nghttpd serves a file for"
         " any method and, without `--echo-upload`, reads a POST's body and drops it; the"
@@ -1146,6 +1176,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rev", default=None, help="serve this commit's src/ (git archive)")
     p.add_argument("--out", type=Path, default=BENCH / "results")
     p.add_argument("--keep", action="store_true", help="keep the work dir (data dirs, logs)")
+    p.add_argument(
+        "--webhook",
+        action="store_true",
+        help="register a webhook for every event, to a no-op receiver (bench/noop_app.py)",
+    )
     p.add_argument(
         "--concurrency",
         type=int,

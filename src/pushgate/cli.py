@@ -291,6 +291,11 @@ def partners_rotate_keys(name: str, data_dir: Path | None, as_json: bool) -> Non
     "--allow-ip", "allow_ips", multiple=True, help="CIDR the API key is accepted from (repeatable)."
 )
 @click.option("--allow-any-ip", is_flag=True, help="Accept the API key from any address again.")
+@click.option(
+    "--webhook-url",
+    default=None,
+    help="Send delivery events here (docs/api.md, Webhooks); prints the secret the first time.",
+)
 def partners_update(
     name: str,
     data_dir: Path | None,
@@ -300,8 +305,9 @@ def partners_update(
     advanced_rate_limit: int | None,
     allow_ips: tuple[str, ...],
     allow_any_ip: bool,
+    webhook_url: str | None,
 ) -> None:
-    """Change a partner's frequency cap, rate limits and allowed addresses."""
+    """Change a partner's frequency cap, rate limits, allowed addresses and webhook."""
     import ipaddress
 
     for cidr in allow_ips:
@@ -311,6 +317,9 @@ def partners_update(
             raise click.BadParameter(
                 f"{cidr!r} is not an address or CIDR", param_hint="--allow-ip"
             ) from None
+    settings = Settings.load()
+    if webhook_url is not None:
+        admin.check_webhook_url(webhook_url, settings.webhook_allow_networks)
     conn = connect_sync(_data_dir(data_dir), database_url())
     try:
         partner = partner_ops.update_partner(
@@ -326,18 +335,23 @@ def partners_update(
         raise click.ClickException(f"no partner named {name!r}") from None
     finally:
         conn.close()
-    click.echo(
-        json.dumps(
-            {
-                "partner": partner.name,
-                "gfc_limit": partner.gfc_limit,
-                "gfc_window": partner.gfc_window,
-                "rate_limit": partner.rate_limit,
-                "advanced_rate_limit": partner.advanced_rate_limit,
-                "allow_ips": list(partner.allow_ips),
-            }
+    answer: dict[str, Any] = {
+        "partner": partner.name,
+        "gfc_limit": partner.gfc_limit,
+        "gfc_window": partner.gfc_window,
+        "rate_limit": partner.rate_limit,
+        "advanced_rate_limit": partner.advanced_rate_limit,
+        "allow_ips": list(partner.allow_ips),
+    }
+    if webhook_url is not None:
+        answer["webhook"] = admin.set_webhook(
+            _data_dir(data_dir),
+            settings.database_url,
+            name,
+            webhook_url,
+            settings.webhook_allow_networks,
         )
-    )
+    click.echo(json.dumps(answer))
 
 
 if __name__ == "__main__":

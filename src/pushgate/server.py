@@ -326,7 +326,12 @@ def create_app(
                 )
                 wakers.append(delivery.worker.wake)
                 delivery.task = asyncio.create_task(delivery.worker.run())
-            sender = WebhookSender(store.webhooks, webhook_networks)
+            view = delivery.worker or delivery.processes
+            sender = WebhookSender(
+                store.webhooks,
+                webhook_networks,
+                busy=lambda: view is not None and view.in_flight > 0,
+            )
             delivery.webhook_task = asyncio.create_task(sender.run())
         monitoring.started(delivery.worker or delivery.processes, delivery.broker)
         if listening is not None and settings.api_processes > 1:

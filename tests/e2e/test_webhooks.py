@@ -236,3 +236,36 @@ def test_a_body_that_is_not_json_or_a_wrong_key_is_refused(server: Server) -> No
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_json"
     wrong = partner.server.client.get("/api/v1/webhook", headers={"X-API-KEY": "nope"})
     assert wrong.status_code == 401
+
+
+def test_the_cli_sets_a_webhook_and_shows_the_secret_once(
+    hook_server: Server, receiver: Receiver
+) -> None:
+    partner = hook_server.create_partner()
+    first = partner.update("--webhook-url", receiver.url)
+    assert first["webhook"]["url"] == receiver.url
+    secret = first["webhook"]["secret"]
+    again = partner.update("--webhook-url", receiver.url + "2")
+    assert "secret" not in again["webhook"]
+    assert webhook(partner, "GET").json()["url"] == receiver.url + "2"
+    assert webhook(partner, "POST", path="/rotate-secret").json()["secret"] != secret
+
+
+def test_the_cli_refuses_a_private_url_before_changing_anything(server: Server) -> None:
+    partner = server.create_partner()
+    done = server.cli(
+        "partners",
+        "update",
+        partner.name,
+        "--data-dir",
+        str(server.data_dir),
+        "--gfc-limit",
+        "7",
+        "--webhook-url",
+        "https://10.1.1.1/hook",
+        check=False,
+    )
+    assert done.returncode == 2 and "not a public address" in done.stderr, done.stderr
+    shown = partner.update()
+    assert shown["gfc_limit"] != 7
+    assert webhook(partner, "GET").status_code == 404

@@ -118,7 +118,7 @@ class EventsRecorded:
     accepted: int = 0
     duplicates: int = 0
     unknown_campaigns: int = 0
-    opened: tuple[tuple[int, float], ...] = ()  # (camp_id, at) of opens counted for the first time
+    opened: tuple[int, ...] = ()  # the campaigns whose open was counted for the first time
 
 
 def record_events(
@@ -127,7 +127,7 @@ def record_events(
     """Each (campaign, user, event) counts once, in the hour the app says it happened."""
     known: dict[int, bool] = {}
     accepted = duplicates = unknown = 0
-    opened: list[tuple[int, float]] = []
+    opened: list[int] = []
     for event in events:
         if event.camp_id not in known:
             known[event.camp_id] = (
@@ -151,7 +151,7 @@ def record_events(
                 fresh += 1
                 add_counts(conn, partner_id, {(event.camp_id, name): 1}, funnel.hour_of(event.at))
                 if name == funnel.OPENED:
-                    opened.append((event.camp_id, event.at))
+                    opened.append(event.camp_id)
         if fresh:
             accepted += 1
         else:

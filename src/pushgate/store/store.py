@@ -197,8 +197,8 @@ class Store:
                 return None
             recorded = campaign_stats.record_events(conn, partner_id, profile_id, batch.events)
             if recorded.opened:
-                opened, now = recorded.opened, time.time()
-                webhooks.opened_events(conn, partner_id, batch.insider_id, opened, now)
+                now = time.time()
+                webhooks.opened_events(conn, partner_id, profile_id, recorded.opened, now)
             return recorded
 
         return await self.db.run(unit)

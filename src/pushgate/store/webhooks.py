@@ -49,6 +49,7 @@ class Pending:
     attempts: int  # before this one
     url: str
     secret: str
+    created_at: float
 
 
 def _events_text(events: tuple[str, ...] | None) -> str | None:
@@ -121,14 +122,98 @@ def subscriptions(conn: Db, partner_ids: Iterable[int]) -> dict[int, tuple[str, 
     return found
 
 
-def queue(conn: Db, rows: Sequence[tuple[int, bytes]], now: float) -> None:
-    """Events (partner, body) to send as soon as a sender takes them."""
+# One event as written: (partner, type, camp_id, platform, profile, token, reason, detail). The
+# body is built when it is sent (`claim`): the delivery's transaction only adds a short row.
+EventRow = tuple[int, str, int | None, str | None, int | None, str | None, str | None, str | None]
+_EVENT_COLUMNS = "partner_id, type, camp_id, platform, profile_id, token, reason, detail"
+
+
+def queue(conn: Db, rows: Sequence[EventRow], now: float) -> None:
+    """Events to send as soon as a sender takes them."""
     if rows:
         conn.executemany(
-            "INSERT INTO webhook_events (partner_id, message_id, body, created_at, due_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [(partner_id, ev.new_event_id(), body, now, now) for partner_id, body in rows],
+            f"INSERT INTO webhook_events ({_EVENT_COLUMNS}, created_at, due_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*row, now, now) for row in rows],
         )
+
+
+_PUSH_EVENT = {DONE: ev.PUSH_ACCEPTED, FAILED: ev.PUSH_FAILED, DEAD: ev.PUSH_FAILED}
+
+
+def delivery_events(conn: Db, settled: Sequence[Attempt], now: float) -> None:
+    """The events of recorded delivery outcomes, for the partners whose webhook wants them:
+    push.accepted, push.failed, push.expired, device.unregistered, credential.invalid."""
+    wanted = subscriptions(conn, {job.partner_id for job, _ in settled})
+    if not wanted:
+        return
+    rows: list[EventRow] = []
+    invalid: set[tuple[int, str]] = set()
+    for job, outcome in settled:
+        if job.partner_id not in wanted:
+            continue
+        events = wanted[job.partner_id]
+        kind = ev.PUSH_EXPIRED if outcome.state == EXPIRED else _PUSH_EVENT.get(outcome.state)
+        if kind is not None and (events is None or kind in events):
+            failed = kind == ev.PUSH_FAILED
+            rows.append(
+                (
+                    job.partner_id,
+                    kind,
+                    job.camp_id,
+                    job.platform,
+                    job.profile_id,
+                    job.token,
+                    outcome.reason if failed else None,
+                    outcome.detail if failed else None,
+                )
+            )
+        if outcome.device_action == "unregister" and ev.wants(events, ev.DEVICE_UNREGISTERED):
+            rows.append(
+                (
+                    job.partner_id,
+                    ev.DEVICE_UNREGISTERED,
+                    None,
+                    job.platform,
+                    job.profile_id,
+                    job.token,
+                    outcome.reason,
+                    None,
+                )
+            )
+        key = (job.partner_id, job.platform)
+        if outcome.credential_invalid and key not in invalid:
+            invalid.add(key)
+            if ev.wants(events, ev.CREDENTIAL_INVALID):
+                reason = outcome.reason or outcome.detail
+                rows.append(
+                    (
+                        job.partner_id,
+                        ev.CREDENTIAL_INVALID,
+                        None,
+                        job.platform,
+                        None,
+                        None,
+                        reason,
+                        None,
+                    )
+                )
+    queue(conn, rows, now)
+
+
+def opened_events(
+    conn: Db, partner_id: int, profile_id: int, camp_ids: Sequence[int], now: float
+) -> None:
+    """push.opened for each campaign the SDK reported opened for the first time, if the
+    partner's webhook wants it."""
+    events = subscriptions(conn, [partner_id])
+    if partner_id not in events or not ev.wants(events[partner_id], ev.PUSH_OPENED):
+        return
+    rows: list[EventRow] = [
+        (partner_id, ev.PUSH_OPENED, camp_id, None, profile_id, None, None, None)
+        for camp_id in camp_ids
+    ]
+    queue(conn, rows, now)
 
 
 def _insider_ids(conn: Db, profile_ids: Iterable[int]) -> dict[int, str]:
@@ -144,87 +229,51 @@ def _insider_ids(conn: Db, profile_ids: Iterable[int]) -> dict[int, str]:
     return found
 
 
-_PUSH_EVENT = {DONE: ev.PUSH_ACCEPTED, FAILED: ev.PUSH_FAILED, DEAD: ev.PUSH_FAILED}
-
-
-def delivery_events(conn: Db, settled: Sequence[Attempt], now: float) -> None:
-    """The events of recorded delivery outcomes, for the partners whose webhook wants them:
-    push.accepted, push.failed, push.expired, device.unregistered, credential.invalid."""
-    wanted = subscriptions(conn, {job.partner_id for job, _ in settled})
-    if not wanted:
-        return
-    mine = [(job, outcome) for job, outcome in settled if job.partner_id in wanted]
-    insider = _insider_ids(conn, {job.profile_id for job, _ in mine})
-    rows: list[tuple[int, bytes]] = []
-    invalid: set[tuple[int, str]] = set()
-    for job, outcome in mine:
-        events = wanted[job.partner_id]
-        common = {
-            "camp_id": job.camp_id,
-            "platform": job.platform,
-            "insider_id": insider.get(job.profile_id),
-            "device_token": job.token,
-        }
-        kind = ev.PUSH_EXPIRED if outcome.state == EXPIRED else _PUSH_EVENT.get(outcome.state)
-        if kind is not None and ev.wants(events, kind):
-            data = dict(common)
-            if kind == ev.PUSH_FAILED:
-                data.update(reason=outcome.reason, detail=outcome.detail)
-            rows.append((job.partner_id, ev.event_body(kind, now, data)))
-        if outcome.device_action == "unregister" and ev.wants(events, ev.DEVICE_UNREGISTERED):
-            data = {**common, "reason": outcome.reason}
-            del data["camp_id"]
-            rows.append((job.partner_id, ev.event_body(ev.DEVICE_UNREGISTERED, now, data)))
-        key = (job.partner_id, job.platform)
-        if outcome.credential_invalid and key not in invalid:
-            invalid.add(key)
-            if ev.wants(events, ev.CREDENTIAL_INVALID):
-                data = {"platform": job.platform, "reason": outcome.reason or outcome.detail}
-                rows.append((job.partner_id, ev.event_body(ev.CREDENTIAL_INVALID, now, data)))
-    queue(conn, rows, now)
-
-
-def opened_events(
-    conn: Db, partner_id: int, insider_id: str, opened: Sequence[tuple[int, float]], now: float
-) -> None:
-    """push.opened for each (camp_id, when) the SDK reported opened for the first time, if the
-    partner's webhook wants it."""
-    events = subscriptions(conn, [partner_id])
-    if partner_id not in events or not ev.wants(events[partner_id], ev.PUSH_OPENED):
-        return
-    rows = [
-        (
-            partner_id,
-            ev.event_body(ev.PUSH_OPENED, at, {"camp_id": camp_id, "insider_id": insider_id}),
-        )
-        for camp_id, at in opened
-    ]
-    queue(conn, rows, now)
-
-
 def claim(
     conn: Db, box: SecretBox, owner: str, limit: int, lease: float, now: float
 ) -> list[Pending]:
-    """Lease up to `limit` due events of enabled webhooks, oldest first."""
+    """Lease up to `limit` due events of enabled webhooks, oldest first, with their bodies."""
     rows = conn.execute(
         "UPDATE webhook_events SET lease_owner = ?, due_at = ? WHERE id IN ("
         " SELECT e.id FROM webhook_events e JOIN webhooks w ON w.partner_id = e.partner_id"
         " WHERE e.due_at <= ? AND w.enabled = 1 ORDER BY e.due_at LIMIT ?)"
-        " RETURNING id, partner_id, message_id, body, attempts",
+        f" RETURNING id, {_EVENT_COLUMNS}, created_at, attempts",
         (owner, now + lease, now, limit),
     ).fetchall()
+    insider = _insider_ids(conn, {row[5] for row in rows if row[5] is not None})
     targets: dict[int, tuple[str, str]] = {}
     pending: list[Pending] = []
-    for event_id, partner_id, message_id, body, attempts in sorted(rows):
+    for (
+        event_id,
+        partner_id,
+        kind,
+        camp_id,
+        platform,
+        profile_id,
+        token,
+        reason,
+        detail,
+        at,
+        tries,
+    ) in sorted(rows):
         if partner_id not in targets:
             url, sealed = conn.execute(
                 "SELECT url, secret FROM webhooks WHERE partner_id = ?", (partner_id,)
             ).fetchone()
             targets[partner_id] = (url, box.open(bytes(sealed), _context(partner_id)).decode())
         url, secret = targets[partner_id]
-        pending.append(
-            Pending(event_id, partner_id, message_id, bytes(body), attempts, url, secret)
-        )
+        data = {
+            "camp_id": camp_id,
+            "platform": platform,
+            "insider_id": insider.get(profile_id) if profile_id is not None else None,
+            "device_token": token,
+            "reason": reason,
+            "detail": detail,
+        }
+        # Stable across retries, and apart between installations and restored databases.
+        message_id = f"msg_{event_id}_{int(at * 1_000_000)}"
+        body = ev.event_body(kind, at, data)
+        pending.append(Pending(event_id, partner_id, message_id, body, tries, url, secret, at))
     return pending
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,9 +13,11 @@ import click
 from pushgate.emulation import install_emulator_credentials, is_emulated
 from pushgate.store import credentials as creds
 from pushgate.store import partners as partner_ops
+from pushgate.store import webhooks
 from pushgate.store.backend import ClosableDb, connect_sync
 from pushgate.store.db import begin_write
 from pushgate.store.models import Partner, PartnerSecrets
+from pushgate.webhooks import addresses, events, signing
 
 
 @contextlib.contextmanager
@@ -64,3 +68,37 @@ def need_partner(conn: ClosableDb, name: str) -> Partner:
     if partner is None:
         raise click.ClickException(f"no partner named {name!r} in this database")
     return partner
+
+
+def check_webhook_url(url: str, networks: tuple[str, ...]) -> None:
+    """The same rules as `PUT /api/v1/webhook`, before anything changes."""
+    allowed = addresses.parse_networks(",".join(networks))
+    try:
+        parts = addresses.check_url(url, allowed)
+        asyncio.run(addresses.resolve_allowed(parts, allowed))
+    except addresses.RefusedUrl as refused:
+        raise click.BadParameter(str(refused), param_hint="--webhook-url") from None
+
+
+def set_webhook(
+    directory: Path, database_url: str | None, name: str, url: str, networks: tuple[str, ...]
+) -> dict[str, object]:
+    """`pushgate partners update NAME --webhook-url URL`: the partner's webhook to this URL (its
+    events and secret kept if it had one); the answer holds the secret only when it is new."""
+    check_webhook_url(url, networks)
+    with writing(directory, database_url) as conn:
+        partner = partner_ops.partner_by_name(conn, name)
+        if partner is None:
+            raise click.ClickException(f"no partner named {name!r}")
+        box = creds.sealing_box(conn, directory)
+        existing = webhooks.read(conn, box, partner.id)
+        secret = existing.secret if existing is not None else signing.new_secret()
+        subscribed = existing.events if existing is not None else None
+        webhooks.save(conn, box, partner.id, url, subscribed, secret, time.time())
+    answer: dict[str, object] = {
+        "url": url,
+        "events": list(events.EVENT_TYPES if subscribed is None else subscribed),
+    }
+    if existing is None:
+        answer["secret"] = secret
+    return answer
