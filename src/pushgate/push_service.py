@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 
@@ -26,16 +25,17 @@ from pushgate.targeting.errors import ApiError
 from pushgate.targeting.push import Push
 from pushgate.targeting.schema import TargetedPushRequest
 from pushgate.wakeup import idle
+from pushgate.wire.push import AsyncAccepted, TargetedPushResponse
 
 log = logging.getLogger("pushgate.push")
 
-ASYNC_ACCEPTED = {"message": "Async request accepted"}
+ASYNC_ACCEPTED = AsyncAccepted(message="Async request accepted")
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
     status: int
-    body: dict[str, Any]
+    body: TargetedPushResponse | AsyncAccepted
 
 
 class PushService:
@@ -106,7 +106,7 @@ class PushService:
         pushes: list[Push],
         built: list[BuiltPayloads],
         async_request_id: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> TargetedPushResponse:
         final = await self.store.send_pushes(partner, pushes, built, time.time(), async_request_id)
         self.on_queued()
         if final:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
 import pytest
 
 from pushgate.targeting import decide
@@ -14,6 +15,11 @@ from pushgate.targeting.push import Identifier, Push
 from pushgate.targeting.validate import decode, validate
 
 ALL_PLATFORMS = frozenset({"ios", "android", "huawei"})
+
+
+def answer_json(outcomes: Sequence[Outcome], report_attributes: Sequence[str] | None) -> Any:
+    """The answer as the client reads it: what `decide.answer` builds, as JSON values."""
+    return msgspec.to_builtins(decide.answer(outcomes, report_attributes))
 
 
 def make_push(identifiers: Mapping[str, Any] | None = None, **fields: Any) -> Push:
@@ -265,7 +271,7 @@ def test_only_sends_with_gfc_enabled_want_the_cap() -> None:
 def test_answer_for_unknown_uuid_matches_the_documented_example() -> None:
     push = make_push({"INSIDER.uuid": "u1u2i3d4"})
     outcomes = decide.plan([push], {}, {}, ALL_PLATFORMS)
-    assert decide.answer(outcomes, None) == {
+    assert answer_json(outcomes, None) == {
         "successes": [],
         "errors": {"NoUserFound": [{"INSIDER.uuid": "u1u2i3d4"}]},
     }
@@ -274,7 +280,7 @@ def test_answer_for_unknown_uuid_matches_the_documented_example() -> None:
 def test_success_without_report_attributes_is_only_the_device_token() -> None:
     p = profile(1, [device(1, token="d0795102")], attributes={"INSIDER.email": "a@b.co"})
     outcomes = plan_one(make_push(), [p])
-    assert decide.answer(outcomes, None) == {
+    assert answer_json(outcomes, None) == {
         "successes": [{"INSIDER.device_token": "d0795102"}],
         "errors": {},
     }
@@ -296,7 +302,7 @@ def test_success_with_report_attributes_lists_each_requested_attribute() -> None
         "INSIDER.device_token",
         "INSIDER.age",
     ]
-    assert decide.answer(plan_one(make_push(), [p]), wanted)["successes"] == [
+    assert answer_json(plan_one(make_push(), [p]), wanted)["successes"] == [
         {
             "INSIDER.email": "sample@mail.com",
             "INSIDER.name": "John",
@@ -311,20 +317,20 @@ def test_success_with_report_attributes_lists_each_requested_attribute() -> None
 
 def test_unknown_report_attribute_is_null() -> None:
     p = profile(1, [device(1)])
-    [success] = decide.answer(plan_one(make_push(), [p]), ["INSIDER.birthday"])["successes"]
+    [success] = answer_json(plan_one(make_push(), [p]), ["INSIDER.birthday"])["successes"]
     assert success == {"INSIDER.birthday": None}
 
 
 def test_device_token_appears_only_when_requested_with_report_attributes() -> None:
     p = profile(1, [device(1)], attributes={"INSIDER.email": "a@b.co"})
-    [success] = decide.answer(plan_one(make_push(), [p]), ["INSIDER.email"])["successes"]
+    [success] = answer_json(plan_one(make_push(), [p]), ["INSIDER.email"])["successes"]
     assert success == {"INSIDER.email": "a@b.co"}
 
 
 def test_repeated_report_attribute_names_appear_once() -> None:
     p = profile(1, [device(1, attributes={"INSIDER.carrier": "mycarrier"})])
     names = ["INSIDER.carrier", "INSIDER.idfa", "INSIDER.carrier", "INSIDER.idfa"]
-    [success] = decide.answer(plan_one(make_push(), [p]), names)["successes"]
+    [success] = answer_json(plan_one(make_push(), [p]), names)["successes"]
     assert success == {"INSIDER.carrier": "mycarrier", "INSIDER.idfa": None}
 
 
@@ -332,7 +338,7 @@ def test_device_attributes_describe_the_chosen_device() -> None:
     old = device(1, active=100, attributes={"INSIDER.model": "old phone"})
     new = device(2, active=200, attributes={"INSIDER.model": "iPhone 11"})
     p = profile(1, [old, new], attributes={"INSIDER.model": "profile value"})
-    [success] = decide.answer(plan_one(make_push(), [p]), ["INSIDER.model"])["successes"]
+    [success] = answer_json(plan_one(make_push(), [p]), ["INSIDER.model"])["successes"]
     assert success == {"INSIDER.model": "iPhone 11"}
 
 
@@ -345,7 +351,7 @@ def test_errors_group_identifier_objects_by_reason_exactly_as_sent() -> None:
     unregistered = profile(2, [device(2, live=False)])
     matches = {a.identifiers[0]: [1], c.identifiers[0]: [2]}
     outcomes = decide.plan([a, b, c], matches, {1: opted_out, 2: unregistered}, ALL_PLATFORMS)
-    assert decide.answer(outcomes, None) == {
+    assert answer_json(outcomes, None) == {
         "successes": [],
         "errors": {"OptOut": [sent_a], "NoUserFound": [sent_b], "Unregistered": [sent_c]},
     }
@@ -354,9 +360,7 @@ def test_errors_group_identifier_objects_by_reason_exactly_as_sent() -> None:
 def test_same_reason_for_several_notifications_lists_each_identifier_object() -> None:
     a, b = make_push({"uuid": "x"}), make_push({"uuid": "y"})
     outcomes = decide.plan([a, b], {}, {}, ALL_PLATFORMS)
-    assert decide.answer(outcomes, None)["errors"] == {
-        "NoUserFound": [{"uuid": "x"}, {"uuid": "y"}]
-    }
+    assert answer_json(outcomes, None)["errors"] == {"NoUserFound": [{"uuid": "x"}, {"uuid": "y"}]}
 
 
 def test_capped_user_is_reported_as_user_globally_capped() -> None:
@@ -364,7 +368,7 @@ def test_capped_user_is_reported_as_user_globally_capped() -> None:
     outcomes = decide.apply_cap(
         plan_one(make_push(sent, GFC_enabled=True), [profile(1, [device(1)])]), [0]
     )
-    assert decide.answer(outcomes, None) == {
+    assert answer_json(outcomes, None) == {
         "successes": [],
         "errors": {"UserGloballyCapped": [sent]},
     }
@@ -375,12 +379,12 @@ def test_invalid_certificate_is_reported_per_user() -> None:
     outcomes = plan_one(
         make_push(sent), [profile(1, [device(1, platform="huawei")])], platforms=frozenset({"ios"})
     )
-    assert decide.answer(outcomes, None)["errors"] == {"InvalidCertificate": [sent]}
+    assert answer_json(outcomes, None)["errors"] == {"InvalidCertificate": [sent]}
 
 
 def test_answer_has_no_optin_delivery_count_without_check_optin() -> None:
     outcomes = plan_one(make_push(), [profile(1, [device(1)])])
-    assert "optin_delivery_count" not in decide.answer(outcomes, None)
+    assert "optin_delivery_count" not in answer_json(outcomes, None)
 
 
 def test_check_optin_adds_the_number_of_users_sent_to() -> None:
@@ -388,7 +392,7 @@ def test_check_optin_adds_the_number_of_users_sent_to() -> None:
     sent_to = profile(1, [device(1)])
     opted_out = profile(2, [device(2, optin=False)])
     matches = {Identifier("email", "a@b.co"): [1], Identifier("uuid", "u"): [2]}
-    body = decide.answer(plan_one(push, [sent_to, opted_out], matches), None)
+    body = answer_json(plan_one(push, [sent_to, opted_out], matches), None)
     assert body["optin_delivery_count"] == 1
     assert len(body["successes"]) == 1
     assert body["errors"] == {"OptOut": [{"email": "a@b.co", "uuid": "u"}]}
@@ -396,7 +400,7 @@ def test_check_optin_adds_the_number_of_users_sent_to() -> None:
 
 def test_check_optin_with_nobody_reached_counts_zero() -> None:
     push = make_push(check_optin=True)
-    body = decide.answer(decide.plan([push], {}, {}, ALL_PLATFORMS), None)
+    body = answer_json(decide.plan([push], {}, {}, ALL_PLATFORMS), None)
     assert body["optin_delivery_count"] == 0
 
 
@@ -406,7 +410,7 @@ def test_answer_keeps_success_order_of_outcomes() -> None:
     outcomes = decide.plan(
         [a, b], {a.identifiers[0]: [1], b.identifiers[0]: [2]}, {1: pa, 2: pb}, ALL_PLATFORMS
     )
-    assert decide.answer(outcomes, None)["successes"] == [
+    assert answer_json(outcomes, None)["successes"] == [
         {"INSIDER.device_token": "tok-a"},
         {"INSIDER.device_token": "tok-b"},
     ]

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from pushgate.targeting.push import Identifier, Push
+from pushgate.wire.push import TargetedPushResponse
 
 NO_USER_FOUND = "NoUserFound"
 OPT_OUT = "OptOut"
@@ -125,7 +126,9 @@ def report(
     return {name: known.get(name) for name in attributes}
 
 
-def answer(outcomes: Sequence[Outcome], report_attributes: Sequence[str] | None) -> dict[str, Any]:
+def answer(
+    outcomes: Sequence[Outcome], report_attributes: Sequence[str] | None
+) -> TargetedPushResponse:
     successes: list[dict[str, Any]] = []
     errors: dict[str, list[dict[str, Any]]] = {}
     optin_count: int | None = None
@@ -138,7 +141,7 @@ def answer(outcomes: Sequence[Outcome], report_attributes: Sequence[str] | None)
                 optin_count = (optin_count or 0) + 1
         elif o.reason is not None:
             errors.setdefault(o.reason, []).append(o.push.identifiers_sent)
-    body: dict[str, Any] = {"successes": successes, "errors": errors}
-    if optin_count is not None:
-        body["optin_delivery_count"] = optin_count
-    return body
+    # None (no notification asked for opt-in) leaves `optin_delivery_count` out of the body.
+    return TargetedPushResponse(
+        successes=successes, errors=errors, optin_delivery_count=optin_count
+    )
