@@ -14,6 +14,7 @@ import pytest
 from pushgate.store import campaign_stats, pg_schema
 from pushgate.store.postgres import COUNTER_SHARDS, PgConnection, PgExecutor, connect, parse_url
 from tests.support.server import new_backend_env
+from tests.support.stats_builders import as_json
 
 PARTNER, CAMP, HOUR = 1, 7, 490_000
 
@@ -71,7 +72,7 @@ async def test_concurrent_units_count_into_their_threads_shards_and_reads_sum_th
     assert len(rows) == 4  # one row per thread
     assert all(0 <= shard < COUNTER_SHARDS for shard in rows)
     with connect(parse_url(url)) as conn:
-        report = campaign_stats.campaign_report(conn, PARTNER, CAMP)
+        report = as_json(campaign_stats.campaign_report(conn, PARTNER, CAMP))
         assert report is not None
         assert report["funnel"]["requested"] == 8
         assert [point["requested"] for point in report["series"]] == [8]

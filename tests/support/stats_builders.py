@@ -20,6 +20,11 @@ PARTNER = 1
 OTHER_PARTNER = 2
 
 
+def as_json(answer: Any) -> Any:
+    """An answer as its client reads it: the JSON values of the Struct the server encodes."""
+    return msgspec.to_builtins(answer)
+
+
 def make_push(camp_id: int = 7, index: int = 0, **fields: Any) -> Push:
     """A validated notification; `fields` override the wire fields of the notification."""
     n: dict[str, Any] = {

@@ -16,6 +16,7 @@ from pushgate.stats.message_center import answer
 from pushgate.store import campaign_stats, deliveries
 from pushgate.store.executor import connect
 from pushgate.store.sqlite_schema import SCHEMA_VERSION, create_schema
+from tests.unit.statslib import as_json
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 HOUR = 3600
@@ -345,7 +346,7 @@ def test_queued_is_split_per_platform_from_the_jobs(migrated: sqlite3.Connection
 
 
 def test_the_migrated_counters_read_as_the_same_funnel(migrated: sqlite3.Connection) -> None:
-    report = campaign_stats.campaign_report(migrated, 1, 7)
+    report = as_json(campaign_stats.campaign_report(migrated, 1, 7))
     assert report is not None
     assert report["funnel"]["requested"] == 6
     assert report["funnel"]["resolved"] == 4
@@ -356,7 +357,7 @@ def test_the_migrated_counters_read_as_the_same_funnel(migrated: sqlite3.Connect
         "android": 1,
         "huawei": 0,
     }
-    other = campaign_stats.campaign_report(migrated, 2, 7)
+    other = as_json(campaign_stats.campaign_report(migrated, 2, 7))
     assert other is not None
     assert (other["funnel"]["requested"], other["funnel"]["queued"]) == (2, 2)
 
@@ -401,22 +402,22 @@ def test_a_new_database_starts_at_the_current_version_without_the_old_table(
 def test_a_job_queued_before_the_upgrade_is_counted_and_shown_after_it(
     migrated: sqlite3.Connection,
 ) -> None:
-    before = campaign_stats.campaign_report(migrated, 1, 7)
+    before = as_json(campaign_stats.campaign_report(migrated, 1, 7))
     assert before is not None
     [job] = [j for j in job_table.claim(migrated, "w1", 10, 30, NOW) if j.profile_id == 2]
     assert job.variant_id == 0
     assert deliveries.record(migrated, job, "w1", DeliveryOutcome(DONE), NOW)
-    report = campaign_stats.campaign_report(migrated, 1, 7)
+    report = as_json(campaign_stats.campaign_report(migrated, 1, 7))
     assert report is not None
     accepted = before["platforms"]["ios"]["accepted"]
     assert report["platforms"]["ios"]["accepted"] == accepted + 1
-    [shown] = answer(campaign_stats.inbox(migrated, 1, 2, 0, 1e12, 100))
+    [shown] = as_json(answer(campaign_stats.inbox(migrated, 1, 2, 0, 1e12, 100)))
     assert (shown["camp_id"], shown["title"], shown["variant_id"]) == (7, "Title 7", 0)
     assert shown["deep_links"] == {}  # the job went to iOS; the campaign has Android links only
 
 
 def test_jobs_settled_before_the_upgrade_are_not_pending(migrated: sqlite3.Connection) -> None:
-    report = campaign_stats.campaign_report(migrated, 1, 7)
+    report = as_json(campaign_stats.campaign_report(migrated, 1, 7))
     assert report is not None
     # Of campaign 7's three jobs, the first was delivered under version 1.
     unsettled = migrated.execute(

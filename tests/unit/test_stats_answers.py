@@ -17,7 +17,7 @@ from pushgate.stats import insider
 from pushgate.stats.campaign import ListQuery, parse_instant, parse_list_query
 from pushgate.stats.funnel import hour_of
 from pushgate.stats.message_center import SentPush, answer
-from tests.support.stats_builders import campaign
+from tests.support.stats_builders import as_json, campaign
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 LINKS = {"android": {"Page": "Cart", "shared": "a"}, "ios": {"Screen": "Home", "shared": "i"}}
@@ -44,7 +44,7 @@ def sent_push(
 
 
 def test_a_message_center_entry_has_insiders_keys_in_insiders_order() -> None:
-    [entry] = answer([sent_push()])
+    [entry] = as_json(answer([sent_push()]))
     assert list(entry) == [
         "camp_id",
         "camp_type",
@@ -68,7 +68,7 @@ def test_a_message_center_entry_has_insiders_keys_in_insiders_order() -> None:
 
 
 def test_image_url_appears_only_when_the_push_had_one() -> None:
-    [entry] = answer([sent_push(image_url="")])
+    [entry] = as_json(answer([sent_push(image_url="")]))
     assert "image_url" not in entry
     assert list(entry) == [
         "camp_id",
@@ -92,22 +92,22 @@ def test_image_url_appears_only_when_the_push_had_one() -> None:
 def test_deep_links_are_those_of_the_platform_the_push_went_to(
     platform: str, links: dict[str, str]
 ) -> None:
-    [entry] = answer([sent_push(platform)])
+    [entry] = as_json(answer([sent_push(platform)]))
     assert entry["deep_links"] == links
 
 
 def test_a_push_without_deep_links_for_its_platform_has_an_empty_object() -> None:
-    [entry] = answer([sent_push("huawei", deep_links={"ios": {"Screen": "Home"}})])
+    [entry] = as_json(answer([sent_push("huawei", deep_links={"ios": {"Screen": "Home"}})]))
     assert entry["deep_links"] == {}
 
 
 def test_the_answer_keeps_the_order_it_is_given() -> None:
-    entries = answer([sent_push(camp_id=3), sent_push(camp_id=1), sent_push(camp_id=2)])
+    entries = as_json(answer([sent_push(camp_id=3), sent_push(camp_id=1), sent_push(camp_id=2)]))
     assert [e["camp_id"] for e in entries] == [3, 1, 2]
 
 
 def test_no_pushes_is_an_empty_array() -> None:
-    assert answer([]) == []
+    assert as_json(answer([])) == []
 
 
 # ---- get_statistics ----
@@ -123,7 +123,7 @@ def test_statistics_of_one_campaign_is_insiders_shape() -> None:
         image_url="https://img/p.png",
         deep_links={"android": {"dl_key1": "value1"}, "ios": {}},
     )
-    assert insider.statistics([c]) == {
+    assert as_json(insider.statistics([c])) == {
         "campaigns": [
             {
                 "id": 5125,
@@ -146,23 +146,25 @@ def test_statistics_of_one_campaign_is_insiders_shape() -> None:
 
 
 def test_the_open_rate_of_a_campaign_nothing_was_delivered_for_is_zero() -> None:
-    stats = insider.statistics([campaign(counts={"accepted:android": 3})])
+    stats = as_json(insider.statistics([campaign(counts={"accepted:android": 3})]))
     assert stats["campaigns"][0]["open_rate"] == "% 0.00"
     assert stats["total_open_rate"] == "% 0.00"
 
 
 def test_a_campaign_without_an_image_has_an_empty_push_image() -> None:
-    stats = insider.statistics([campaign(image_url="")])
+    stats = as_json(insider.statistics([campaign(image_url="")]))
     assert stats["campaigns"][0]["push_image"] == ""
 
 
 def test_totals_add_the_campaigns_and_the_total_open_rate_comes_from_the_totals() -> None:
-    stats = insider.statistics(
-        [
-            campaign(1, counts={"delivered": 3, "opened": 1}),
-            campaign(2, counts={"delivered": 1, "opened": 1}),
-            campaign(3),
-        ]
+    stats = as_json(
+        insider.statistics(
+            [
+                campaign(1, counts={"delivered": 3, "opened": 1}),
+                campaign(2, counts={"delivered": 1, "opened": 1}),
+                campaign(3),
+            ]
+        )
     )
     assert [c["open_rate"] for c in stats["campaigns"]] == ["% 33.33", "% 100.00", "% 0.00"]
     assert stats["total_camp_count"] == 3
@@ -173,7 +175,7 @@ def test_totals_add_the_campaigns_and_the_total_open_rate_comes_from_the_totals(
 
 
 def test_no_campaigns_today_is_all_zeros() -> None:
-    assert insider.statistics([]) == {
+    assert as_json(insider.statistics([])) == {
         "campaigns": [],
         "total_camp_count": 0,
         "total_delivery_count": 0,
@@ -207,8 +209,10 @@ def test_a_campaign_with_links_for_one_family_only_has_those(
     )
 )
 def test_every_open_rate_is_a_percent_sign_and_two_decimals(pairs: list[tuple[int, int]]) -> None:
-    stats = insider.statistics(
-        [campaign(i, counts={"opened": o, "delivered": d}) for i, (o, d) in enumerate(pairs)]
+    stats = as_json(
+        insider.statistics(
+            [campaign(i, counts={"opened": o, "delivered": d}) for i, (o, d) in enumerate(pairs)]
+        )
     )
     rates = [c["open_rate"] for c in stats["campaigns"]] + [stats["total_open_rate"]]
     assert all(re.fullmatch(r"% \d+\.\d\d", r) for r in rates), rates
@@ -316,7 +320,7 @@ FULL_COUNTS = {
 
 def test_a_list_entry_has_the_header_and_the_funnels_totals() -> None:
     c = campaign(7, counts=FULL_COUNTS, name="N", title="T", message="M", created_at=T0 + 723)
-    listing = campaign_json.listing(12, ListQuery(0, 1e10, 2, 10), [c])
+    listing = as_json(campaign_json.listing(12, ListQuery(0, 1e10, 2, 10), [c]))
     assert listing == {
         "campaigns": [
             {
@@ -353,8 +357,8 @@ def test_the_report_has_the_documented_shape() -> None:
     )
     h = hour_of(T0)
     hours = [(h, name, count) for name, count in FULL_COUNTS.items()]
-    report = campaign_json.report(
-        c, hours, [("Unregistered", "ios", 1)], {"Unregistered": ["tok-9"]}
+    report = as_json(
+        campaign_json.report(c, hours, [("Unregistered", "ios", 1)], {"Unregistered": ["tok-9"]})
     )
     assert report == {
         "camp_id": 7,
@@ -405,7 +409,7 @@ def test_the_report_has_the_documented_shape() -> None:
 
 
 def test_a_report_of_a_campaign_with_no_counts_lists_three_empty_platforms() -> None:
-    report = campaign_json.report(campaign(), [], [], {})
+    report = as_json(campaign_json.report(campaign(), [], [], {}))
     assert list(report["platforms"]) == ["ios", "android", "huawei"]
     assert report["fail_records"] == []
     assert report["series"] == []

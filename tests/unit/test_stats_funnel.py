@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from pushgate.jobs import DEAD, DONE, EXPIRED, FAILED, LEASED, QUEUED
 from pushgate.stats import funnel
 from pushgate.stats.funnel import Funnel, funnel_of
-from tests.support.stats_builders import excluded, make_push, sent
+from tests.support.stats_builders import as_json, excluded, make_push, sent
 
 HOUR = 3600
 T0 = 1_800_000_000  # 2027-01-15T08:00:00Z, on an hour boundary
@@ -31,13 +32,14 @@ def test_hour_of_a_time_before_the_epoch_is_the_hour_it_falls_in() -> None:
     assert funnel.hour_of(-1) == -1
 
 
-def test_iso_is_utc_to_the_second_with_a_z() -> None:
-    assert funnel.iso(0) == "1970-01-01T00:00:00Z"
-    assert funnel.iso(T0 + 3723.9) == "2027-01-15T09:02:03Z"
+def test_an_instant_is_utc_to_the_second_with_a_z() -> None:
+    assert as_json(funnel.instant(0)) == "1970-01-01T00:00:00Z"
+    assert as_json(funnel.instant(T0 + 3723.9)) == "2027-01-15T09:02:03Z"
+    assert msgspec.json.encode(funnel.instant(T0 + 3723.9)) == b'"2027-01-15T09:02:03Z"'
 
 
-def test_hour_iso_is_the_start_of_the_hour() -> None:
-    assert funnel.hour_iso(funnel.hour_of(T0 + 1799)) == "2027-01-15T08:00:00Z"
+def test_an_hour_instant_is_the_start_of_the_hour() -> None:
+    assert as_json(funnel.hour_instant(funnel.hour_of(T0 + 1799))) == "2027-01-15T08:00:00Z"
 
 
 # ---- what the API counts ----
@@ -164,7 +166,7 @@ def test_an_empty_funnel_has_all_three_platforms_at_zero() -> None:
         p: {"queued": 0, "accepted": 0, "failed": 0, "expired": 0}
         for p in ("ios", "android", "huawei")
     }
-    assert f.summary() == {
+    assert as_json(f.summary()) == {
         "requested": 0,
         "resolved": 0,
         "excluded": {},
@@ -176,7 +178,7 @@ def test_an_empty_funnel_has_all_three_platforms_at_zero() -> None:
         "delivered": 0,
         "opened": 0,
     }
-    assert f.rates() == {"delivery_rate": 0.0, "open_rate": 0.0}
+    assert as_json(f.rates()) == {"delivery_rate": 0.0, "open_rate": 0.0}
 
 
 def test_the_funnel_sums_every_counter_into_its_total() -> None:
@@ -196,7 +198,7 @@ def test_the_funnel_sums_every_counter_into_its_total() -> None:
             ("opened", 2),
         ]
     )
-    assert f.summary() == {
+    assert as_json(f.summary()) == {
         "requested": 10,
         "resolved": 9,
         "excluded": {"NoUserFound": 1, "OptOut": 1},
@@ -208,7 +210,7 @@ def test_the_funnel_sums_every_counter_into_its_total() -> None:
         "delivered": 5,
         "opened": 2,
     }
-    assert f.rates() == {"delivery_rate": 71.43, "open_rate": 40.0}
+    assert as_json(f.rates()) == {"delivery_rate": 71.43, "open_rate": 40.0}
 
 
 def test_the_same_counter_of_several_hours_adds_up() -> None:
@@ -249,22 +251,25 @@ def test_failures_are_kept_per_platform_and_per_name() -> None:
         "huawei": 4,
     }
     assert f.failed_by_name == {"Unregistered": 2, "NotRegistered": 5}
-    assert f.summary()["failed"] == 7
+    assert as_json(f.summary())["failed"] == 7
 
 
 def test_excluded_reasons_are_listed_in_name_order_and_only_when_they_occurred() -> None:
     f = funnel_of([("excluded:UserGloballyCapped", 1), ("excluded:OptOut", 2)])
-    assert list(f.summary()["excluded"].items()) == [("OptOut", 2), ("UserGloballyCapped", 1)]
+    assert list(as_json(f.summary())["excluded"].items()) == [
+        ("OptOut", 2),
+        ("UserGloballyCapped", 1),
+    ]
 
 
 def test_counters_the_funnel_does_not_know_are_ignored() -> None:
     f = funnel_of([("resolved", 4), ("something:else", 9), ("requested", 1)])
-    assert f.summary() == {**Funnel().summary(), "requested": 1, "resolved": 1}
+    assert as_json(f.summary()) == {**as_json(Funnel().summary()), "requested": 1, "resolved": 1}
 
 
 def test_delivery_rate_is_delivered_over_accepted_and_open_rate_opened_over_delivered() -> None:
     f = funnel_of([("accepted:android", 8), ("delivered", 6), ("opened", 3)])
-    assert f.rates() == {"delivery_rate": 75.0, "open_rate": 50.0}
+    assert as_json(f.rates()) == {"delivery_rate": 75.0, "open_rate": 50.0}
 
 
 # One platform's counts with no more final answers than sends queued.
@@ -304,7 +309,7 @@ def test_pending_is_never_negative_when_no_more_settle_than_were_queued(
     assert f.pending == sum(
         s["queued"] - s["accepted"] - s["failed"] - s["expired"] for s in splits.values()
     )
-    assert f.summary()["queued"] == sum(s["queued"] for s in splits.values())
+    assert as_json(f.summary())["queued"] == sum(s["queued"] for s in splits.values())
 
 
 # ---- the series ----
@@ -312,7 +317,9 @@ def test_pending_is_never_negative_when_no_more_settle_than_were_queued(
 
 def test_series_has_one_point_per_hour_oldest_first() -> None:
     h = funnel.hour_of(T0)
-    points = funnel.series([(h + 2, "opened", 1), (h, "requested", 3), (h + 1, "accepted:ios", 2)])
+    points = as_json(
+        funnel.series([(h + 2, "opened", 1), (h, "requested", 3), (h + 1, "accepted:ios", 2)])
+    )
     assert [p["hour"] for p in points] == [
         "2027-01-15T08:00:00Z",
         "2027-01-15T09:00:00Z",
@@ -322,18 +329,20 @@ def test_series_has_one_point_per_hour_oldest_first() -> None:
 
 def test_a_series_point_adds_the_platforms_and_names_of_one_kind() -> None:
     h = funnel.hour_of(T0)
-    [point] = funnel.series(
-        [
-            (h, "requested", 10),
-            (h, "queued:ios", 3),
-            (h, "queued:android", 5),
-            (h, "accepted:ios", 2),
-            (h, "failed:ios:Unregistered", 1),
-            (h, "failed:android:NotRegistered", 1),
-            (h, "expired:huawei", 1),
-            (h, "delivered", 4),
-            (h, "opened", 1),
-        ]
+    [point] = as_json(
+        funnel.series(
+            [
+                (h, "requested", 10),
+                (h, "queued:ios", 3),
+                (h, "queued:android", 5),
+                (h, "accepted:ios", 2),
+                (h, "failed:ios:Unregistered", 1),
+                (h, "failed:android:NotRegistered", 1),
+                (h, "expired:huawei", 1),
+                (h, "delivered", 4),
+                (h, "opened", 1),
+            ]
+        )
     )
     assert point == {
         "hour": "2027-01-15T08:00:00Z",
@@ -349,13 +358,13 @@ def test_a_series_point_adds_the_platforms_and_names_of_one_kind() -> None:
 
 def test_hours_with_only_exclusions_are_not_in_the_series() -> None:
     h = funnel.hour_of(T0)
-    points = funnel.series([(h, "excluded:OptOut", 3), (h + 1, "requested", 1)])
+    points = as_json(funnel.series([(h, "excluded:OptOut", 3), (h + 1, "requested", 1)]))
     assert [p["hour"] for p in points] == ["2027-01-15T09:00:00Z"]
     assert points[0]["requested"] == 1
 
 
 def test_series_of_nothing_is_empty() -> None:
-    assert funnel.series([]) == []
+    assert as_json(funnel.series([])) == []
 
 
 # ---- fail records ----
@@ -385,7 +394,7 @@ def test_a_fail_group_splits_its_count_by_platform_with_its_samples() -> None:
         [("NotRegistered", "huawei", 2), ("NotRegistered", "android", 1)],
         {"NotRegistered": ["t2", "t1"], "Other": ["x"]},
     )
-    assert group.as_json() == {
+    assert as_json(group.record()) == {
         "name": "NotRegistered",
         "count": 3,
         "platforms": {"android": 1, "huawei": 2},
@@ -402,4 +411,4 @@ def test_a_fail_groups_platforms_are_in_name_order() -> None:
 
 def test_a_fail_group_without_samples_has_an_empty_list() -> None:
     [group] = funnel.fail_groups([("Unregistered", "ios", 1)], {})
-    assert group.as_json()["sample_tokens"] == []
+    assert as_json(group.record())["sample_tokens"] == []

@@ -21,7 +21,7 @@ from pushgate.stats.message_center import answer, parse_query
 from pushgate.store import campaign_stats, deliveries, sends
 from pushgate.store.campaign_stats import EventsRecorded
 from pushgate.store.models import Partner
-from tests.support.stats_builders import OTHER_PARTNER, PARTNER, make_push, open_db, sent
+from tests.support.stats_builders import OTHER_PARTNER, PARTNER, as_json, make_push, open_db, sent
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 HOUR = 3600
@@ -425,8 +425,8 @@ def fail(conn: sqlite3.Connection, user: int, platform: str, reason: str, n: int
 
 def test_the_report_of_an_unknown_campaign_is_none(conn: sqlite3.Connection) -> None:
     record_campaign(conn, partner=OTHER_PARTNER)
-    assert campaign_stats.campaign_report(conn, PARTNER, CAMP) is None
-    assert campaign_stats.campaign_report(conn, PARTNER, 12345) is None
+    assert as_json(campaign_stats.campaign_report(conn, PARTNER, CAMP)) is None
+    assert as_json(campaign_stats.campaign_report(conn, PARTNER, 12345)) is None
 
 
 def test_the_report_reads_back_what_was_counted(conn: sqlite3.Connection) -> None:
@@ -446,7 +446,7 @@ def test_the_report_reads_back_what_was_counted(conn: sqlite3.Connection) -> Non
     deliver(conn, 2, "android", at=NOW + HOUR)
     fail(conn, 1, "ios", "Unregistered", 1)
     campaign_stats.record_events(conn, PARTNER, 1, [session(at=NOW + 2 * HOUR)])
-    report = campaign_stats.campaign_report(conn, PARTNER, CAMP)
+    report = as_json(campaign_stats.campaign_report(conn, PARTNER, CAMP))
     assert report is not None
     assert (report["camp_id"], report["name"], report["title"], report["message"]) == (
         CAMP,
@@ -491,7 +491,7 @@ def test_fail_records_keep_the_five_newest_tokens_largest_group_first(
     fail(conn, 1, "ios", "Unregistered", 2)
     fail(conn, 2, "android", "NotRegistered", 7)
     fail(conn, 3, "huawei", "NotRegistered", 1)
-    report = campaign_stats.campaign_report(conn, PARTNER, CAMP)
+    report = as_json(campaign_stats.campaign_report(conn, PARTNER, CAMP))
     assert report is not None
     assert report["fail_records"] == [
         {
@@ -520,7 +520,7 @@ def test_the_report_leaves_out_other_partners_counters(conn: sqlite3.Connection)
     record_campaign(conn)
     record_campaign(conn, partner=OTHER_PARTNER)
     campaign_stats.add_counts(conn, OTHER_PARTNER, {(CAMP, "requested"): 9}, hour_of(NOW))
-    report = campaign_stats.campaign_report(conn, PARTNER, CAMP)
+    report = as_json(campaign_stats.campaign_report(conn, PARTNER, CAMP))
     assert report is not None
     assert report["funnel"]["requested"] == 0
     assert report["series"] == []
@@ -647,7 +647,7 @@ def test_the_inbox_shows_the_content_of_the_variant_that_was_sent(
         "Later",
         "",
     )
-    assert answer([push]) == [
+    assert as_json(answer([push])) == [
         {
             "camp_id": CAMP,
             "camp_type": "Single Push",
@@ -666,7 +666,7 @@ def test_a_job_without_a_variant_shows_the_campaigns_content(conn: sqlite3.Conne
     deliveries.record(conn, claim(conn), W1, OK, NOW)
     [push] = campaign_stats.inbox(conn, PARTNER, 2, 0, 1e12, 100)
     assert (push.variant_id, push.title) == (0, "Campaign title")
-    assert answer([push])[0]["deep_links"] == {"Page": "Home"}
+    assert as_json(answer([push]))[0]["deep_links"] == {"Page": "Home"}
 
 
 def test_a_push_is_listed_by_an_end_date_equal_to_the_second_it_shows(
@@ -676,6 +676,6 @@ def test_a_push_is_listed_by_an_end_date_equal_to_the_second_it_shows(
     queue_job(conn, user=1, variant_id=variant, at=NOW + 0.6)
     deliveries.record(conn, claim(conn, at=NOW + 0.6), W1, OK, NOW + 0.7)
     query = parse_query({"identifiers": {"Uuid": "u"}}, NOW + 0.9)  # end_date defaults to now
-    [shown] = answer(campaign_stats.inbox(conn, PARTNER, 1, 0, 1e12, 100))
+    [shown] = as_json(answer(campaign_stats.inbox(conn, PARTNER, 1, 0, 1e12, 100)))
     assert shown["created_at"] == "2027-01-15T08:00:00Z"
     assert len(campaign_stats.inbox(conn, PARTNER, 1, query.start, query.end, query.limit)) == 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pushgate.api.http import MAX_BODY_BYTES, Response, json_response, scope_header
+from pushgate.api.http import MAX_BODY_BYTES, Response, error_json, scope_header
 from pushgate.api.types import Scope
 
 RETRY_AFTER_SECONDS = 1
@@ -33,12 +33,10 @@ class Limits:
 
 
 def overloaded(reason: str, retry_after: int = RETRY_AFTER_SECONDS) -> Response:
-    return json_response(
+    return error_json(
         503,
-        {
-            "error": "overloaded",
-            "message": f"the service is overloaded ({reason}); retry after {retry_after} seconds",
-        },
+        "overloaded",
+        f"the service is overloaded ({reason}); retry after {retry_after} seconds",
         headers=((b"retry-after", str(retry_after).encode()),),
     )
 

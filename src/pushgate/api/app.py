@@ -27,7 +27,7 @@ from pushgate.api.http import (
     Handler,
     Request,
     Response,
-    json_response,
+    error_json,
     read_body,
     scope_header,
 )
@@ -44,10 +44,7 @@ BodyLimitAnswer = Callable[[], Response]
 
 
 def request_too_large() -> Response:
-    return json_response(
-        413,
-        {"error": "request_too_large", "message": "the request body must be at most 5000000 bytes"},
-    )
+    return error_json(413, "request_too_large", "the request body must be at most 5000000 bytes")
 
 
 @dataclass
@@ -160,12 +157,13 @@ class App:
 
     def _unmatched(self, method: str, path: str) -> Response:
         if methods := self._methods(path):
-            return json_response(  # RFC 9110 15.5.6: a 405 names the methods that are allowed
+            return error_json(  # RFC 9110 15.5.6: a 405 names the methods that are allowed
                 405,
-                {"error": "method_not_allowed", "message": f"{method} is not allowed on {path}"},
+                "method_not_allowed",
+                f"{method} is not allowed on {path}",
                 headers=((b"allow", ", ".join(sorted(methods)).encode()),),
             )
-        return json_response(404, {"error": "not_found", "message": f"no endpoint at {path}"})
+        return error_json(404, "not_found", f"no endpoint at {path}")
 
     async def _admitted(self, endpoint: Endpoint, scope: Scope, receive: Receive) -> Response:
         """The endpoint's answer, or a 503 when the service is overloaded (api/admission.py)."""
@@ -192,20 +190,14 @@ class App:
                 log.warning(
                     "%s unreachable on %s %s: %s", part, scope["method"], endpoint.template, error
                 )
-                return json_response(
+                return error_json(
                     503,
-                    {
-                        "error": "unavailable",
-                        "message": f"the {part} cannot be reached; retry after"
-                        f" {RETRY_AFTER_SECONDS} seconds",
-                    },
+                    "unavailable",
+                    f"the {part} cannot be reached; retry after {RETRY_AFTER_SECONDS} seconds",
                     headers=((b"retry-after", str(RETRY_AFTER_SECONDS).encode()),),
                 )
             log.exception("unhandled error on %s %s", scope["method"], endpoint.template)
-            return json_response(
-                500,
-                {"error": "internal_error", "message": "the server failed to process the request"},
-            )
+            return error_json(500, "internal_error", "the server failed to process the request")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

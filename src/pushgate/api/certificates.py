@@ -6,7 +6,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import replace
 
-from pushgate.api.http import Handler, Request, Response, json_response
+from pushgate.api.http import Handler, Request, Response, error_json, json_response
 from pushgate.api.push import error_response
 from pushgate.auth import PartnerCache
 from pushgate.credential_check import Checked, check, obtain_token
@@ -16,6 +16,7 @@ from pushgate.store.db import Db
 from pushgate.store.store import Store
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.validate import parse_json
+from pushgate.wire.certificates import CertificateResult
 
 
 class CertificateRoutes:
@@ -56,21 +57,19 @@ class CertificateRoutes:
     async def _upload(self, request: Request, provider: str) -> Response:
         key = request.header(b"x-api-key")
         if not key:
-            return json_response(400, {"error": "No api key provided"})
+            return error_json(400, "No api key provided")
         try:
             partner = await self.partners.admit("api_key", key, request.client_ip)
         except ApiError as error:  # the allow list, or too many bad keys
             return error_response(error)
         if partner is None:
-            return json_response(403, {"error": "Invalid api key"})
+            return error_json(403, "Invalid api key")
         try:
             record = parse_json(request.body)
         except ApiError as error:
-            return json_response(error.status, error.body())
+            return error_json(error.status, error.code, error.message)
         if not isinstance(record, dict):
-            return json_response(
-                400, {"error": "invalid_type", "message": "the credential must be a JSON object"}
-            )
+            return error_json(400, "invalid_type", "the credential must be a JSON object")
         # contract.md: an unusable credential is answered 406 and "kept but not used": it
         # replaces the platform's credential, and the platform stops sending until a usable
         # one is uploaded.
@@ -85,11 +84,5 @@ class CertificateRoutes:
                 checked = replace(checked, validated=False, detail=failure)
         await self._save(partner.id, checked)
         if not checked.validated:
-            return json_response(
-                406,
-                {
-                    "error": "invalid_certificate",
-                    "message": checked.detail or "unusable credential",
-                },
-            )
-        return json_response(200, {"platform": checked.platform, "validated": True})
+            return error_json(406, "invalid_certificate", checked.detail or "unusable credential")
+        return json_response(200, CertificateResult(platform=checked.platform, validated=True))

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from pushgate.api.types import Receive, Scope, Send
+from pushgate.wire.errors import ErrorBody
 
 MAX_BODY_BYTES = 5_000_000  # the Insider APIs' request limit
 _encode = msgspec.json.encode
@@ -70,6 +71,17 @@ def json_response(
     status: int, content: Any, headers: Iterable[tuple[bytes, bytes]] = ()
 ) -> Response:
     return Response(status, _encode(content), headers=tuple(headers))
+
+
+def error_json(
+    status: int,
+    error: str,
+    message: str | None = None,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> Response:
+    """An `ErrorBody` answer; without a message, the `{"error": ...}` of the families that
+    give none."""
+    return json_response(status, ErrorBody(error=error, message=message), headers)
 
 
 def text_response(

@@ -24,6 +24,7 @@ from pushgate.metrics import (
 )
 from pushgate.queue.backlog import BacklogReader
 from pushgate.store.store import Store
+from pushgate.wire.health import HealthStatus, ReadyStatus
 
 if TYPE_CHECKING:
     from pushgate.queue.jetstream import JetStreamQueue  # nats-py is an optional dependency
@@ -105,15 +106,15 @@ class Monitoring:
     async def healthz(self, request: Request) -> Response:
         """Liveness: the process serves HTTP (and has started); nothing else is checked."""
         if not self.app.ready:
-            return json_response(503, {"status": "starting"})
-        return json_response(200, {"status": "ok"})
+            return json_response(503, HealthStatus(status="starting"))
+        return json_response(200, HealthStatus(status="ok"))
 
     async def readyz(self, request: Request) -> Response:
         failing = ["service"] if not self.app.ready else await self.readiness.failing()
         if failing:
-            body = {"status": "unavailable", "failing": failing}
+            body = ReadyStatus(status="unavailable", failing=failing)
             return json_response(503, body, _UNAVAILABLE_HEADERS)
-        return json_response(200, {"status": "ready"})
+        return json_response(200, ReadyStatus(status="ready"))
 
     def _jetstream_counters(self) -> dict[str, int]:
         if self.broker is None:
@@ -152,5 +153,5 @@ class Monitoring:
         try:
             return Response(200, await self.rendered_elsewhere(), _PROMETHEUS)
         except TimeoutError:
-            body = {"status": "unavailable", "failing": ["serving process"]}
+            body = ReadyStatus(status="unavailable", failing=["serving process"])
             return json_response(503, body, _UNAVAILABLE_HEADERS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pushgate.api.http import Request, Response, json_response
+from pushgate.api.http import Request, Response, error_json, json_response
 from pushgate.push_service import PushService
 from pushgate.targeting.errors import ApiError
 
@@ -11,7 +11,7 @@ def error_response(error: ApiError) -> Response:
     headers = (
         [] if error.retry_after is None else [(b"retry-after", str(error.retry_after).encode())]
     )
-    return json_response(error.status, error.body(), headers)
+    return error_json(error.status, error.code, error.message, headers)
 
 
 def targeted_push(service: PushService):  # type: ignore[no-untyped-def]

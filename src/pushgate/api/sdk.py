@@ -11,6 +11,7 @@ from pushgate.store.store import Store
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.users import validate_session
 from pushgate.targeting.validate import parse_json
+from pushgate.wire.sdk import SessionResult
 
 BAD_SDK_KEY = ApiError(401, "bad_sdk_key", "'X-SDK-KEY' is either empty or wrong")
 
@@ -30,4 +31,4 @@ class SdkRoutes:
             insider_id = await self.store.sdk_session(partner.id, session, time.time())
         except ApiError as error:
             return error_response(error)
-        return json_response(200, {"insider_id": insider_id})
+        return json_response(200, SessionResult(insider_id=insider_id))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from pushgate.api.http import Request, Response, json_response, text_response
 from pushgate.api.push import error_response
@@ -19,6 +18,8 @@ from pushgate.store.models import Partner
 from pushgate.store.store import Store
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.validate import parse_json
+from pushgate.wire.sdk import EventsResult
+from pushgate.wire.stats import CampaignPage, CampaignReport
 
 INVALID_API_KEY = ApiError(401, "invalid_api_key", "'X-API-KEY' is either empty or wrong")
 USER_NOT_FOUND = ApiError(404, "user_not_found", "no user of this app has that insider_id")
@@ -73,7 +74,7 @@ class StatsRoutes:
         return json_response(200, answer(await self.store.inbox(partner.id, query)))
 
     def with_api_key(
-        self, read: Callable[[Partner, Request], Awaitable[Any]]
+        self, read: Callable[[Partner, Request], Awaitable[CampaignPage | CampaignReport]]
     ) -> Callable[[Request], Awaitable[Response]]:
         """pushgate's own JSON reads: `X-API-KEY`, errors in the API's shape."""
 
@@ -89,7 +90,7 @@ class StatsRoutes:
 
         return handle
 
-    async def campaigns(self, partner: Partner, request: Request) -> dict[str, Any]:
+    async def campaigns(self, partner: Partner, request: Request) -> CampaignPage:
         try:
             query = campaign.parse_list_query(request.query)
         except ValueError as exc:
@@ -99,7 +100,7 @@ class StatsRoutes:
         )
         return campaign.listing(total, query, found)
 
-    async def report(self, partner: Partner, request: Request) -> dict[str, Any]:
+    async def report(self, partner: Partner, request: Request) -> CampaignReport:
         """`.../campaigns/{camp_id}/report`, under the API's prefix or the dashboard's."""
         *_, middle, last = request.path.split("/")
         if last != "report" or not middle.isdigit() or len(middle) > 18:
@@ -125,9 +126,9 @@ class StatsRoutes:
             return error_response(error)
         return json_response(
             200,
-            {
-                "accepted": recorded.accepted,
-                "duplicates": recorded.duplicates,
-                "unknown_campaigns": recorded.unknown_campaigns,
-            },
+            EventsResult(
+                accepted=recorded.accepted,
+                duplicates=recorded.duplicates,
+                unknown_campaigns=recorded.unknown_campaigns,
+            ),
         )

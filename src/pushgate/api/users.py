@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pushgate.api.http import Handler, Request, Response, json_response
+from pushgate.api.http import Handler, Request, Response, error_json, json_response
 from pushgate.auth import PartnerCache
 from pushgate.limits.rate import RateLimiter
 from pushgate.store.models import Partner
@@ -17,6 +17,7 @@ from pushgate.store.store import Store
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.users import UserDataError, parse_identifiers, validate_users
 from pushgate.targeting.validate import parse_json
+from pushgate.wire.users import Deleted, UpsertCount, UpsertData, UpsertFailures, UpsertResult
 
 FORBIDDEN = UserDataError(403, "invalid partner name or request token: forbidden")
 TOO_MANY_REQUESTS = UserDataError(429, "rejected: too many requests")
@@ -26,14 +27,12 @@ NO_SUCH_USER = UserDataError(404, "no such user for these identifiers: no data")
 
 
 def too_large() -> Response:
-    return json_response(
-        413, {"error": "request body can't exceed 5000000 bytes: request entity too large"}
-    )
+    return error_json(413, "request body can't exceed 5000000 bytes: request entity too large")
 
 
 def _error(error: UserDataError) -> Response:
     headers = [(b"retry-after", str(error.retry_after).encode())] if error.status == 429 else []
-    return json_response(error.status, {"error": error.error}, headers)
+    return error_json(error.status, error.error, headers=headers)
 
 
 class UserRoutes:
@@ -78,8 +77,10 @@ class UserRoutes:
         users, problems, failed = validate_users(body)
         if users:
             await self.store.upsert_users(partner.id, users, time.time())
-        fail: dict[str, Any] = {"count": failed, "errors": problems} if failed else {}
-        return json_response(200, {"data": {"successful": {"count": len(users)}, "fail": fail}})
+        # `fail` is `{}` when every user was valid: its fields are left out at their defaults.
+        fail = UpsertFailures(count=failed, errors=problems) if failed else UpsertFailures()
+        data = UpsertData(successful=UpsertCount(count=len(users)), fail=fail)
+        return json_response(200, UpsertResult(data=data))
 
     def _who(self, body: Any) -> tuple[Any, str | None]:
         if not isinstance(body, dict):
@@ -103,4 +104,4 @@ class UserRoutes:
     async def delete(self, partner: Partner, body: Any) -> Response:
         identifiers, insider_id = self._who(body)
         await self.store.delete_profile(partner.id, identifiers, insider_id)
-        return json_response(200, {})
+        return json_response(200, Deleted())

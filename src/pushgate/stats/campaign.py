@@ -1,4 +1,4 @@
-"""A campaign and the JSON of pushgate's own report and list endpoints (pure)."""
+"""A campaign and the answers of pushgate's own report and list endpoints (pure)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import datetime
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from pushgate.stats import funnel
 from pushgate.stats.funnel import Funnel
+from pushgate.wire.stats import CampaignPage, CampaignReport, CampaignSummary
 
 
 @dataclass(frozen=True)
@@ -24,25 +24,23 @@ class Campaign:
     funnel: Funnel
 
 
-def header(c: Campaign) -> dict[str, Any]:
-    return {
-        "camp_id": c.camp_id,
-        "name": c.name,
-        "title": c.title,
-        "message": c.message,
-        "created_at": funnel.iso(c.created_at),
-    }
-
-
-def list_entry(c: Campaign) -> dict[str, Any]:
+def list_entry(c: Campaign) -> CampaignSummary:
     f = c.funnel.summary()
-    return {
-        **header(c),
-        **{k: f[k] for k in ("requested", "queued", "accepted", "failed", "expired")},
-        "delivered": f["delivered"],
-        "opened": f["opened"],
-        "open_rate": c.funnel.rates()["open_rate"],
-    }
+    return CampaignSummary(
+        camp_id=c.camp_id,
+        name=c.name,
+        title=c.title,
+        message=c.message,
+        created_at=funnel.instant(c.created_at),
+        requested=f.requested,
+        queued=f.queued,
+        accepted=f.accepted,
+        failed=f.failed,
+        expired=f.expired,
+        delivered=f.delivered,
+        opened=f.opened,
+        open_rate=c.funnel.rates().open_rate,
+    )
 
 
 def report(
@@ -50,18 +48,22 @@ def report(
     hours: Iterable[tuple[int, str, int]],
     fails: Iterable[tuple[str, str, int]],
     samples: dict[str, list[str]],
-) -> dict[str, Any]:
+) -> CampaignReport:
     """`hours`: counter rows (hour, name, count); `fails`: fail records counted by
     (name, platform); `samples`: the newest tokens per fail-record name."""
-    return {
-        **header(c),
-        "image_url": c.image_url,
-        "funnel": c.funnel.summary(),
-        "rates": c.funnel.rates(),
-        "platforms": c.funnel.platforms,
-        "fail_records": [g.as_json() for g in funnel.fail_groups(fails, samples)],
-        "series": funnel.series(hours),
-    }
+    return CampaignReport(
+        camp_id=c.camp_id,
+        name=c.name,
+        title=c.title,
+        message=c.message,
+        created_at=funnel.instant(c.created_at),
+        image_url=c.image_url,
+        funnel=c.funnel.summary(),
+        rates=c.funnel.rates(),
+        platforms=c.funnel.platform_counts(),
+        fail_records=[g.record() for g in funnel.fail_groups(fails, samples)],
+        series=funnel.series(hours),
+    )
 
 
 MAX_PER_PAGE = 200
@@ -127,10 +129,10 @@ def parse_list_query(params: Mapping[str, str]) -> ListQuery:
     )
 
 
-def listing(total: int, query: ListQuery, campaigns: Iterable[Campaign]) -> dict[str, Any]:
-    return {
-        "campaigns": [list_entry(c) for c in campaigns],
-        "page": query.page,
-        "per_page": query.per_page,
-        "total": total,
-    }
+def listing(total: int, query: ListQuery, campaigns: Iterable[Campaign]) -> CampaignPage:
+    return CampaignPage(
+        campaigns=[list_entry(c) for c in campaigns],
+        page=query.page,
+        per_page=query.per_page,
+        total=total,
+    )

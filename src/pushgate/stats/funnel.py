@@ -11,10 +11,10 @@ import datetime
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from pushgate.jobs import DEAD, DONE, EXPIRED, FAILED
 from pushgate.targeting.decide import NO_USER_FOUND, Outcome
+from pushgate.wire.stats import FailRecord, FunnelCounts, PlatformCounts, Rates, SeriesPoint
 
 PLATFORMS = ("ios", "android", "huawei")
 REQUESTED = "requested"
@@ -42,12 +42,13 @@ def hour_of(ts: float) -> int:
     return int(ts // 3600)
 
 
-def hour_iso(hour: int) -> str:
-    return iso(hour * 3600)
+def hour_instant(hour: int) -> datetime.datetime:
+    return instant(hour * 3600)
 
 
-def iso(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(int(ts), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def instant(ts: float) -> datetime.datetime:
+    """UTC to the whole second: msgspec encodes it as `2027-01-15T09:02:03Z`."""
+    return datetime.datetime.fromtimestamp(int(ts), datetime.UTC)
 
 
 def outcome_counts(outcomes: Iterable[Outcome]) -> Counter[CountKey]:
@@ -129,25 +130,36 @@ class Funnel:
         queued = self.total(QUEUED)
         return queued - self.total(ACCEPTED) - self.total(FAILED_NAME) - self.total(EXPIRED_NAME)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> FunnelCounts:
         """The funnel object of the report (docs/statistics.md)."""
-        return {
-            "requested": self.requested,
-            "resolved": self.resolved,
-            "excluded": dict(sorted(self.excluded.items())),
-            "queued": self.total(QUEUED),
-            "accepted": self.total(ACCEPTED),
-            "failed": self.total(FAILED_NAME),
-            "expired": self.total(EXPIRED_NAME),
-            "pending": self.pending,
-            "delivered": self.delivered,
-            "opened": self.opened,
-        }
+        return FunnelCounts(
+            requested=self.requested,
+            resolved=self.resolved,
+            excluded=dict(sorted(self.excluded.items())),
+            queued=self.total(QUEUED),
+            accepted=self.total(ACCEPTED),
+            failed=self.total(FAILED_NAME),
+            expired=self.total(EXPIRED_NAME),
+            pending=self.pending,
+            delivered=self.delivered,
+            opened=self.opened,
+        )
 
-    def rates(self) -> dict[str, float]:
+    def rates(self) -> Rates:
+        return Rates(
+            delivery_rate=percent(self.delivered, self.total(ACCEPTED)),
+            open_rate=percent(self.opened, self.delivered),
+        )
+
+    def platform_counts(self) -> dict[str, PlatformCounts]:
         return {
-            "delivery_rate": percent(self.delivered, self.total(ACCEPTED)),
-            "open_rate": percent(self.opened, self.delivered),
+            platform: PlatformCounts(
+                queued=split[QUEUED],
+                accepted=split[ACCEPTED],
+                failed=split[FAILED_NAME],
+                expired=split[EXPIRED_NAME],
+            )
+            for platform, split in self.platforms.items()
         }
 
 
@@ -161,18 +173,18 @@ def funnel_of(rows: Iterable[tuple[str, int]]) -> Funnel:
 SERIES_FIELDS = (REQUESTED, QUEUED, ACCEPTED, FAILED_NAME, EXPIRED_NAME, DELIVERED, OPENED)
 
 
-def series(rows: Iterable[tuple[int, str, int]]) -> list[dict[str, Any]]:
+def series(rows: Iterable[tuple[int, str, int]]) -> list[SeriesPoint]:
     """Hourly points, oldest first, from `(hour, name, count)` rows."""
-    points: dict[int, dict[str, Any]] = {}
+    points: dict[int, dict[str, int]] = {}
     for hour, name, count in rows:
         kind = name.partition(":")[0]
         if kind not in SERIES_FIELDS:
             continue
         point = points.get(hour)
         if point is None:
-            point = points[hour] = {"hour": hour_iso(hour), **dict.fromkeys(SERIES_FIELDS, 0)}
+            point = points[hour] = dict.fromkeys(SERIES_FIELDS, 0)
         point[kind] += count
-    return [points[h] for h in sorted(points)]
+    return [SeriesPoint(hour=hour_instant(h), **points[h]) for h in sorted(points)]
 
 
 @dataclass(frozen=True)
@@ -182,13 +194,13 @@ class FailGroup:
     platforms: dict[str, int]
     sample_tokens: Sequence[str]
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "count": self.count,
-            "platforms": self.platforms,
-            "sample_tokens": list(self.sample_tokens),
-        }
+    def record(self) -> FailRecord:
+        return FailRecord(
+            name=self.name,
+            count=self.count,
+            platforms=self.platforms,
+            sample_tokens=list(self.sample_tokens),
+        )
 
 
 def fail_groups(

@@ -7,9 +7,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pushgate.stats.funnel import iso
+from pushgate.stats.funnel import instant
 from pushgate.targeting.push import Identifier
 from pushgate.targeting.validate import normalise_identifier
+from pushgate.wire.stats import MessageCenterEntry
 
 BAD_PAYLOAD = "bad payload"
 BAD_LIMIT = "limit should be between 1 and 100."
@@ -85,18 +86,18 @@ class SentPush:
     deep_links: Mapping[str, Mapping[str, str]]  # per platform family: "android", "ios"
 
 
-def answer(pushes: Sequence[SentPush]) -> list[dict[str, Any]]:
+def answer(pushes: Sequence[SentPush]) -> list[MessageCenterEntry]:
     """The bare array of the answer; `image_url` only when the push had one."""
-    out: list[dict[str, Any]] = []
-    for p in pushes:
-        entry: dict[str, Any] = {
-            "camp_id": p.camp_id,
-            "camp_type": CAMP_TYPE,
-            "created_at": iso(p.created_at),
-            "deep_links": dict(p.deep_links.get("ios" if p.platform == "ios" else "android", {})),
-        }
-        if p.image_url:
-            entry["image_url"] = p.image_url
-        entry.update(message=p.message, title=p.title, variant_id=p.variant_id)
-        out.append(entry)
-    return out
+    return [
+        MessageCenterEntry(
+            camp_id=p.camp_id,
+            camp_type=CAMP_TYPE,
+            created_at=instant(p.created_at),
+            deep_links=dict(p.deep_links.get("ios" if p.platform == "ios" else "android", {})),
+            image_url=p.image_url or None,  # None: left out of the entry
+            message=p.message,
+            title=p.title,
+            variant_id=p.variant_id,
+        )
+        for p in pushes
+    ]

@@ -18,6 +18,7 @@ from pushgate.stats.events import AppEvent
 from pushgate.stats.funnel import CountKey, Funnel
 from pushgate.stats.message_center import SentPush
 from pushgate.store.db import Db, counter_shard, deferred, insert_rows
+from pushgate.wire.stats import CampaignReport
 
 SAMPLE_TOKENS = 5
 
@@ -227,7 +228,7 @@ def list_campaigns(
     return total, _campaigns(conn, partner_id, rows)
 
 
-def campaign_report(conn: Db, partner_id: int, camp_id: int) -> dict[str, Any] | None:
+def campaign_report(conn: Db, partner_id: int, camp_id: int) -> CampaignReport | None:
     row = conn.execute(
         f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE partner_id = ? AND camp_id = ?",
         (partner_id, camp_id),

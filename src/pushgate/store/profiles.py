@@ -15,6 +15,7 @@ from pushgate.store.db import Db
 from pushgate.targeting.decide import DeviceView, ProfileView
 from pushgate.targeting.push import Identifier
 from pushgate.targeting.users import Session, UserData
+from pushgate.wire.users import Profile
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -293,7 +294,7 @@ def add_events(conn: Db, profile_id: int, events: Sequence[Mapping[str, Any]]) -
     )
 
 
-def read_profile(conn: Db, profile_id: int) -> dict[str, Any]:
+def read_profile(conn: Db, profile_id: int) -> Profile:
     profile = load_profiles(conn, [profile_id])[profile_id]
     identifiers: dict[str, Any] = {}
     custom: dict[str, str] = {}
@@ -309,11 +310,11 @@ def read_profile(conn: Db, profile_id: int) -> dict[str, Any]:
     event_count = conn.execute(
         "SELECT count(*) FROM events WHERE profile_id = ?", (profile_id,)
     ).fetchone()[0]
-    return {
-        "insider_id": profile.insider_id,
-        "identifiers": identifiers,
-        "attributes": dict(profile.attributes),
-        "devices": [
+    return Profile(
+        insider_id=profile.insider_id,
+        identifiers=identifiers,
+        attributes=dict(profile.attributes),
+        devices=[
             {
                 **d.attributes,
                 "INSIDER.platform": d.platform,
@@ -322,8 +323,8 @@ def read_profile(conn: Db, profile_id: int) -> dict[str, Any]:
             }
             for d in sorted(profile.devices, key=lambda d: -d.last_active_at)
         ],
-        "event_count": event_count,
-    }
+        event_count=event_count,
+    )
 
 
 def profile_exists(conn: Db, profile_id: int) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from pushgate.crypto import SecretBox
 from pushgate.jobs import Attempt, Credential, DeliveryOutcome, Job
@@ -32,6 +31,8 @@ from pushgate.targeting import decide
 from pushgate.targeting.decide import Outcome
 from pushgate.targeting.push import Identifier, Push
 from pushgate.targeting.users import Session, UserData
+from pushgate.wire.stats import CampaignReport
+from pushgate.wire.users import Profile
 
 
 class Store:
@@ -165,8 +166,8 @@ class Store:
 
     async def read_profile(
         self, partner_id: int, identifiers: Sequence[Identifier], insider_id: str | None
-    ) -> dict[str, Any] | None:
-        def unit(conn: Db) -> dict[str, Any] | None:
+    ) -> Profile | None:
+        def unit(conn: Db) -> Profile | None:
             profile_id = profiles.locate(conn, partner_id, identifiers, insider_id)
             return None if profile_id is None else profiles.read_profile(conn, profile_id)
 
@@ -213,7 +214,7 @@ class Store:
             lambda c: campaign_stats.list_campaigns(c, partner_id, start, end, offset, limit)
         )
 
-    async def campaign_report(self, partner_id: int, camp_id: int) -> dict[str, Any] | None:
+    async def campaign_report(self, partner_id: int, camp_id: int) -> CampaignReport | None:
         return await self.db.run(lambda c: campaign_stats.campaign_report(c, partner_id, camp_id))
 
     async def inbox(self, partner_id: int, query: InboxQuery) -> list[SentPush]:

@@ -54,6 +54,7 @@ from pushgate.wire.stats import (
     StatisticsRequest,
 )
 from pushgate.wire.users import (
+    Deleted,
     Profile,
     ProfileQuery,
     UpsertCount,
@@ -76,6 +77,7 @@ __all__ = [
     "CampaignReport",
     "CampaignSummary",
     "CertificateResult",
+    "Deleted",
     "Device",
     "ErrorBody",
     "EventsRequest",

@@ -4,8 +4,12 @@ pushgate's campaign list and report (docs/statistics.md)."""
 from __future__ import annotations
 
 import datetime
+from typing import Annotated
 
 import msgspec
+
+# Insider's format: "% " then the percentage with two decimals.
+OpenRateText = Annotated[str, msgspec.Meta(pattern=r"^% [0-9]+\.[0-9]{2}$")]
 
 # ---- POST /api/v1/notification/get_statistics ----
 
@@ -19,7 +23,7 @@ class StatisticsCampaign(msgspec.Struct, kw_only=True):
     name: str
     delivery_count: int  # users whose app confirmed the push
     session_count: int  # users who opened it
-    open_rate: str  # "% 40.00"
+    open_rate: OpenRateText  # "% 40.00"
     message: str
     title: str
     segment_name: str
@@ -34,7 +38,7 @@ class Statistics(msgspec.Struct, kw_only=True):
     total_camp_count: int
     total_delivery_count: int
     total_session_count: int
-    total_open_rate: str
+    total_open_rate: OpenRateText
 
 
 # ---- POST /api/message_center/v1 ----
@@ -55,10 +59,11 @@ class MessageCenterEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
     camp_type: str  # "Single Push"
     created_at: datetime.datetime
     deep_links: dict[str, str]
+    # Only when the push had one; here, not last, as the field order is the bytes' order.
+    image_url: str | None = None
     message: str
     title: str
     variant_id: int
-    image_url: str | None = None  # only when the push had one
 
 
 # ---- GET /api/v1/campaigns ----
@@ -138,8 +143,8 @@ class CampaignReport(msgspec.Struct, kw_only=True):
     name: str
     title: str
     message: str
-    image_url: str
     created_at: datetime.datetime
+    image_url: str
     funnel: FunnelCounts
     rates: Rates
     platforms: dict[str, PlatformCounts]  # ios, android, huawei: always all three

@@ -66,3 +66,7 @@ class Profile(msgspec.Struct, kw_only=True):
     # Most recently active first: INSIDER.* attributes, plus "registered" (the token is live).
     devices: list[dict[str, Any]]
     event_count: int
+
+
+class Deleted(msgspec.Struct, kw_only=True):
+    """/delete's answer: `{}`, whether or not there was a profile to erase."""
