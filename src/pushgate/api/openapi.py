@@ -1,11 +1,13 @@
 """The OpenAPI document (/openapi.json) and a self-contained page that renders it (/docs).
 
-Request schemas come from the same msgspec types that decode the requests, so
-the description cannot drift from the code. No CDN: the page is plain HTML.
+Request and answer schemas come from the same msgspec types that decode the requests and
+encode the answers (`pushgate.wire`), so the description cannot drift from the code. No CDN:
+the page is plain HTML.
 """
 
 from __future__ import annotations
 
+import copy
 import html
 from typing import Any
 
@@ -14,13 +16,49 @@ import msgspec
 from pushgate import __version__
 from pushgate.api import admission
 from pushgate.targeting.schema import TargetedPushRequest
+from pushgate.wire import (
+    AsyncAccepted,
+    CampaignPage,
+    CampaignReport,
+    CertificateResult,
+    Deleted,
+    ErrorBody,
+    EventsResult,
+    HealthStatus,
+    MessageCenterEntry,
+    Profile,
+    ReadyStatus,
+    SessionResult,
+    Statistics,
+    TargetedPushResponse,
+    UpsertResult,
+)
 
-ERROR = {
-    "type": "object",
-    "required": ["error", "message"],
-    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
-}
-PLAIN_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+# Every type the document names, in one call, so that they share one set of components.
+_TYPES: tuple[Any, ...] = (
+    TargetedPushRequest,
+    ErrorBody,
+    TargetedPushResponse,
+    AsyncAccepted,
+    SessionResult,
+    EventsResult,
+    UpsertResult,
+    Profile,
+    Deleted,
+    CertificateResult,
+    HealthStatus,
+    ReadyStatus,
+    Statistics,
+    list[MessageCenterEntry],
+    CampaignPage,
+    CampaignReport,
+)
+_SCHEMAS, COMPONENTS = msgspec.json.schema_components(
+    _TYPES, ref_template="#/components/schemas/{name}"
+)
+SCHEMA: dict[Any, dict[str, Any]] = dict(zip(_TYPES, _SCHEMAS, strict=True))
+# The user data API's and the credential uploads' errors carry no message: one Struct for both.
+ERROR = PLAIN_ERROR = SCHEMA[ErrorBody]
 ANY_OBJECT = {"type": "object", "additionalProperties": True}
 # Every endpoint that takes a key: a client address over its allowance of bad keys
 # (limits/bad_keys.py) gets this family's 429 until its window ends.
@@ -43,9 +81,7 @@ def _errors(schema: dict[str, Any], *statuses: tuple[str, str]) -> dict[str, Any
 
 
 def document() -> dict[str, Any]:
-    (push_ref,), components = msgspec.json.schema_components(
-        [TargetedPushRequest], ref_template="#/components/schemas/{name}"
-    )
+    push_ref = SCHEMA[TargetedPushRequest]
     user_headers = [
         {"name": "X-PARTNER-NAME", "in": "header", "required": True, "schema": {"type": "string"}},
         {"name": "X-REQUEST-TOKEN", "in": "header", "required": True, "schema": {"type": "string"}},
@@ -67,23 +103,10 @@ def document() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "successes": {"type": "array", "items": ANY_OBJECT},
-                                "errors": {
-                                    "type": "object",
-                                    "additionalProperties": {"type": "array", "items": ANY_OBJECT},
-                                },
-                                "optin_delivery_count": {"type": "integer"},
-                            },
-                        },
+                        SCHEMA[TargetedPushResponse],
                         "Per-user results; every listed success is durably queued",
                     ),
-                    "202": _json(
-                        {"type": "object", "properties": {"message": {"type": "string"}}},
-                        "Async request accepted",
-                    ),
+                    "202": _json(SCHEMA[AsyncAccepted], "Async request accepted"),
                     **_errors(
                         ERROR,
                         ("400", "Invalid request"),
@@ -111,10 +134,7 @@ def document() -> dict[str, Any]:
                     "content": {"application/json": {"schema": ANY_OBJECT}},
                 },
                 "responses": {
-                    "200": _json(
-                        {"type": "object", "properties": {"insider_id": {"type": "string"}}},
-                        "Profile id",
-                    ),
+                    "200": _json(SCHEMA[SessionResult], "Profile id"),
                     **_errors(ERROR, ("400", "Invalid session"), ("401", "Bad SDK key"), BAD_KEYS),
                 },
             }
@@ -128,7 +148,7 @@ def document() -> dict[str, Any]:
                     "content": {"application/json": {"schema": ANY_OBJECT}},
                 },
                 "responses": {
-                    "200": _json(ANY_OBJECT, "Counts of successful and failed users"),
+                    "200": _json(SCHEMA[UpsertResult], "Counts of successful and failed users"),
                     **user_errors,
                 },
             }
@@ -142,7 +162,7 @@ def document() -> dict[str, Any]:
                     "content": {"application/json": {"schema": ANY_OBJECT}},
                 },
                 "responses": {
-                    "200": _json(ANY_OBJECT, "The profile"),
+                    "200": _json(SCHEMA[Profile], "The profile"),
                     "404": _json(PLAIN_ERROR, "No such user"),
                     **user_errors,
                 },
@@ -156,7 +176,7 @@ def document() -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": ANY_OBJECT}},
                 },
-                "responses": {"200": _json(ANY_OBJECT, "Erased"), **user_errors},
+                "responses": {"200": _json(SCHEMA[Deleted], "Erased"), **user_errors},
             }
         },
         **{
@@ -176,16 +196,7 @@ def document() -> dict[str, Any]:
                         "content": {"application/json": {"schema": ANY_OBJECT}},
                     },
                     "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "platform": {"type": "string"},
-                                    "validated": {"type": "boolean"},
-                                },
-                            },
-                            "Validated and in use",
-                        ),
+                        "200": _json(SCHEMA[CertificateResult], "Validated and in use"),
                         **_errors(
                             PLAIN_ERROR,
                             ("400", "No api key provided"),
@@ -223,31 +234,21 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "pushgate", "version": __version__},
         "paths": paths,
-        "components": {"schemas": components},
+        # A copy: a reader of the document may change it, the next document stays the same.
+        "components": {"schemas": copy.deepcopy(COMPONENTS)},
     }
 
 
 def health_paths() -> dict[str, Any]:
     """docs/operations.md, "Monitoring": liveness for restarts, readiness for load balancers."""
-    status = _object(["status"], status={"type": "string"})
-    unavailable = _object(
-        ["status", "failing"],
-        status={"const": "unavailable"},
-        failing={
-            "type": "array",
-            "items": {"enum": ["store", "queue", "redis", "service"]},
-            "description": "The checks that failed within their second; `service`: the"
-            " process is starting or stopping",
-        },
-    )
     retry_after = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}}
     return {
         "/healthz": {
             "get": {
                 "summary": "Liveness: the process serves requests (nothing else is checked)",
                 "responses": {
-                    "200": _json(_object(["status"], status={"const": "ok"}), "Serving"),
-                    "503": _json(status, "Starting"),
+                    "200": _json(SCHEMA[HealthStatus], "Serving: `ok`"),
+                    "503": _json(SCHEMA[HealthStatus], "Starting: `starting`"),
                 },
             }
         },
@@ -256,9 +257,15 @@ def health_paths() -> dict[str, Any]:
                 "summary": "Readiness: the store answers, the queue and Redis (when configured)"
                 " are reachable; each checked within one second",
                 "responses": {
-                    "200": _json(_object(["status"], status={"const": "ready"}), "Ready"),
+                    "200": _json(SCHEMA[ReadyStatus], "Ready: `ready`"),
                     "503": {
-                        **_json(unavailable, "Not ready: send no traffic here for now"),
+                        **_json(
+                            SCHEMA[ReadyStatus],
+                            "Not ready (`unavailable`): send no traffic here for now; `failing`"
+                            " names the checks that failed within their second (`store`,"
+                            " `queue`, `redis`), or `service`: the process is starting or"
+                            " stopping",
+                        ),
                         "headers": retry_after,
                     },
                 },
@@ -278,72 +285,15 @@ def _object(required: list[str], **properties: Any) -> dict[str, Any]:
 INTEGER = {"type": "integer"}
 STRING = {"type": "string"}
 STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
-COUNT_MAP = {"type": "object", "additionalProperties": INTEGER}
 DATE_TIME = {"type": "string", "format": "date-time"}
-FUNNEL_FIELDS = ("requested", "queued", "accepted", "failed", "expired", "delivered", "opened")
 
 
 def statistics_paths() -> dict[str, Any]:
     """docs/statistics.md: the Insider-compatible reads, pushgate's report and list, app events."""
-    campaign_entry = _object(
-        [],
-        camp_id=INTEGER,
-        name=STRING,
-        title=STRING,
-        message=STRING,
-        created_at=DATE_TIME,
-        open_rate={"type": "number"},
-        **dict.fromkeys(FUNNEL_FIELDS, INTEGER),
-    )
-    report = _object(
-        ["camp_id", "funnel", "rates", "platforms", "fail_records", "series"],
-        camp_id=INTEGER,
-        name=STRING,
-        title=STRING,
-        message=STRING,
-        image_url=STRING,
-        created_at=DATE_TIME,
-        funnel=_object(
-            [],
-            resolved=INTEGER,
-            pending=INTEGER,
-            excluded=COUNT_MAP,
-            **dict.fromkeys(FUNNEL_FIELDS, INTEGER),
-        ),
-        rates=_object([], delivery_rate={"type": "number"}, open_rate={"type": "number"}),
-        platforms={"type": "object", "additionalProperties": COUNT_MAP},
-        fail_records={
-            "type": "array",
-            "items": _object(
-                ["name", "count"],
-                name=STRING,
-                count=INTEGER,
-                platforms=COUNT_MAP,
-                sample_tokens={"type": "array", "items": STRING},
-            ),
-        },
-        series={
-            "type": "array",
-            "items": _object(["hour"], hour=DATE_TIME, **dict.fromkeys(FUNNEL_FIELDS, INTEGER)),
-        },
-    )
     own_errors = _errors(
         ERROR, ("400", "Invalid parameter"), ("401", "Bad API key"), NOT_ALLOWED, BAD_KEYS
     )
     text_error = {"text/plain": {"schema": STRING}}
-    insider_campaign = _object(
-        [],
-        id=INTEGER,
-        name=STRING,
-        delivery_count=INTEGER,
-        session_count=INTEGER,
-        open_rate={"type": "string", "pattern": "^% [0-9]+\\.[0-9]{2}$"},
-        message=STRING,
-        title=STRING,
-        segment_name=STRING,
-        deep_link=STRING_MAP,
-        push_image=STRING,
-    )
     return {
         "/api/v1/notification/get_statistics": {
             "post": {
@@ -355,17 +305,7 @@ def statistics_paths() -> dict[str, Any]:
                     },
                 },
                 "responses": {
-                    "200": _json(
-                        _object(
-                            ["campaigns"],
-                            campaigns={"type": "array", "items": insider_campaign},
-                            total_camp_count=INTEGER,
-                            total_delivery_count=INTEGER,
-                            total_session_count=INTEGER,
-                            total_open_rate=STRING,
-                        ),
-                        "Campaigns first used since 00:00 UTC today",
-                    ),
+                    "200": _json(SCHEMA[Statistics], "Campaigns first used since 00:00 UTC today"),
                     "400": _json(ERROR, "Body is not JSON"),
                     "401": _json(PLAIN_ERROR, "Bad Api Key."),
                     **_errors(ERROR, NOT_ALLOWED, BAD_KEYS),
@@ -391,23 +331,7 @@ def statistics_paths() -> dict[str, Any]:
                     },
                 },
                 "responses": {
-                    "200": _json(
-                        {
-                            "type": "array",
-                            "items": _object(
-                                ["camp_id", "camp_type", "created_at", "message", "title"],
-                                camp_id=INTEGER,
-                                camp_type=STRING,
-                                created_at=DATE_TIME,
-                                deep_links=STRING_MAP,
-                                image_url=STRING,
-                                message=STRING,
-                                title=STRING,
-                                variant_id=INTEGER,
-                            ),
-                        },
-                        "The user's pushes",
-                    ),
+                    "200": _json(SCHEMA[list[MessageCenterEntry]], "The user's pushes"),
                     "400": {"description": "bad payload / bad limit", "content": text_error},
                     "401": {"description": "Bad API key", "content": text_error},
                     "403": {"description": NOT_ALLOWED[1], "content": text_error},
@@ -445,15 +369,7 @@ def statistics_paths() -> dict[str, Any]:
                     },
                 },
                 "responses": {
-                    "200": _json(
-                        _object(
-                            ["accepted", "duplicates", "unknown_campaigns"],
-                            accepted=INTEGER,
-                            duplicates=INTEGER,
-                            unknown_campaigns=INTEGER,
-                        ),
-                        "Counted once per user and campaign",
-                    ),
+                    "200": _json(SCHEMA[EventsResult], "Counted once per user and campaign"),
                     **_errors(
                         ERROR,
                         ("400", "Invalid events"),
@@ -487,16 +403,7 @@ def statistics_paths() -> dict[str, Any]:
                     ),
                 ],
                 "responses": {
-                    "200": _json(
-                        _object(
-                            ["campaigns", "page", "per_page", "total"],
-                            campaigns={"type": "array", "items": campaign_entry},
-                            page=INTEGER,
-                            per_page=INTEGER,
-                            total=INTEGER,
-                        ),
-                        "One page of campaigns",
-                    ),
+                    "200": _json(SCHEMA[CampaignPage], "One page of campaigns"),
                     **own_errors,
                 },
             }
@@ -509,7 +416,7 @@ def statistics_paths() -> dict[str, Any]:
                     {"name": "camp_id", "in": "path", "required": True, "schema": INTEGER},
                 ],
                 "responses": {
-                    "200": _json(report, "The report"),
+                    "200": _json(SCHEMA[CampaignReport], "The report"),
                     **own_errors,
                     "404": _json(ERROR, "No such campaign"),
                 },

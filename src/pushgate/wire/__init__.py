@@ -4,8 +4,9 @@ for `pushgate.client`.
 Requests the server already decodes with msgspec are not redefined: the Targeted Push API's
 `TargetedPushRequest` and `Notification` are `pushgate.targeting.schema`'s, re-exported here. The
 other shapes (the answers, and the requests the server validates field by field) are defined
-once in this package, where the server's handlers can use them too; the client decodes every
-answer with them.
+once in this package: the server builds every answer as one of these Structs and encodes it,
+its OpenAPI document (api/openapi.py) is generated from them, and the client decodes every
+answer with them. Field order is the order of the keys on the wire.
 
 Optional request fields default to None and are left out of the encoded body
 (`omit_defaults`), so a Struct encodes to the minimal body the documentation shows.

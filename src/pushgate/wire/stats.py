@@ -8,6 +8,8 @@ from typing import Annotated
 
 import msgspec
 
+# Always sent in UTC with its `Z`; the zone also makes the schema say `date-time`.
+UtcTime = Annotated[datetime.datetime, msgspec.Meta(tz=True)]
 # Insider's format: "% " then the percentage with two decimals.
 OpenRateText = Annotated[str, msgspec.Meta(pattern=r"^% [0-9]+\.[0-9]{2}$")]
 
@@ -57,7 +59,7 @@ class MessageCenterEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     camp_id: int
     camp_type: str  # "Single Push"
-    created_at: datetime.datetime
+    created_at: UtcTime
     deep_links: dict[str, str]
     # Only when the push had one; here, not last, as the field order is the bytes' order.
     image_url: str | None = None
@@ -74,7 +76,7 @@ class CampaignSummary(msgspec.Struct, kw_only=True):
     name: str
     title: str
     message: str
-    created_at: datetime.datetime
+    created_at: UtcTime
     requested: int
     queued: int
     accepted: int
@@ -128,7 +130,7 @@ class FailRecord(msgspec.Struct, kw_only=True):
 
 
 class SeriesPoint(msgspec.Struct, kw_only=True):
-    hour: datetime.datetime  # UTC, on the hour
+    hour: UtcTime  # UTC, on the hour
     requested: int
     queued: int
     accepted: int
@@ -143,7 +145,7 @@ class CampaignReport(msgspec.Struct, kw_only=True):
     name: str
     title: str
     message: str
-    created_at: datetime.datetime
+    created_at: UtcTime
     image_url: str
     funnel: FunnelCounts
     rates: Rates
