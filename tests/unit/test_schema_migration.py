@@ -16,7 +16,7 @@ from pushgate.stats.message_center import answer
 from pushgate.store import campaign_stats, deliveries
 from pushgate.store.executor import connect
 from pushgate.store.sqlite_schema import SCHEMA_VERSION, create_schema
-from tests.unit.statslib import as_json
+from tests.support.stats_builders import as_json
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 HOUR = 3600
