@@ -44,7 +44,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # At run time a request goes api -> targeting -> store; but every layer that stores, counts
     # or builds from a push takes these types, and targeting imports only leaves, so it sits
     # under the chain like the job model rather than second in it.
-    ("targeting", ("pushgate.targeting",)),
+    # With it, the shapes of every answer (pushgate.wire, msgspec Structs): the rules build the
+    # push answer as one, the statistics builders, the store's reads and the handlers return
+    # them, and the OpenAPI document is generated from them; wire re-exports targeting's
+    # request types. Both are pure, and they import each other: one layer.
+    ("targeting", ("pushgate.targeting", "pushgate.wire")),
     # The one-way flow, last stage first: stats <- providers <- (payloads) <- delivery <- queue
     # <- store/limits <- api.
     # Webhooks' pure parts (events, signatures, URL rules) sit with stats: both are told what
@@ -67,7 +71,6 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             # Sequences one targeted push; api/push.py calls it, so it is not an assembler.
             "pushgate.push_service",
             "pushgate.startup_errors",
-            "pushgate.wire",
         ),
     ),
 ]

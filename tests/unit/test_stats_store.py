@@ -355,14 +355,16 @@ def test_each_user_counts_for_themselves(conn: sqlite3.Connection) -> None:
 
 def test_a_session_counts_the_user_as_opened_and_delivered(conn: sqlite3.Connection) -> None:
     record_campaign(conn)
-    assert campaign_stats.record_events(conn, PARTNER, 1, [session()]) == EventsRecorded(accepted=1)
+    opened = EventsRecorded(accepted=1, opened=(CAMP,))  # its webhook event is push.opened
+    assert campaign_stats.record_events(conn, PARTNER, 1, [session()]) == opened
     assert counters(conn) == {"delivered": 1, "opened": 1}
 
 
 def test_a_session_after_a_receipt_counts_delivered_only_once(conn: sqlite3.Connection) -> None:
     record_campaign(conn)
     campaign_stats.record_events(conn, PARTNER, 1, [delivered()])
-    assert campaign_stats.record_events(conn, PARTNER, 1, [session()]) == EventsRecorded(accepted=1)
+    opened = EventsRecorded(accepted=1, opened=(CAMP,))  # its webhook event is push.opened
+    assert campaign_stats.record_events(conn, PARTNER, 1, [session()]) == opened
     assert counters(conn) == {"delivered": 1, "opened": 1}
 
 

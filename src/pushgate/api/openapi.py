@@ -33,6 +33,7 @@ from pushgate.wire import (
     TargetedPushResponse,
     UpsertResult,
 )
+from pushgate.wire.webhooks import WebhookRequest, WebhookSecret, WebhookSettings, WebhookStatus
 
 # Every type the document names, in one call, so that they share one set of components.
 _TYPES: tuple[Any, ...] = (
@@ -52,6 +53,10 @@ _TYPES: tuple[Any, ...] = (
     list[MessageCenterEntry],
     CampaignPage,
     CampaignReport,
+    WebhookRequest,
+    WebhookSecret,
+    WebhookSettings,
+    WebhookStatus,
 )
 _SCHEMAS, COMPONENTS = msgspec.json.schema_components(
     _TYPES, ref_template="#/components/schemas/{name}"
@@ -420,6 +425,54 @@ def statistics_paths() -> dict[str, Any]:
                     **own_errors,
                     "404": _json(ERROR, "No such campaign"),
                 },
+            }
+        },
+        **webhook_paths(own_errors),
+    }
+
+
+def webhook_paths(own_errors: dict[str, Any]) -> dict[str, Any]:
+    """The partner's webhook (docs/api.md, "Webhooks")."""
+    key = [_header("X-API-KEY")]
+    none = {"404": _json(ERROR, "The partner has no webhook")}
+    secret = _json(SCHEMA[WebhookSecret], "The webhook and its secret, shown only here")
+    return {
+        "/api/v1/webhook": {
+            "put": {
+                "summary": "Register the webhook (or change its URL and events)",
+                "parameters": key,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": SCHEMA[WebhookRequest]}},
+                },
+                "responses": {
+                    "200": _json(
+                        {"oneOf": [SCHEMA[WebhookSecret], SCHEMA[WebhookSettings]]},
+                        "Created (with its secret), or changed (its secret kept)",
+                    ),
+                    **own_errors,
+                },
+            },
+            "get": {
+                "summary": "The webhook, whether it is enabled, and its last error",
+                "parameters": key,
+                "responses": {
+                    "200": _json(SCHEMA[WebhookStatus], "The webhook"),
+                    **own_errors,
+                    **none,
+                },
+            },
+            "delete": {
+                "summary": "Remove the webhook and the events waiting for it",
+                "parameters": key,
+                "responses": {"204": {"description": "Removed"}, **own_errors, **none},
+            },
+        },
+        "/api/v1/webhook/rotate-secret": {
+            "post": {
+                "summary": "A new secret for the webhook",
+                "parameters": key,
+                "responses": {"200": secret, **own_errors, **none},
             }
         },
     }
