@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from pushgate import logs
-from pushgate.api import openapi
+from pushgate.api import keyed, openapi
 from pushgate.api.admission import Admission, Limits
 from pushgate.api.app import App
 from pushgate.api.certificates import CertificateRoutes
@@ -26,7 +26,7 @@ from pushgate.api.monitoring import Monitoring
 from pushgate.api.one_write import OneWriteHttpToolsProtocol
 from pushgate.api.push import targeted_push
 from pushgate.api.sdk import SdkRoutes
-from pushgate.api.stats import REPORT_PREFIX, StatsRoutes
+from pushgate.api.stats import REPORT_PATH, StatsRoutes
 from pushgate.api.users import UserRoutes
 from pushgate.api.users import too_large as user_too_large
 from pushgate.api.webhooks import PATH as WEBHOOK_PATH
@@ -158,7 +158,7 @@ def create_app(
     partners = PartnerCache(store.partner_by_secret, bad=bad_keys.from_settings(settings, table))
     push = PushService(store, partners, rate)
     users = UserRoutes(store, partners, push.rate)
-    sdk = SdkRoutes(store, partners)
+    sdk = SdkRoutes(store)
     stats = StatsRoutes(store, partners)
     webhook_networks = addresses.parse_networks(",".join(settings.webhook_allow_networks))
     app = App(access_log=settings.access_log)
@@ -398,14 +398,12 @@ def create_app(
         if settings.max_queue_depth:
             app.background.append(queue_watch.run)
     app.route("POST", "/api/v2/notification/user", targeted_push(push))
-    app.route("POST", "/api/sdk/v1/session", sdk.session)
-    app.route("POST", "/api/sdk/v1/events", stats.events)
+    app.route("POST", "/api/sdk/v1/session", keyed.sdk_key(partners, sdk.session))
+    app.route("POST", "/api/sdk/v1/events", keyed.sdk_key(partners, stats.events))
     app.route("POST", "/api/v1/notification/get_statistics", stats.get_statistics)
     app.route("POST", "/api/message_center/v1", stats.message_center)
-    app.route("GET", "/api/v1/campaigns", stats.with_api_key(stats.campaigns))
-    app.route_prefix(
-        "GET", REPORT_PREFIX, stats.with_api_key(stats.report), REPORT_PREFIX + "{camp_id}/report"
-    )
+    app.route("GET", "/api/v1/campaigns", keyed.api_key(partners, keyed.answering(stats.campaigns)))
+    app.route("GET", REPORT_PATH, keyed.api_key(partners, keyed.answering(stats.report)))
     dashboard = Dashboard(store, partners, stats.campaigns, stats.report)
     app.route("GET", PREFIX, dashboard.page)
     app.route("GET", PREFIX + "/", dashboard.page)
@@ -413,12 +411,7 @@ def create_app(
         app.route(method, PREFIX + "/session", dashboard.session)
     app.route_prefix("GET", PREFIX + "/static/", dashboard.static, PREFIX + "/static/{file}")
     app.route("GET", PREFIX + "/api/campaigns", dashboard.api("campaigns"))
-    app.route_prefix(
-        "GET",
-        PREFIX + "/api/campaigns/",
-        dashboard.api("report"),
-        PREFIX + "/api/campaigns/{camp_id}/report",
-    )
+    app.route("GET", PREFIX + "/api/campaigns/{camp_id}/report", dashboard.api("report"))
     app.route("POST", "/api/user/v1/upsert", users.handler(users.upsert), user_too_large)
     app.route("POST", "/api/user/v1/profile", users.handler(users.profile), user_too_large)
     app.route("POST", "/api/user/v1/delete", users.handler(users.delete), user_too_large)
@@ -427,11 +420,11 @@ def create_app(
     )
     for provider in ("firebase", "apns", "huawei"):
         app.route("POST", f"/v1/settings/certificate/{provider}", certificates.handler(provider))
-    hooks = WebhookRoutes(store.webhooks, partners, webhook_networks)
-    app.route("PUT", WEBHOOK_PATH, hooks.keyed(hooks.put))
-    app.route("GET", WEBHOOK_PATH, hooks.keyed(hooks.get))
-    app.route("DELETE", WEBHOOK_PATH, hooks.keyed(hooks.delete))
-    app.route("POST", WEBHOOK_ROTATE_PATH, hooks.keyed(hooks.rotate))
+    hooks = WebhookRoutes(store.webhooks, webhook_networks)
+    app.route("PUT", WEBHOOK_PATH, keyed.api_key(partners, hooks.put))
+    app.route("GET", WEBHOOK_PATH, keyed.api_key(partners, hooks.get))
+    app.route("DELETE", WEBHOOK_PATH, keyed.api_key(partners, hooks.delete))
+    app.route("POST", WEBHOOK_ROTATE_PATH, keyed.api_key(partners, hooks.rotate))
     app.route("GET", "/healthz", monitoring.healthz)
     app.route("GET", "/readyz", monitoring.readyz)
     app.route("GET", "/metrics", monitoring.metrics)

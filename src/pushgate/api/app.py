@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -41,6 +42,15 @@ access = logging.getLogger("pushgate.access")
 
 Route = tuple[str, str]  # (method, path)
 BodyLimitAnswer = Callable[[], Response]
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    """`/a/{name}/b` -> a pattern whose group `name` is one non-empty path segment."""
+    parts = re.split(r"\{(\w+)\}", template)
+    pieces = [
+        re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts)
+    ]
+    return re.compile("".join(pieces))
 
 
 def request_too_large() -> Response:
@@ -70,7 +80,9 @@ class App:
     admission: Admission | None = None  # load shedding; None: every request is handled
     # Sub-apps that own every path their predicate accepts (the emulators' control routes).
     mounts: list[tuple[Callable[[str], bool], ASGIApp]] = field(default_factory=list)
-    # Routes owning every path under a prefix, for paths with parameters in them.
+    # Routes with parameters in their path (`/x/{id}/report`), tried in the order added.
+    templates: list[tuple[str, re.Pattern[str], Endpoint]] = field(default_factory=list)
+    # Routes owning every path under a prefix (files under a directory).
     prefixes: dict[Route, Endpoint] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -81,9 +93,14 @@ class App:
         handler: Handler,
         too_large: BodyLimitAnswer = request_too_large,
     ) -> None:
-        self.routes[(method, path)] = Endpoint(
-            handler, self.metrics.endpoint(method, path), too_large
-        )
+        """`path` exactly, or a template whose `{name}` segments match any one segment; the
+        handler reads them from `Request.path_params`. Either way the route is counted and
+        logged as `path`, so a path's parameters never become label values."""
+        endpoint = Endpoint(handler, self.metrics.endpoint(method, path), too_large)
+        if "{" in path:
+            self.templates.append((method, _compile(path), endpoint))
+        else:
+            self.routes[(method, path)] = endpoint
 
     def route_prefix(
         self, method: str, prefix: str, handler: Handler, template: str | None = None
@@ -93,10 +110,15 @@ class App:
         stats = self.metrics.endpoint(method, template or prefix + "*")
         self.prefixes[(method, prefix)] = Endpoint(handler, stats)
 
-    def _find(self, method: str, path: str) -> Endpoint | None:
+    def _find(self, method: str, scope: Scope) -> Endpoint | None:
+        path: str = scope["path"]
         endpoint = self.routes.get((method, path))
         if endpoint is not None:
             return endpoint
+        for m, pattern, e in self.templates:
+            if m == method and (match := pattern.fullmatch(path)):
+                scope["path_params"] = match.groupdict()
+                return e
         for (m, prefix), e in self.prefixes.items():
             if m == method and path.startswith(prefix):
                 return e
@@ -105,6 +127,7 @@ class App:
     def _methods(self, path: str) -> set[str]:
         """The methods some route takes at this path (empty: no route knows it)."""
         methods = {m for m, p in self.routes if p == path}
+        methods |= {m for m, pattern, _ in self.templates if pattern.fullmatch(path)}
         methods |= {m for m, prefix in self.prefixes if path.startswith(prefix)}
         if "GET" in methods:
             methods.add("HEAD")
@@ -126,9 +149,9 @@ class App:
         rid = logs.request_id(scope_header(scope, b"x-request-id"))
         context = logs.REQUEST_ID.set(rid)
         try:
-            endpoint = self._find(method, path)
+            endpoint = self._find(method, scope)
             if endpoint is None and method == "HEAD":
-                endpoint = self._find("GET", path)
+                endpoint = self._find("GET", scope)
             if endpoint is None:
                 stats = self.metrics.unmatched(method)
                 response = self._unmatched(method, path)

@@ -33,6 +33,12 @@ class Request:
         return str(self.scope["path"])
 
     @property
+    def path_params(self) -> dict[str, str]:
+        """The `{name}` segments of the route's path template (api/app.py: App.route)."""
+        params: dict[str, str] = self.scope.get("path_params", {})
+        return params
+
+    @property
     def client_ip(self) -> str | None:
         client = self.scope.get("client")
         return str(client[0]) if client else None

@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 from pushgate.api.http import Request, Response, json_response, text_response
 from pushgate.api.push import error_response
-from pushgate.api.sdk import BAD_SDK_KEY
 from pushgate.auth import PartnerCache, body_api_key
 from pushgate.stats import campaign, insider
 from pushgate.stats.events import parse_events
@@ -21,9 +19,8 @@ from pushgate.targeting.validate import parse_json
 from pushgate.wire.sdk import EventsResult
 from pushgate.wire.stats import CampaignPage, CampaignReport
 
-INVALID_API_KEY = ApiError(401, "invalid_api_key", "'X-API-KEY' is either empty or wrong")
 USER_NOT_FOUND = ApiError(404, "user_not_found", "no user of this app has that insider_id")
-REPORT_PREFIX = "/api/v1/campaigns/"
+REPORT_PATH = "/api/v1/campaigns/{camp_id}/report"
 
 
 def campaign_not_found(camp_id: int) -> ApiError:
@@ -73,23 +70,6 @@ class StatsRoutes:
             return text_response(400, BAD_PAYLOAD)
         return json_response(200, answer(await self.store.inbox(partner.id, query)))
 
-    def with_api_key(
-        self, read: Callable[[Partner, Request], Awaitable[CampaignPage | CampaignReport]]
-    ) -> Callable[[Request], Awaitable[Response]]:
-        """pushgate's own JSON reads: `X-API-KEY`, errors in the API's shape."""
-
-        async def handle(request: Request) -> Response:
-            try:
-                key = request.header(b"x-api-key")
-                partner = await self.partners.admit("api_key", key, request.client_ip)
-                if partner is None:
-                    raise INVALID_API_KEY
-                return json_response(200, await read(partner, request))
-            except ApiError as error:
-                return error_response(error)
-
-        return handle
-
     async def campaigns(self, partner: Partner, request: Request) -> CampaignPage:
         try:
             query = campaign.parse_list_query(request.query)
@@ -102,28 +82,22 @@ class StatsRoutes:
 
     async def report(self, partner: Partner, request: Request) -> CampaignReport:
         """`.../campaigns/{camp_id}/report`, under the API's prefix or the dashboard's."""
-        *_, middle, last = request.path.split("/")
-        if last != "report" or not middle.isdigit() or len(middle) > 18:
+        given = request.path_params["camp_id"]
+        if not given.isdigit() or len(given) > 18:
             raise ApiError(404, "not_found", f"no endpoint at {request.path}")
-        camp_id = int(middle)
+        camp_id = int(given)
         found = await self.store.campaign_report(partner.id, camp_id)
         if found is None:
             raise campaign_not_found(camp_id)
         return found
 
-    async def events(self, request: Request) -> Response:
-        """POST /api/sdk/v1/events (contract.md): the app's receipts and opens."""
-        try:
-            key = request.header(b"x-sdk-key")
-            partner = await self.partners.admit("sdk_key", key, request.client_ip, allow_list=False)
-            if partner is None:
-                raise BAD_SDK_KEY
-            batch = parse_events(parse_json(request.body), time.time())
-            recorded = await self.store.record_events(partner.id, batch)
-            if recorded is None:
-                raise USER_NOT_FOUND
-        except ApiError as error:
-            return error_response(error)
+    async def events(self, partner: Partner, request: Request) -> Response:
+        """POST /api/sdk/v1/events (contract.md): the app's receipts and opens (behind
+        `keyed.sdk_key`)."""
+        batch = parse_events(parse_json(request.body), time.time())
+        recorded = await self.store.record_events(partner.id, batch)
+        if recorded is None:
+            raise USER_NOT_FOUND
         return json_response(
             200,
             EventsResult(

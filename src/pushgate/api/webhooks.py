@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 from pushgate.api.http import Request, Response, json_response
-from pushgate.api.push import error_response
-from pushgate.auth import PartnerCache
 from pushgate.store.models import Partner
 from pushgate.store.webhooks import Webhook, WebhookStore
 from pushgate.targeting.errors import ApiError
@@ -17,7 +15,6 @@ from pushgate.wire.webhooks import WebhookSecret, WebhookSettings, WebhookStatus
 
 PATH = "/api/v1/webhook"
 ROTATE_PATH = PATH + "/rotate-secret"
-INVALID_API_KEY = ApiError(401, "invalid_api_key", "'X-API-KEY' is either empty or wrong")
 NOT_FOUND = ApiError(404, "webhook_not_found", "This partner has no webhook.")
 
 Handler = Callable[[Partner, Request], Awaitable[Response]]
@@ -35,25 +32,11 @@ class WebhookRoutes:
     def __init__(
         self,
         store: WebhookStore,
-        partners: PartnerCache,
         networks: Sequence[addresses.Network],
     ) -> None:
+        """Behind `keyed.api_key`."""
         self.store = store
-        self.partners = partners
         self.networks = tuple(networks)
-
-    def keyed(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        async def handle(request: Request) -> Response:
-            try:
-                key = request.header(b"x-api-key")
-                partner = await self.partners.admit("api_key", key, request.client_ip)
-                if partner is None:
-                    raise INVALID_API_KEY
-                return await handler(partner, request)
-            except ApiError as error:
-                return error_response(error)
-
-        return handle
 
     async def put(self, partner: Partner, request: Request) -> Response:
         body = parse_json(request.body)
