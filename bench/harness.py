@@ -886,7 +886,8 @@ def one_run_at_a_time(wait: float) -> Any:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """The API bench's options (bench/run_api_bench.py), which the other benches reuse."""
+    p = argparse.ArgumentParser(description="Benchmark of the Targeted Push API (run_api_bench)")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--duration", type=float, default=10.0, help="seconds per run")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds before the runs")
