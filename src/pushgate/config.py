@@ -76,6 +76,14 @@ def _choice(name: str, default: str, choices: tuple[str, ...], case: str = "lowe
     return value
 
 
+def _positive(name: str, default: float) -> float:
+    """PUSHGATE_<name>: a number above 0; unset: `default`."""
+    value = _number(float, name, default)
+    if value <= 0:
+        raise ConfigError(f"{ENV_PREFIX}{name} must be above 0, not {value:g}")
+    return value
+
+
 def _networks(name: str) -> tuple[str, ...]:
     """PUSHGATE_<name>: comma-separated CIDRs (an address alone is its own network)."""
     found: list[str] = []
@@ -223,6 +231,8 @@ class Settings:
     fcm_token_url: str | None = None  # where FCM access tokens are obtained, for every account
     provider_ca_file: Path | None = None  # a CA to trust for provider hosts besides the system's
     access_log: bool = True
+    # How long an Idempotency-Key's answer is replayed (contract.md: 30 days).
+    idempotency_hours: float = 720.0
     # Networks a webhook may reach besides public addresses (CIDRs; http:// too for them).
     webhook_allow_networks: tuple[str, ...] = ()
     log_format: str = "auto"  # json | text | auto: text on a terminal, else JSON (logs.py)
@@ -281,6 +291,7 @@ class Settings:
             "provider_ca_file": Path(p) if (p := _text("PROVIDER_CA_FILE")) else None,
             "access_log": _switch("ACCESS_LOG", cls.access_log),
             "webhook_allow_networks": _networks("WEBHOOK_ALLOW_NETWORKS"),
+            "idempotency_hours": _positive("IDEMPOTENCY_HOURS", cls.idempotency_hours),
             "log_format": _choice("LOG_FORMAT", cls.log_format, LOG_FORMATS),
         }
         workers_flag = flags.pop("workers", None)

@@ -7,6 +7,7 @@ them around the store, so the HTTP layer stays a thin adapter.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -18,9 +19,11 @@ from pushgate.auth import PartnerCache
 from pushgate.limits.rate import RateLimiter
 from pushgate.metrics import PushMetrics
 from pushgate.payloads.build import MAX_PAYLOAD_BYTES, BuiltPayloads, build_all, oversized
+from pushgate.store.idempotency import Key
 from pushgate.store.models import Partner
 from pushgate.store.store import Store
-from pushgate.targeting import decide, errors, validate
+from pushgate.targeting import decide, errors, idempotency, validate
+from pushgate.targeting.decide import Outcome
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.push import Push
 from pushgate.targeting.schema import TargetedPushRequest
@@ -35,12 +38,20 @@ ASYNC_ACCEPTED = AsyncAccepted(message="Async request accepted")
 @dataclass(frozen=True, slots=True)
 class Answer:
     status: int
-    body: TargetedPushResponse | AsyncAccepted
+    body: TargetedPushResponse | AsyncAccepted | bytes  # bytes: a stored answer, replayed
+    replayed: bool = False
 
 
 class PushService:
-    def __init__(self, store: Store, partners: PartnerCache, rate: RateLimiter) -> None:
+    def __init__(
+        self,
+        store: Store,
+        partners: PartnerCache,
+        rate: RateLimiter,
+        idempotency_seconds: float = 720 * 3600.0,
+    ) -> None:
         self.store = store
+        self.idempotency_seconds = idempotency_seconds
         self.partners = partners
         self.rate = rate
         # Called after sends were queued, so an in-process worker claims them at once.
@@ -50,11 +61,34 @@ class PushService:
         self._payloads: dict[bytes, BuiltPayloads] = {}
         self._async_wakeup = asyncio.Event()
 
-    async def targeted_push(self, body: bytes, client_ip: str | None) -> Answer:
+    async def targeted_push(
+        self, body: bytes, client_ip: str | None, idempotency_key: str | None = None
+    ) -> Answer:
+        key_value = idempotency.parse_key(idempotency_key)
         decoded = validate.decode(body)
         partner = await self.partners.admit("api_key", decoded.api_key, client_ip)
         if partner is None:
             raise errors.BAD_API_KEY
+        if key_value is None:
+            return await self._push(partner, decoded, None)
+        key = Key(key_value, self.idempotency_seconds)
+        claimed = await self.store.claim_key(partner.id, key, idempotency.body_hash(body))
+        if claimed.verdict == "replay":
+            return Answer(claimed.status, claimed.body, replayed=True)
+        if claimed.verdict == "reused":
+            raise idempotency.KEY_REUSED
+        if claimed.verdict == "in_use":
+            raise idempotency.KEY_IN_USE
+        try:
+            return await self._push(partner, decoded, key)
+        except BaseException:
+            # Nothing of the request was kept (its answer is written with its changes): the
+            # key may be used again, by this request corrected or sent again.
+            with contextlib.suppress(Exception):
+                await self.store.release_key(partner.id, key)
+            raise
+
+    async def _push(self, partner: Partner, decoded: validate.Decoded, key: Key | None) -> Answer:
         request = decoded.request
         await self._check_rate(partner, request)
         if decoded.error is not None:
@@ -69,10 +103,11 @@ class PushService:
             # is sent for the partner of the stored row. The decoded request encodes back to
             # itself (less the unknown keys, which are ignored anyway).
             kept = msgspec.json.encode(msgspec.structs.replace(request, api_key=None))
-            await self.store.save_async_request(partner.id, kept, time.time())
+            answer = (202, msgspec.json.encode(ASYNC_ACCEPTED))
+            await self.store.save_async_request(partner.id, kept, time.time(), key, answer)
             self._async_wakeup.set()
             return Answer(202, ASYNC_ACCEPTED)
-        return Answer(200, await self._send(partner, request, pushes, built))
+        return Answer(200, await self._send(partner, request, pushes, built, key=key))
 
     def _payloads_of(self, push: Push) -> BuiltPayloads:
         """The provider payloads, built once per distinct content (they hold no identifier)."""
@@ -106,12 +141,31 @@ class PushService:
         pushes: list[Push],
         built: list[BuiltPayloads],
         async_request_id: int | None = None,
+        key: Key | None = None,
     ) -> TargetedPushResponse:
-        final = await self.store.send_pushes(partner, pushes, built, time.time(), async_request_id)
+        attributes = request.report_attributes
+
+        def answer_of(final: list[Outcome]) -> bytes:
+            return msgspec.json.encode(decide.answer(final, attributes))
+
+        final = await self.store.send_pushes(
+            partner, pushes, built, time.time(), async_request_id, key, answer_of
+        )
         self.on_queued()
         if final:
             self.metrics.count(final)
         return decide.answer(final or [], request.report_attributes)
+
+    async def forget_old_keys(self, every_seconds: float = 600.0) -> None:
+        """Drop idempotency keys past their time, a batch at a time, until cancelled (a key
+        past its time is treated as new anyway; this keeps the table from growing)."""
+        while True:
+            try:
+                while await self.store.purge_keys(1000) == 1000:
+                    pass
+            except Exception:
+                log.exception("forgetting old idempotency keys failed; trying again later")
+            await asyncio.sleep(every_seconds)
 
     async def run_async_requests(self, poll_seconds: float = 1.0) -> None:
         """Work through accepted async requests, oldest first, until cancelled.

@@ -156,8 +156,8 @@ def create_app(
             table.reset()
     rate: RateLimiter = redis_limits or (TableRateLimiter(table) if table else MemoryRateLimiter())
     partners = PartnerCache(store.partner_by_secret, bad=bad_keys.from_settings(settings, table))
-    push = PushService(store, partners, rate)
-    users = UserRoutes(store, partners, push.rate)
+    push = PushService(store, partners, rate, settings.idempotency_hours * 3600)
+    users = UserRoutes(store, partners, push.rate, settings.idempotency_hours * 3600)
     sdk = SdkRoutes(store)
     stats = StatsRoutes(store, partners)
     webhook_networks = addresses.parse_networks(",".join(settings.webhook_allow_networks))
@@ -395,6 +395,7 @@ def create_app(
         app.background.append(JobRetention(store.db, settings.job_retention_days).run)
     if settings.role in ("all", "api"):
         app.background.append(push.run_async_requests)
+        app.background.append(push.forget_old_keys)
         if settings.max_queue_depth:
             app.background.append(queue_watch.run)
     app.route("POST", "/api/v2/notification/user", targeted_push(push))
@@ -412,7 +413,7 @@ def create_app(
     app.route_prefix("GET", PREFIX + "/static/", dashboard.static, PREFIX + "/static/{file}")
     app.route("GET", PREFIX + "/api/campaigns", dashboard.api("campaigns"))
     app.route("GET", PREFIX + "/api/campaigns/{camp_id}/report", dashboard.api("report"))
-    app.route("POST", "/api/user/v1/upsert", users.handler(users.upsert), user_too_large)
+    app.route("POST", "/api/user/v1/upsert", users.upsert_request, user_too_large)
     app.route("POST", "/api/user/v1/profile", users.handler(users.profile), user_too_large)
     app.route("POST", "/api/user/v1/delete", users.handler(users.delete), user_too_large)
     certificates = CertificateRoutes(

@@ -33,6 +33,7 @@ from pushgate.client import (
     Device,
     FirebaseServiceAccount,
     HuaweiCredential,
+    IdempotencyKeyReused,
     InvalidCertificate,
     InvalidNotifications,
     InvalidParameter,
@@ -40,6 +41,7 @@ from pushgate.client import (
     InvalidSession,
     IosOptions,
     NegativeInteger,
+    NotFound,
     Notification,
     Overloaded,
     PushEvent,
@@ -57,6 +59,7 @@ from pushgate.emulators.credentials import (
     generate_apns_credential,
     generate_fcm_service_account,
 )
+from tests.support.pushes import row_counts
 from tests.support.server import Partner, Server, new_backend_env
 
 PUSH_PATH = "/api/v2/notification/user"
@@ -72,6 +75,7 @@ class Sent:
     method: str
     path: str
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -89,7 +93,15 @@ class Recorder:
     answered: list[Answered] = field(default_factory=list)
 
     def request(self, request: httpx.Request) -> None:
-        self.sent.append(Sent(time.monotonic(), request.method, request.url.path, request.content))
+        self.sent.append(
+            Sent(
+                time.monotonic(),
+                request.method,
+                request.url.path,
+                request.content,
+                dict(request.headers),
+            )
+        )
 
     def response(self, response: httpx.Response) -> None:
         retry_after = response.headers.get("retry-after")
@@ -630,3 +642,37 @@ async def test_the_async_client_waits_without_blocking_the_loop(overloaded: Serv
             await client.statistics()
     ticker.cancel()
     assert ticks >= 10  # it ran during the 1 s wait
+
+
+# ---- idempotency keys and webhooks (docs/api.md) ----
+
+
+def test_a_send_made_again_with_its_idempotency_key_sends_nothing_twice(
+    connect: Connect, partner: Partner
+) -> None:
+    client, recorder = connect(partner)
+    register(client, "twice")
+    first = client.send([note("twice")], idempotency_key="order-7")
+    again = client.send([note("twice")], idempotency_key="order-7")
+    assert again == first
+    assert [s.headers["idempotency-key"] for s in recorder.sent if s.path == PUSH_PATH] == [
+        "order-7",
+        "order-7",
+    ]
+    assert row_counts(partner)["jobs"] == 1
+    with pytest.raises(IdempotencyKeyReused):
+        client.send([note("twice", camp_id=2)], idempotency_key="order-7")
+
+
+def test_webhook_calls(connect: Connect, partner: Partner) -> None:
+    client, _ = connect(partner)
+    created = client.set_webhook("https://8.8.8.8/hook", events=["push.failed"])
+    assert created.secret is not None and created.events == ["push.failed"]
+    changed = client.set_webhook("https://8.8.4.4/hook", events=["push.failed"])
+    assert changed.secret is None
+    status = client.webhook()
+    assert (status.url, status.enabled, status.last_error) == ("https://8.8.4.4/hook", True, None)
+    assert client.rotate_webhook_secret().secret not in (None, created.secret)
+    client.delete_webhook()
+    with pytest.raises(NotFound):
+        client.webhook()

@@ -33,7 +33,7 @@ from pushgate.wire import (
     TargetedPushResponse,
     UpsertResult,
 )
-from pushgate.wire.webhooks import WebhookRequest, WebhookSecret, WebhookSettings, WebhookStatus
+from pushgate.wire.webhooks import WebhookAnswer, WebhookRequest, WebhookStatus
 
 # Every type the document names, in one call, so that they share one set of components.
 _TYPES: tuple[Any, ...] = (
@@ -54,8 +54,7 @@ _TYPES: tuple[Any, ...] = (
     CampaignPage,
     CampaignReport,
     WebhookRequest,
-    WebhookSecret,
-    WebhookSettings,
+    WebhookAnswer,
     WebhookStatus,
 )
 _SCHEMAS, COMPONENTS = msgspec.json.schema_components(
@@ -65,6 +64,13 @@ SCHEMA: dict[Any, dict[str, Any]] = dict(zip(_TYPES, _SCHEMAS, strict=True))
 # The user data API's and the credential uploads' errors carry no message: one Struct for both.
 ERROR = PLAIN_ERROR = SCHEMA[ErrorBody]
 ANY_OBJECT = {"type": "object", "additionalProperties": True}
+# docs/api.md, "Idempotency keys": a retried request answered as the first was.
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[ -~]{1,255}$"},
+}
 # Every endpoint that takes a key: a client address over its allowance of bad keys
 # (limits/bad_keys.py) gets this family's 429 until its window ends.
 BAD_KEYS = ("429", "Too many bad keys from this address (see Retry-After)")
@@ -85,6 +91,12 @@ def _errors(schema: dict[str, Any], *statuses: tuple[str, str]) -> dict[str, Any
     return {code: _json(schema, text) for code, text in statuses}
 
 
+KEYED_ERRORS = {
+    "409": _json(ERROR, "A request with this Idempotency-Key is in progress (Retry-After: 1)"),
+    "422": _json(ERROR, "This Idempotency-Key was used with another body"),
+}
+
+
 def document() -> dict[str, Any]:
     push_ref = SCHEMA[TargetedPushRequest]
     user_headers = [
@@ -102,6 +114,7 @@ def document() -> dict[str, Any]:
         "/api/v2/notification/user": {
             "post": {
                 "summary": "Send targeted app pushes (Insider Targeted Push API)",
+                "parameters": [IDEMPOTENCY_KEY],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": push_ref}},
@@ -120,6 +133,7 @@ def document() -> dict[str, Any]:
                         ("413", "Body over 5,000,000 bytes"),
                         ("429", "Rate limit exceeded (see Retry-After)"),
                     ),
+                    **KEYED_ERRORS,
                 },
             }
         },
@@ -147,7 +161,7 @@ def document() -> dict[str, Any]:
         "/api/user/v1/upsert": {
             "post": {
                 "summary": "Create or update user profiles (at most 1,000 per request)",
-                "parameters": user_headers,
+                "parameters": [*user_headers, IDEMPOTENCY_KEY],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": ANY_OBJECT}},
@@ -155,6 +169,7 @@ def document() -> dict[str, Any]:
                 "responses": {
                     "200": _json(SCHEMA[UpsertResult], "Counts of successful and failed users"),
                     **user_errors,
+                    **KEYED_ERRORS,
                 },
             }
         },
@@ -435,7 +450,7 @@ def webhook_paths(own_errors: dict[str, Any]) -> dict[str, Any]:
     """The partner's webhook (docs/api.md, "Webhooks")."""
     key = [_header("X-API-KEY")]
     none = {"404": _json(ERROR, "The partner has no webhook")}
-    secret = _json(SCHEMA[WebhookSecret], "The webhook and its secret, shown only here")
+    secret = _json(SCHEMA[WebhookAnswer], "The webhook and its new secret")
     return {
         "/api/v1/webhook": {
             "put": {
@@ -447,8 +462,8 @@ def webhook_paths(own_errors: dict[str, Any]) -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json(
-                        {"oneOf": [SCHEMA[WebhookSecret], SCHEMA[WebhookSettings]]},
-                        "Created (with its secret), or changed (its secret kept)",
+                        SCHEMA[WebhookAnswer],
+                        "Created (with its secret), or changed (its secret kept and not shown)",
                     ),
                     **own_errors,
                 },

@@ -6,14 +6,20 @@ users inside a 200 answer.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
+import msgspec
+
 from pushgate.api.http import Handler, Request, Response, error_json, json_response
+from pushgate.api.push import REPLAYED, error_response
 from pushgate.auth import PartnerCache
 from pushgate.limits.rate import RateLimiter
+from pushgate.store.idempotency import Key
 from pushgate.store.models import Partner
 from pushgate.store.store import Store
+from pushgate.targeting import idempotency
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.users import UserDataError, parse_identifiers, validate_users
 from pushgate.targeting.validate import parse_json
@@ -36,10 +42,17 @@ def _error(error: UserDataError) -> Response:
 
 
 class UserRoutes:
-    def __init__(self, store: Store, partners: PartnerCache, rate: RateLimiter) -> None:
+    def __init__(
+        self,
+        store: Store,
+        partners: PartnerCache,
+        rate: RateLimiter,
+        idempotency_seconds: float = 720 * 3600.0,
+    ) -> None:
         self.store = store
         self.partners = partners
         self.rate = rate
+        self.idempotency_seconds = idempotency_seconds
 
     async def _partner(self, request: Request) -> Partner:
         name = request.header(b"x-partner-name")
@@ -73,14 +86,43 @@ class UserRoutes:
 
         return handle
 
-    async def upsert(self, partner: Partner, body: Any) -> Response:
+    async def upsert(self, partner: Partner, body: Any, key: Key | None = None) -> Response:
         users, problems, failed = validate_users(body)
-        if users:
-            await self.store.upsert_users(partner.id, users, time.time())
         # `fail` is `{}` when every user was valid: its fields are left out at their defaults.
         fail = UpsertFailures(count=failed, errors=problems) if failed else UpsertFailures()
         data = UpsertData(successful=UpsertCount(count=len(users)), fail=fail)
-        return json_response(200, UpsertResult(data=data))
+        answer = msgspec.json.encode(UpsertResult(data=data))
+        if users or key is not None:
+            kept = None if key is None else (200, answer)
+            await self.store.upsert_users(partner.id, users, time.time(), key, kept)
+        return Response(200, answer)
+
+    async def upsert_request(self, request: Request) -> Response:
+        """POST /api/user/v1/upsert, with or without an Idempotency-Key (contract.md)."""
+        try:
+            value = idempotency.parse_key(request.header(b"idempotency-key"))
+        except ApiError as error:
+            return error_response(error)
+        try:
+            partner = await self._partner(request)
+            body = self._json(request)
+            if value is None:
+                return await self.upsert(partner, body)
+        except UserDataError as error:
+            return _error(error)
+        key = Key(value, self.idempotency_seconds)
+        claimed = await self.store.claim_key(partner.id, key, idempotency.body_hash(request.body))
+        if claimed.verdict == "replay":
+            return Response(claimed.status, claimed.body, headers=REPLAYED)
+        if claimed.verdict != "run":
+            reused = claimed.verdict == "reused"
+            return error_response(idempotency.KEY_REUSED if reused else idempotency.KEY_IN_USE)
+        try:
+            return await self.upsert(partner, body, key)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.store.release_key(partner.id, key)
+            raise
 
     def _who(self, body: Any) -> tuple[Any, str | None]:
         if not isinstance(body, dict):

@@ -11,7 +11,7 @@ from pushgate.store.webhooks import Webhook, WebhookStore
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.validate import parse_json
 from pushgate.webhooks import addresses, events, signing
-from pushgate.wire.webhooks import WebhookSecret, WebhookSettings, WebhookStatus
+from pushgate.wire.webhooks import WebhookAnswer, WebhookStatus
 
 PATH = "/api/v1/webhook"
 ROTATE_PATH = PATH + "/rotate-secret"
@@ -55,9 +55,8 @@ class WebhookRoutes:
         existing = await self.store.get(partner.id)
         secret = existing.secret if existing is not None else signing.new_secret()
         await self.store.save(partner.id, url, subscribed, secret)
-        if existing is not None:
-            return json_response(200, WebhookSettings(url=url, events=_listed(subscribed)))
-        return json_response(200, WebhookSecret(url=url, events=_listed(subscribed), secret=secret))
+        shown = None if existing is not None else secret
+        return json_response(200, WebhookAnswer(url=url, events=_listed(subscribed), secret=shown))
 
     async def get(self, partner: Partner, request: Request) -> Response:
         found = await self._found(partner)
@@ -81,7 +80,7 @@ class WebhookRoutes:
         secret = signing.new_secret()
         await self.store.rotate(partner.id, secret)
         return json_response(
-            200, WebhookSecret(url=found.url, events=_listed(found.events), secret=secret)
+            200, WebhookAnswer(url=found.url, events=_listed(found.events), secret=secret)
         )
 
     async def _found(self, partner: Partner) -> Webhook:

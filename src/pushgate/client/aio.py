@@ -14,7 +14,7 @@ import httpx
 from pushgate.client.calls import USER_AGENT, Call, Credentials, Endpoints, Instant
 from pushgate.client.errors import ConnectionFailed, PushgateError
 from pushgate.client.retry import RetryPolicy
-from pushgate.client.sending import Sending
+from pushgate.client.sending import Sending, request_key
 from pushgate.wire.certificates import (
     ApnsCertificate,
     ApnsTokenKey,
@@ -27,6 +27,7 @@ from pushgate.wire.push import AsyncAccepted, Notification, TargetedPushResponse
 from pushgate.wire.sdk import Device, EventsResult, PushEvent, SessionResult
 from pushgate.wire.stats import CampaignPage, CampaignReport, MessageCenterEntry, Statistics
 from pushgate.wire.users import Profile, UpsertResult, UserRecord
+from pushgate.wire.webhooks import WebhookAnswer, WebhookStatus
 
 T = TypeVar("T")
 
@@ -104,15 +105,19 @@ class AsyncPushgateClient:
         notifications: Sequence[Notification],
         *,
         report_attributes: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
     ) -> TargetedPushResponse:
         """Send now; the per-user answer of every notification, in requests of at most 20
-        notifications and 50 identifiers, merged into one answer."""
+        notifications and 50 identifiers, merged into one answer. With `idempotency_key`, the
+        same call made again sends nothing twice (each request gets the key, and `.1`, `.2`...
+        after the first when there are several)."""
         sending = Sending(
             self.endpoints.credentials.need("api_key"), notifications, report_attributes, False
         )
         for index, request in enumerate(sending.requests):
+            key = request_key(idempotency_key, index)
             try:
-                sending.merged.add(await self.call(self.endpoints.push(request)))
+                sending.merged.add(await self.call(self.endpoints.push(request, key)))
             except PushgateError as error:
                 sending.failed(index, error)
                 raise
@@ -123,6 +128,7 @@ class AsyncPushgateClient:
         notifications: Sequence[Notification],
         *,
         report_attributes: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
     ) -> AsyncAccepted:
         """Send in the background (`"async": true`): validated and stored, then 202 without
         per-user results; in requests of at most 20 notifications and 50 identifiers."""
@@ -132,7 +138,8 @@ class AsyncPushgateClient:
         accepted: list[AsyncAccepted] = []
         for index, request in enumerate(sending.requests):
             try:
-                accepted.append(await self.call(self.endpoints.push_async(request)))
+                key = request_key(idempotency_key, index)
+                accepted.append(await self.call(self.endpoints.push_async(request, key)))
             except PushgateError as error:
                 sending.failed(index, error)
                 raise
@@ -157,8 +164,26 @@ class AsyncPushgateClient:
 
     # ---- user data ----
 
-    async def upsert(self, users: Sequence[UserRecord]) -> UpsertResult:
-        return await self.call(self.endpoints.upsert(users))
+    async def upsert(
+        self, users: Sequence[UserRecord], *, idempotency_key: str | None = None
+    ) -> UpsertResult:
+        return await self.call(self.endpoints.upsert(users, idempotency_key))
+
+    # ---- webhooks ----
+
+    async def set_webhook(self, url: str, *, events: Sequence[str] | None = None) -> WebhookAnswer:
+        """Register the partner's webhook (or change its URL and events); `secret` is set only
+        when it was created."""
+        return await self.call(self.endpoints.set_webhook(url, events))
+
+    async def webhook(self) -> WebhookStatus:
+        return await self.call(self.endpoints.webhook())
+
+    async def delete_webhook(self) -> None:
+        await self.call(self.endpoints.delete_webhook())
+
+    async def rotate_webhook_secret(self) -> WebhookAnswer:
+        return await self.call(self.endpoints.rotate_webhook_secret())
 
     async def profile(
         self, identifiers: Mapping[str, Any] | None = None, *, insider_id: str | None = None

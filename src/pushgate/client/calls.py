@@ -42,6 +42,7 @@ from pushgate.wire.stats import (
     StatisticsRequest,
 )
 from pushgate.wire.users import Profile, ProfileQuery, UpsertRequest, UpsertResult, UserRecord
+from pushgate.wire.webhooks import WebhookAnswer, WebhookRequest, WebhookStatus
 
 T = TypeVar("T")
 USER_AGENT = f"pushgate-client/{__version__}"
@@ -94,6 +95,14 @@ _inbox = _decoder(list[MessageCenterEntry])
 _campaigns = _decoder(CampaignPage)
 _report = _decoder(CampaignReport)
 _certificate = _decoder(CertificateResult)
+_webhook = _decoder(WebhookStatus)
+_webhook_answer = _decoder(WebhookAnswer)
+WEBHOOK_PATH = "/api/v1/webhook"
+
+
+def _keyed(headers: Mapping[str, str], idempotency_key: str | None) -> Mapping[str, str]:
+    """The headers, with the request's Idempotency-Key when it has one (docs/api.md)."""
+    return headers if idempotency_key is None else {**headers, "idempotency-key": idempotency_key}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,15 +157,20 @@ class Endpoints:
 
     # ---- Targeted Push API ----
 
-    def push(self, request: TargetedPushRequest) -> Call[TargetedPushResponse]:
-        return Call("POST", "/api/v2/notification/user", _push_answer, JSON, encode(request))
+    def push(
+        self, request: TargetedPushRequest, idempotency_key: str | None = None
+    ) -> Call[TargetedPushResponse]:
+        headers = _keyed(JSON, idempotency_key)
+        return Call("POST", "/api/v2/notification/user", _push_answer, headers, encode(request))
 
-    def push_async(self, request: TargetedPushRequest) -> Call[AsyncAccepted]:
+    def push_async(
+        self, request: TargetedPushRequest, idempotency_key: str | None = None
+    ) -> Call[AsyncAccepted]:
         return Call(
             "POST",
             "/api/v2/notification/user",
             _async_answer,
-            JSON,
+            _keyed(JSON, idempotency_key),
             encode(request),
             answers=(200, 202),
         )
@@ -184,9 +198,12 @@ class Endpoints:
 
     # ---- user data ----
 
-    def upsert(self, users: Sequence[UserRecord]) -> Call[UpsertResult]:
+    def upsert(
+        self, users: Sequence[UserRecord], idempotency_key: str | None = None
+    ) -> Call[UpsertResult]:
         body = encode(UpsertRequest(users=list(users)))
-        return Call("POST", "/api/user/v1/upsert", _upsert, self._user_headers(), body)
+        headers = _keyed(self._user_headers(), idempotency_key)
+        return Call("POST", "/api/user/v1/upsert", _upsert, headers, body)
 
     def profile(
         self, identifiers: Mapping[str, Any] | None, insider_id: str | None
@@ -263,6 +280,24 @@ class Endpoints:
         return self.certificate("huawei", encode(credential))
 
     # ---- monitoring ----
+
+    # ---- webhooks ----
+
+    def set_webhook(self, url: str, events: Sequence[str] | None) -> Call[WebhookAnswer]:
+        body = encode(WebhookRequest(url=url, events=None if events is None else list(events)))
+        headers = {**JSON, **self._api_key_header("x-api-key")}
+        return Call("PUT", WEBHOOK_PATH, _webhook_answer, headers, body)
+
+    def webhook(self) -> Call[WebhookStatus]:
+        return Call("GET", WEBHOOK_PATH, _webhook, self._api_key_header("x-api-key"))
+
+    def delete_webhook(self) -> Call[None]:
+        headers = self._api_key_header("x-api-key")
+        return Call("DELETE", WEBHOOK_PATH, _nothing, headers, answers=(204,))
+
+    def rotate_webhook_secret(self) -> Call[WebhookAnswer]:
+        headers = self._api_key_header("x-api-key")
+        return Call("POST", WEBHOOK_PATH + "/rotate-secret", _webhook_answer, headers)
 
     def health(self) -> Call[HealthStatus]:
         return Call("GET", "/healthz", _health, answers=(200, 503))

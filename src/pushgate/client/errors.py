@@ -197,6 +197,19 @@ class Overloaded(Unavailable):
     """503 `overloaded`: the server sheds load (docs/operations.md)."""
 
 
+class IdempotencyKeyInUse(TemporaryError):
+    """409: a request with the same Idempotency-Key is still being handled; sent again, it
+    gets that request's answer (docs/api.md, "Idempotency keys")."""
+
+
+class IdempotencyKeyReused(InvalidRequest):
+    """422: the Idempotency-Key was used with another body."""
+
+
+class InvalidIdempotencyKey(InvalidRequest):
+    """400: the Idempotency-Key is not 1 to 255 printable ASCII characters."""
+
+
 class ServerError(PushgateError):
     """5xx other than 503."""
 
@@ -241,6 +254,12 @@ _BY_CODE: dict[str, type[PushgateError]] = {
     "no such user for these identifiers: no data": UserNotFound,
     "request_too_large": RequestTooLarge,
     "overloaded": Overloaded,
+    "idempotency_key_in_use": IdempotencyKeyInUse,
+    "idempotency_key_reused": IdempotencyKeyReused,
+    "invalid_idempotency_key": InvalidIdempotencyKey,
+    "invalid_webhook_url": InvalidRequest,
+    "invalid_webhook_events": InvalidRequest,
+    "webhook_not_found": NotFound,
 }
 _BY_STATUS: dict[int, type[PushgateError]] = {
     400: InvalidRequest,

@@ -38,3 +38,11 @@ class Sending:
         error.completed = None if self.is_async else self.merged.result()
         error.not_sent = tuple(n for chunk in self.chunks[index:] for n in chunk)
         return error
+
+
+def request_key(idempotency_key: str | None, index: int) -> str | None:
+    """The Idempotency-Key of the `index`-th request of one call: the key itself for the first,
+    `key.N` for the others, so that the call made again maps each request to its own key."""
+    if idempotency_key is None or index == 0:
+        return idempotency_key
+    return f"{idempotency_key}.{index}"

@@ -206,6 +206,16 @@ CREATE TABLE IF NOT EXISTS async_requests (
     body BYTEA NOT NULL,
     received_at DOUBLE PRECISION NOT NULL
 );
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    partner_id BIGINT NOT NULL,
+    key TEXT NOT NULL,
+    body_hash BYTEA NOT NULL,
+    status INTEGER,
+    body BYTEA,
+    locked_until DOUBLE PRECISION,
+    expires_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (partner_id, key)
+);
 CREATE TABLE IF NOT EXISTS webhooks (
     partner_id BIGINT PRIMARY KEY REFERENCES partners(id) ON DELETE CASCADE,
     url TEXT NOT NULL,

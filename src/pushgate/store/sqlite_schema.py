@@ -209,6 +209,17 @@ CREATE TABLE IF NOT EXISTS async_requests (
     received_at REAL NOT NULL
 );
 -- A partner's webhook (contract.md, "Webhooks"); the secret sealed as credentials are.
+-- Idempotency keys and the answers they replay (store/idempotency.py).
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    partner_id INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    body_hash BLOB NOT NULL,
+    status INTEGER,
+    body BLOB,
+    locked_until REAL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (partner_id, key)
+);
 CREATE TABLE IF NOT EXISTS webhooks (
     partner_id INTEGER PRIMARY KEY REFERENCES partners(id) ON DELETE CASCADE,
     url TEXT NOT NULL,

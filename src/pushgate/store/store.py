@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pushgate.crypto import SecretBox
 from pushgate.jobs import Attempt, Credential, DeliveryOutcome, Job
@@ -18,6 +18,7 @@ from pushgate.store import (
     campaign_stats,
     deliveries,
     erasure,
+    idempotency,
     partners,
     profiles,
     sends,
@@ -72,6 +73,8 @@ class Store:
         built: Sequence[BuiltPayloads],
         now: float,
         async_request_id: int | None = None,
+        key: idempotency.Key | None = None,
+        answer_of: Callable[[list[Outcome]], bytes] | None = None,
     ) -> list[Outcome] | None:
         """Resolve the users, decide each send, apply the frequency cap and queue the jobs,
         in one transaction; returns every user's outcome.
@@ -98,6 +101,9 @@ class Store:
             final = decide.apply_cap(outcomes, capped)
             if self.count_stats:
                 campaign_stats.add_counts(conn, partner.id, funnel.outcome_counts(final), hour)
+            if key is not None and answer_of is not None:
+                body = answer_of(final)
+                idempotency.remember(conn, partner.id, key.value, 200, body, now, key.keep_seconds)
             return final
 
         result = await self.db.run(unit)
@@ -105,13 +111,25 @@ class Store:
             self.variants.add(partner.id, variants)  # committed by now
         return result
 
-    async def save_async_request(self, partner_id: int, body: bytes, now: float) -> int:
+    async def save_async_request(
+        self,
+        partner_id: int,
+        body: bytes,
+        now: float,
+        key: idempotency.Key | None = None,
+        answer: tuple[int, bytes] | None = None,
+    ) -> int:
         def unit(conn: Db) -> int:
             row = conn.execute(
                 "INSERT INTO async_requests (partner_id, body, received_at) VALUES (?, ?, ?)"
                 " RETURNING id",
                 (partner_id, body, now),
             ).fetchone()
+            if key is not None and answer is not None:
+                status, text = answer
+                idempotency.remember(
+                    conn, partner_id, key.value, status, text, now, key.keep_seconds
+                )
             return int(row[0])
 
         return await self.db.run(unit)
@@ -125,6 +143,21 @@ class Store:
                 )
             ]
         )
+
+    async def claim_key(
+        self, partner_id: int, key: idempotency.Key, body_hash: bytes
+    ) -> idempotency.Claimed:
+        now = time.time()
+        return await self.db.run(
+            lambda c: idempotency.claim(c, partner_id, key.value, body_hash, now, key.keep_seconds)
+        )
+
+    async def release_key(self, partner_id: int, key: idempotency.Key) -> None:
+        await self.db.run(lambda c: idempotency.release(c, partner_id, key.value))
+
+    async def purge_keys(self, limit: int) -> int:
+        now = time.time()
+        return await self.db.run(lambda c: idempotency.purge(c, now, limit))
 
     async def credential(self, partner_id: int, platform: str) -> Credential | None:
         return await self.db.run(lambda c: creds.get(c, self.box, partner_id, platform))
@@ -157,10 +190,22 @@ class Store:
 
         return await self.db.run(unit)
 
-    async def upsert_users(self, partner_id: int, users: Sequence[UserData], now: float) -> None:
+    async def upsert_users(
+        self,
+        partner_id: int,
+        users: Sequence[UserData],
+        now: float,
+        key: idempotency.Key | None = None,
+        answer: tuple[int, bytes] | None = None,
+    ) -> None:
         def unit(conn: Db) -> None:
             for user in users:
                 profiles.upsert_user(conn, partner_id, user, now)
+            if key is not None and answer is not None:
+                status, text = answer
+                idempotency.remember(
+                    conn, partner_id, key.value, status, text, now, key.keep_seconds
+                )
 
         await self.db.run(unit)
 

@@ -12,19 +12,14 @@ class WebhookRequest(msgspec.Struct, kw_only=True):
     events: list[str] | None = None  # absent or null: every event
 
 
-class WebhookSecret(msgspec.Struct, kw_only=True):
-    """PUT on creation, and POST /api/v1/webhook/rotate-secret: the secret, shown only here."""
+class WebhookAnswer(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """PUT /api/v1/webhook and POST /api/v1/webhook/rotate-secret. The secret is shown when the
+    webhook is created and when it is rotated, only: a PUT that changes an existing webhook
+    keeps its secret and answers without it."""
 
     url: str
     events: list[str]
-    secret: str
-
-
-class WebhookSettings(msgspec.Struct, kw_only=True):
-    """PUT replacing a webhook's URL or events: its secret stays as it was."""
-
-    url: str
-    events: list[str]
+    secret: str | None = None
 
 
 class WebhookStatus(msgspec.Struct, kw_only=True):
