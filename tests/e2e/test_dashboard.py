@@ -357,3 +357,27 @@ def chart_data(page: Page, testid: str) -> list[Any]:
             testid,
         )
     )
+
+
+def test_the_campaigns_page_shows_the_webhook_and_its_last_error(
+    tab: Tab, campaign: Campaign
+) -> None:
+    partner = campaign.partner
+    headers = {"X-API-KEY": partner.api_key}
+    client = partner.server.client
+    client.delete("/api/v1/webhook", headers=headers)
+    tab.open()
+    tab.sign_in(partner.api_key)
+    state = tab.page.get_by_test_id("webhook-state")
+    state.wait_for()
+    assert "No webhook" in state.inner_text()
+
+    url = "https://8.8.8.8/pushgate-hook"
+    assert client.put("/api/v1/webhook", json={"url": url}, headers=headers).status_code == 200
+    tab.page.get_by_test_id("refresh").click()
+    tab.page.get_by_test_id("webhook-url").wait_for()
+    assert tab.text("webhook-url") == url
+    assert tab.text("webhook-state") == "Enabled"
+    assert tab.text("webhook-error") == "No error."
+    client.delete("/api/v1/webhook", headers=headers)
+    tab.assert_clean(partner.api_key)

@@ -11,7 +11,7 @@ from pushgate.store.webhooks import Webhook, WebhookStore
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.validate import parse_json
 from pushgate.webhooks import addresses, events, signing
-from pushgate.wire.webhooks import WebhookAnswer, WebhookStatus
+from pushgate.wire.webhooks import DashboardWebhook, WebhookAnswer, WebhookStatus
 
 PATH = "/api/v1/webhook"
 ROTATE_PATH = PATH + "/rotate-secret"
@@ -59,15 +59,24 @@ class WebhookRoutes:
         return json_response(200, WebhookAnswer(url=url, events=_listed(subscribed), secret=shown))
 
     async def get(self, partner: Partner, request: Request) -> Response:
-        found = await self._found(partner)
-        return json_response(
-            200,
-            WebhookStatus(
-                url=found.url,
-                events=_listed(found.events),
-                enabled=found.enabled,
-                last_error=found.last_error,
-            ),
+        status = await self.status_of(partner)
+        if status is None:
+            raise NOT_FOUND
+        return json_response(200, status)
+
+    async def dashboard(self, partner: Partner, request: Request) -> DashboardWebhook:
+        """The dashboard's read (GET /dashboard/api/webhook)."""
+        return DashboardWebhook(webhook=await self.status_of(partner))
+
+    async def status_of(self, partner: Partner) -> WebhookStatus | None:
+        found = await self.store.get(partner.id)
+        if found is None:
+            return None
+        return WebhookStatus(
+            url=found.url,
+            events=_listed(found.events),
+            enabled=found.enabled,
+            last_error=found.last_error,
         )
 
     async def delete(self, partner: Partner, request: Request) -> Response:

@@ -112,10 +112,15 @@ class Dashboard:
         partners: PartnerCache,
         campaigns: Read,
         report: Read,
+        webhook: Read,
     ) -> None:
         self.store = store
         self.partners = partners
-        self.reads: dict[str, Read] = {"campaigns": campaigns, "report": report}
+        self.reads: dict[str, Read] = {
+            "campaigns": campaigns,
+            "report": report,
+            "webhook": webhook,
+        }
         self.files = _static_files()
 
     async def page(self, request: Request) -> Response:

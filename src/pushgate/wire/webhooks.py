@@ -29,3 +29,9 @@ class WebhookStatus(msgspec.Struct, kw_only=True):
     events: list[str]
     enabled: bool
     last_error: str | None
+
+
+class DashboardWebhook(msgspec.Struct, kw_only=True):
+    """GET /dashboard/api/webhook: the webhook, or null when the partner has none."""
+
+    webhook: WebhookStatus | None

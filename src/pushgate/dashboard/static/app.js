@@ -346,6 +346,25 @@
     if (campaigns === null || seq !== state.seq) return;
     state.campaigns = campaigns;
     renderRows(body, summary);
+    const answer = await api('/dashboard/api/webhook');
+    if (answer === null || seq !== state.seq) return;
+    view.append(webhookCard(answer.webhook));
+  }
+
+  /** The partner's webhook (docs/api.md, "Webhooks"): where events go, and the last error. */
+  function webhookCard(hook) {
+    if (hook === null) {
+      return h('section', { class: 'card', testid: 'webhook' },
+        h('h2', {}, 'Webhook'),
+        h('p', { class: 'muted', testid: 'webhook-state' }, 'No webhook: delivery events are not sent anywhere.'));
+    }
+    return h('section', { class: 'card', testid: 'webhook' },
+      h('h2', {}, 'Webhook'),
+      h('p', {}, h('code', { testid: 'webhook-url' }, hook.url)),
+      h('p', { testid: 'webhook-state' }, hook.enabled ? 'Enabled' : 'Disabled'),
+      h('p', { class: 'muted' }, `Events: ${hook.events.join(', ')}`),
+      h('p', { class: hook.last_error ? 'notice notice-error' : 'muted', testid: 'webhook-error' },
+        hook.last_error ? `Last error: ${hook.last_error}` : 'No error.'));
   }
 
   /** Every campaign of the range: pages of PER_PAGE until `total` is reached. */
