@@ -261,6 +261,9 @@ def _plain_error(body: Any) -> None:
     assert isinstance(body["error"], str) and body["error"], body
 
 
+IDEMPOTENCY_ERRORS = ("invalid_idempotency_key", "idempotency_key_reused", "idempotency_key_in_use")
+
+
 def documented_error_shape(ctx: CheckContext, response: Response, case: Case) -> bool | None:
     """Every 4xx in the shape of its API family; never a 5xx."""
     status, path = response.status_code, case.operation.path
@@ -274,7 +277,11 @@ def documented_error_shape(ctx: CheckContext, response: Response, case: Case) ->
         assert content_type.startswith("text/plain"), response.headers
         assert response.content.decode() in MESSAGE_CENTER_TEXTS, response.content
     elif path.startswith("/api/user/v1/"):
-        _plain_error(_json(response))
+        body = _json(response)
+        if isinstance(body, dict) and str(body.get("error", "")) in IDEMPOTENCY_ERRORS:
+            _api_error(body)  # contract.md gives these their bodies on every endpoint
+        else:
+            _plain_error(body)
     elif path == "/api/v1/notification/get_statistics" and status == 401:
         assert _json(response) == {"error": "Bad Api Key."}  # §2
     elif path.startswith("/v1/settings/certificate/") and status in (400, 403):

@@ -119,9 +119,12 @@ class UserRoutes:
             return error_response(idempotency.KEY_REUSED if reused else idempotency.KEY_IN_USE)
         try:
             return await self.upsert(partner, body, key)
-        except BaseException:
+        except BaseException as error:
+            # Nothing was kept: the key may be used again (a 4xx is not stored).
             with contextlib.suppress(Exception):
                 await self.store.release_key(partner.id, key)
+            if isinstance(error, UserDataError):
+                return _error(error)
             raise
 
     def _who(self, body: Any) -> tuple[Any, str | None]:
