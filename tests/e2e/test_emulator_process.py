@@ -160,7 +160,7 @@ async def test_a_first_start_whose_ports_were_taken_meanwhile_tries_other_ports(
     chosen = iter([[taken.getsockname()[1], *child._free_ports(4)]])
     free_ports = child._free_ports
     monkeypatch.setattr(child, "_free_ports", lambda n: next(chosen, None) or free_ports(n))
-    process = child.EmulatorProcess(tmp_path)
+    process = child.EmulatorProcess(tmp_path, None, "auto")
     try:
         info = await process.start()
         assert process.control_port != taken.getsockname()[1]

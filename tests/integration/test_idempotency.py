@@ -162,3 +162,30 @@ def test_a_key_survives_a_killed_server(tmp_path: Path, backend: str) -> None:
 def test_a_random_key_is_fine(partner: Partner) -> None:
     partner.session({"uuid": "random"})
     assert push(partner, os.urandom(16).hex(), a_push("random")).status_code == 200
+
+
+def test_concurrent_duplicates_across_two_api_processes_on_postgresql_send_once(
+    tmp_path: Path,
+) -> None:
+    """Two API processes on one PostgreSQL (`serve --api-processes 2`): the duplicates land on
+    both, and the key, claimed in the database, lets one of them send."""
+    srv = Server(
+        tmp_path / "data",
+        backend_env=new_backend_env("postgres"),
+        env={"PUSHGATE_API_PROCESSES": "2"},
+    ).start()
+    try:
+        partner = srv.create_partner()
+        partner.session({"uuid": "two-racer"})
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(lambda _: push(partner, "race-2", a_push("two-racer")), range(24))
+            )
+        assert {a.status_code for a in answers} <= {200, 409}, [a.text for a in answers]
+        fresh = [
+            a for a in answers if a.status_code == 200 and "idempotent-replayed" not in a.headers
+        ]
+        assert len(fresh) == 1
+        assert jobs_of(partner) == 1
+    finally:
+        srv.stop()
