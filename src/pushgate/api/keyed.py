@@ -12,6 +12,7 @@ from pushgate.api.http import Request, Response, json_response
 from pushgate.api.push import error_response
 from pushgate.auth import PartnerCache
 from pushgate.store.models import Partner
+from pushgate.store.partners import KeyKind
 from pushgate.targeting.errors import ApiError
 
 INVALID_API_KEY = ApiError(401, "invalid_api_key", "'X-API-KEY' is either empty or wrong")
@@ -21,36 +22,35 @@ Handler = Callable[[Partner, Request], Awaitable[Response]]
 Route = Callable[[Request], Awaitable[Response]]
 
 
-def api_key(partners: PartnerCache, handler: Handler) -> Route:
-    """`X-API-KEY`, the partner's own API key, from an allowed address."""
-
+def _checked(
+    partners: PartnerCache,
+    handler: Handler,
+    kind: KeyKind,
+    header: bytes,
+    refused: ApiError,
+    allow_list: bool,
+) -> Route:
     async def route(request: Request) -> Response:
         try:
-            key = request.header(b"x-api-key")
-            partner = await partners.admit("api_key", key, request.client_ip)
+            key = request.header(header)
+            partner = await partners.admit(kind, key, request.client_ip, allow_list=allow_list)
             if partner is None:
-                raise INVALID_API_KEY
+                raise refused
             return await handler(partner, request)
         except ApiError as error:
             return error_response(error)
 
     return route
+
+
+def api_key(partners: PartnerCache, handler: Handler) -> Route:
+    """`X-API-KEY`, the partner's own API key, from an allowed address."""
+    return _checked(partners, handler, "api_key", b"x-api-key", INVALID_API_KEY, True)
 
 
 def sdk_key(partners: PartnerCache, handler: Handler) -> Route:
     """`X-SDK-KEY`, the key shipped in the app (no allow list: phones call from anywhere)."""
-
-    async def route(request: Request) -> Response:
-        try:
-            key = request.header(b"x-sdk-key")
-            partner = await partners.admit("sdk_key", key, request.client_ip, allow_list=False)
-            if partner is None:
-                raise BAD_SDK_KEY
-            return await handler(partner, request)
-        except ApiError as error:
-            return error_response(error)
-
-    return route
+    return _checked(partners, handler, "sdk_key", b"x-sdk-key", BAD_SDK_KEY, False)
 
 
 def answering(read: Callable[[Partner, Request], Awaitable[object]]) -> Handler:
