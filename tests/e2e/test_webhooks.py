@@ -269,3 +269,49 @@ def test_the_cli_refuses_a_private_url_before_changing_anything(server: Server) 
     shown = partner.update()
     assert shown["gfc_limit"] != 7
     assert webhook(partner, "GET").status_code == 404
+
+
+def test_an_open_reported_by_the_sdk_tells_push_opened(
+    hook_server: Server, receiver: Receiver
+) -> None:
+    partner = hook_server.create_partner()
+    secret = webhook(partner, "PUT", {"url": receiver.url, "events": ["push.opened"]}).json()[
+        "secret"
+    ]
+    insider_id = partner.session({"uuid": "opener"})
+    push(partner, "opener", camp_id=43)
+    opened = hook_server.client.post(
+        "/api/sdk/v1/events",
+        json={
+            "insider_id": insider_id,
+            "events": [
+                {"event_name": "push_session", "camp_id": 43, "timestamp": int(time.time())}
+            ],
+        },
+        headers={"X-SDK-KEY": partner.sdk_key},
+    )
+    assert opened.status_code == 200, opened.text
+    assert wait_for(lambda: receiver.requests, timeout=15)
+    (event,) = receiver.events(secret)
+    assert event["type"] == "push.opened"
+    assert event["data"] == {"camp_id": 43, "insider_id": insider_id}
+
+
+def test_a_push_past_its_ttl_tells_push_expired(hook_server: Server, receiver: Receiver) -> None:
+    partner = hook_server.create_partner()
+    secret = webhook(partner, "PUT", {"url": receiver.url, "events": ["push.expired"]}).json()[
+        "secret"
+    ]
+    control = Control(hook_server.base_url)
+    control.fault("ios", status=503, rate=1.0, retry_after=2)  # tried again after its TTL
+    try:
+        partner.session({"uuid": "late"})
+        answer = partner.push({"notifications": [notification("late", 44, ttl=1)]})
+        assert answer.status_code == 200 and answer.json()["successes"], answer.text
+        assert wait_for(lambda: receiver.requests, timeout=20)
+    finally:
+        control.clear_faults()
+        control.close()
+    (event,) = receiver.events(secret)
+    assert event["type"] == "push.expired"
+    assert event["data"]["camp_id"] == 44
