@@ -284,9 +284,7 @@ def test_an_open_reported_by_the_sdk_tells_push_opened(
         "/api/sdk/v1/events",
         json={
             "insider_id": insider_id,
-            "events": [
-                {"event_name": "push_session", "camp_id": 43, "timestamp": int(time.time())}
-            ],
+            "events": [{"event_name": "push_session", "camp_id": 43}],
         },
         headers={"X-SDK-KEY": partner.sdk_key},
     )
