@@ -313,3 +313,18 @@ def test_a_push_past_its_ttl_tells_push_expired(hook_server: Server, receiver: R
     (event,) = receiver.events(secret)
     assert event["type"] == "push.expired"
     assert event["data"]["camp_id"] == 44
+
+
+def test_a_redirect_is_not_followed(hook_server: Server, receiver: Receiver) -> None:
+    """A 3xx is an answer like any other that is not 2xx: the event is tried again later at
+    the registered URL, never sent where the redirect points."""
+    partner = hook_server.create_partner()
+    webhook(partner, "PUT", {"url": receiver.url})
+    receiver.statuses = [302]
+    partner.session({"uuid": "redirected"})
+    push(partner, "redirected")
+    assert wait_for(lambda: webhook(partner, "GET").json()["last_error"] == "HTTP 302", 15)
+    assert wait_for(lambda: len(receiver.requests) >= 2, timeout=20)  # the retry, same URL
+    assert {headers["webhook-id"] for headers, _ in receiver.requests[:2]} == {
+        receiver.requests[0][0]["webhook-id"]
+    }
