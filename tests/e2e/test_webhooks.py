@@ -36,10 +36,14 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                headers[":path"] = self.path
                 with lock:
-                    outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    outer.requests.append((headers, body))
                     status = outer.statuses.pop(0) if outer.statuses else 200
                 self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("location", "/elsewhere")
                 self.send_header("content-length", "0")
                 self.end_headers()
 
@@ -325,6 +329,8 @@ def test_a_redirect_is_not_followed(hook_server: Server, receiver: Receiver) -> 
     push(partner, "redirected")
     assert wait_for(lambda: webhook(partner, "GET").json()["last_error"] == "HTTP 302", 15)
     assert wait_for(lambda: len(receiver.requests) >= 2, timeout=20)  # the retry, same URL
-    assert {headers["webhook-id"] for headers, _ in receiver.requests[:2]} == {
-        receiver.requests[0][0]["webhook-id"]
-    }
+    first, second = receiver.requests[:2]
+    assert first[0]["webhook-id"] == second[0]["webhook-id"]
+    assert [headers[":path"] for headers, _ in receiver.requests] == ["/hook"] * len(
+        receiver.requests
+    )
