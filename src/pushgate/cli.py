@@ -345,11 +345,7 @@ def partners_update(
     }
     if webhook_url is not None:
         answer["webhook"] = admin.set_webhook(
-            _data_dir(data_dir),
-            settings.database_url,
-            name,
-            webhook_url,
-            settings.webhook_allow_networks,
+            _data_dir(data_dir), settings.database_url, name, webhook_url
         )
     click.echo(json.dumps(answer))
 

@@ -48,8 +48,7 @@ class WebhookRoutes:
             raise ApiError(400, "invalid_webhook_events", f"{error}.") from None
         url: str = body["url"]
         try:
-            parts = addresses.check_url(url, self.networks)
-            await addresses.resolve_allowed(parts, self.networks)
+            await addresses.allowed_url(url, self.networks)
         except addresses.RefusedUrl as refused:
             raise _invalid_url(str(refused)) from None
         existing = await self.store.get(partner.id)

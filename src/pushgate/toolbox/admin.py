@@ -74,18 +74,17 @@ def check_webhook_url(url: str, networks: tuple[str, ...]) -> None:
     """The same rules as `PUT /api/v1/webhook`, before anything changes."""
     allowed = addresses.parse_networks(",".join(networks))
     try:
-        parts = addresses.check_url(url, allowed)
-        asyncio.run(addresses.resolve_allowed(parts, allowed))
+        asyncio.run(addresses.allowed_url(url, allowed))
     except addresses.RefusedUrl as refused:
         raise click.BadParameter(str(refused), param_hint="--webhook-url") from None
 
 
 def set_webhook(
-    directory: Path, database_url: str | None, name: str, url: str, networks: tuple[str, ...]
+    directory: Path, database_url: str | None, name: str, url: str
 ) -> dict[str, object]:
     """`pushgate partners update NAME --webhook-url URL`: the partner's webhook to this URL (its
-    events and secret kept if it had one); the answer holds the secret only when it is new."""
-    check_webhook_url(url, networks)
+    events and secret kept if it had one); the answer holds the secret only when it is new. The
+    caller has checked the URL (`check_webhook_url`) before changing anything."""
     with writing(directory, database_url) as conn:
         partner = partner_ops.partner_by_name(conn, name)
         if partner is None:

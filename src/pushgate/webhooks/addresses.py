@@ -68,6 +68,13 @@ def _literal(host: str) -> Address | None:
         return None
 
 
+async def allowed_url(url: str, networks: Sequence[Network]) -> tuple[SplitResult, list[str]]:
+    """The URL's parts and the addresses to connect to, both checked (`check_url`, then
+    `resolve_allowed`): what registration and every connection ask."""
+    parts = check_url(url, networks)
+    return parts, await resolve_allowed(parts, networks)
+
+
 async def resolve_allowed(parts: SplitResult, networks: Sequence[Network]) -> list[str]:
     """The addresses to connect to for the URL, every one allowed; RefusedUrl otherwise (an
     `http://` URL only where each address is in an allowed network)."""

@@ -153,8 +153,7 @@ class WebhookSender(Generic[P]):
         """One attempt: the answer's status (None when there was none) and what went wrong."""
         assert self._client is not None
         try:
-            parts = addresses.check_url(pending.url, self.networks)
-            found = await addresses.resolve_allowed(parts, self.networks)
+            parts, found = await addresses.allowed_url(pending.url, self.networks)
         except addresses.RefusedUrl as refused:
             return None, str(refused)
         host = parts.hostname or ""
