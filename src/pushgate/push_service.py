@@ -75,10 +75,8 @@ class PushService:
         claimed = await self.store.claim_key(partner.id, key, idempotency.body_hash(body))
         if claimed.verdict == "replay":
             return Answer(claimed.status, claimed.body, replayed=True)
-        if claimed.verdict == "reused":
-            raise idempotency.KEY_REUSED
-        if claimed.verdict == "in_use":
-            raise idempotency.KEY_IN_USE
+        if (refused := idempotency.refusal(claimed.verdict)) is not None:
+            raise refused
         try:
             return await self._push(partner, decoded, key)
         except BaseException:

@@ -114,9 +114,8 @@ class UserRoutes:
         claimed = await self.store.claim_key(partner.id, key, idempotency.body_hash(request.body))
         if claimed.verdict == "replay":
             return Response(claimed.status, claimed.body, headers=REPLAYED)
-        if claimed.verdict != "run":
-            reused = claimed.verdict == "reused"
-            return error_response(idempotency.KEY_REUSED if reused else idempotency.KEY_IN_USE)
+        if (refused := idempotency.refusal(claimed.verdict)) is not None:
+            return error_response(refused)
         try:
             return await self.upsert(partner, body, key)
         except BaseException as error:

@@ -25,6 +25,11 @@ KEY_IN_USE = ApiError(
 )
 
 
+def refusal(verdict: str) -> ApiError | None:
+    """The answer to a key that may not run now (store/idempotency.py's `claim` verdicts)."""
+    return {"reused": KEY_REUSED, "in_use": KEY_IN_USE}.get(verdict)
+
+
 def parse_key(header: str | None) -> str | None:
     """The key, None when the request has none; INVALID_KEY when it is not one (printable
     ASCII is 0x20 to 0x7E)."""
