@@ -114,3 +114,7 @@ def invalid_value(detail: str, where: str) -> ApiError:
 
 def invalid_advanced_push_items(detail: str) -> ApiError:
     return ApiError(400, "invalid_advanced_push_items", detail)
+
+
+def invalid_send_at(message: str) -> ApiError:
+    return ApiError(400, "invalid_send_at", message)
