@@ -6,7 +6,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -16,6 +16,7 @@ from pushgate.startup_errors import check_serve, check_store, explained
 from pushgate.store import partners as partner_ops
 from pushgate.store.backend import connect_sync
 from pushgate.store.models import PartnerSecrets
+from pushgate.targeting import timing
 from pushgate.toolbox import admin
 from pushgate.toolbox import commands as toolbox
 from pushgate.toolbox.admin import create_partner
@@ -296,6 +297,17 @@ def partners_rotate_keys(name: str, data_dir: Path | None, as_json: bool) -> Non
     default=None,
     help="Send delivery events here (docs/api.md, Webhooks); prints the secret the first time.",
 )
+@click.option(
+    "--timezone",
+    "zone",
+    default=None,
+    help="IANA time zone (e.g. Europe/Istanbul) of users whose own zone is not known.",
+)
+@click.option(
+    "--quiet-hours",
+    default=None,
+    help="No pushes in this window of each user's local time, e.g. 22:00-08:00; 'off' removes it.",
+)
 def partners_update(
     name: str,
     data_dir: Path | None,
@@ -306,8 +318,11 @@ def partners_update(
     allow_ips: tuple[str, ...],
     allow_any_ip: bool,
     webhook_url: str | None,
+    zone: str | None,
+    quiet_hours: str | None,
 ) -> None:
-    """Change a partner's frequency cap, rate limits, allowed addresses and webhook."""
+    """Change a partner's frequency cap, rate limits, allowed addresses, webhook, time zone
+    and quiet hours."""
     import ipaddress
 
     for cidr in allow_ips:
@@ -317,6 +332,14 @@ def partners_update(
             raise click.BadParameter(
                 f"{cidr!r} is not an address or CIDR", param_hint="--allow-ip"
             ) from None
+    if zone is not None and timing.zone_named(zone) is None:
+        raise click.BadParameter(f"{zone!r} is not an IANA time zone", param_hint="--timezone")
+    window: tuple[int, int] | Literal["off"] | None = None
+    if quiet_hours is not None:
+        try:
+            window = timing.parse_quiet_hours(quiet_hours) or "off"
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--quiet-hours") from None
     settings = Settings.load()
     if webhook_url is not None:
         admin.check_webhook_url(webhook_url, settings.webhook_allow_networks)
@@ -330,6 +353,8 @@ def partners_update(
             rate_limit=rate_limit,
             advanced_rate_limit=advanced_rate_limit,
             allow_ips=[] if allow_any_ip else (list(allow_ips) if allow_ips else None),
+            timezone=zone,
+            quiet_hours=window,
         )
     except partner_ops.NoSuchPartner:
         raise click.ClickException(f"no partner named {name!r}") from None
@@ -342,6 +367,8 @@ def partners_update(
         "rate_limit": partner.rate_limit,
         "advanced_rate_limit": partner.advanced_rate_limit,
         "allow_ips": list(partner.allow_ips),
+        "timezone": partner.timezone,
+        "quiet_hours": timing.format_quiet_hours(partner.quiet_hours),
     }
     if webhook_url is not None:
         answer["webhook"] = admin.set_webhook(

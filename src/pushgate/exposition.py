@@ -144,15 +144,16 @@ def queue_families(backlog: Backlog) -> Iterator[Metric]:
     )
     jobs.add_metric(["queued"], backlog.queued)
     jobs.add_metric(["leased"], backlog.leased)
+    jobs.add_metric(["scheduled"], backlog.scheduled)
     yield jobs
     yield _gauge(
         "pushgate_queue_depth",
-        "Delivery jobs queued or leased (the sum of pushgate_queue_jobs)",
+        "Delivery jobs queued or leased (those scheduled for later are not counted)",
         backlog.queued + backlog.leased,
     )
     yield _gauge(
         "pushgate_queue_oldest_job_age_seconds",
-        "Age of the oldest job queued or leased (0 when there is none)",
+        "Age of the oldest job queued or leased, scheduled ones aside (0 when there is none)",
         backlog.oldest_age,
     )
     yield _gauge(

@@ -39,6 +39,7 @@ class NewJob(msgspec.Struct, frozen=True, gc=False):
     priority: int
     expires_at: float
     variant_id: int = 0  # the campaign content it carries (Message Center)
+    due_at: float = 0.0  # when it may be sent (scheduled, local time, quiet hours); 0: at once
 
 
 class Job(msgspec.Struct, frozen=True, gc=False):
@@ -64,6 +65,7 @@ VerdictKind = Literal["ok", "retry", "dead_token", "credential", "rejected"]
 VERDICT_KINDS: tuple[str, ...] = get_args(VerdictKind)
 
 EXPIRED_REASON = "Expired"  # contract.md: not accepted within its TTL
+CANCELLED_REASON = "Cancelled"  # contract.md: its campaign was cancelled before it was sent
 INVALID_CERTIFICATE = "InvalidCertificate"
 # Only a dead token retires a device (providers.md): configuration answers never do.
 DeviceAction = Literal["unregister"]

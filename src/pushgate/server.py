@@ -26,7 +26,7 @@ from pushgate.api.monitoring import Monitoring
 from pushgate.api.one_write import OneWriteHttpToolsProtocol
 from pushgate.api.push import targeted_push
 from pushgate.api.sdk import SdkRoutes
-from pushgate.api.stats import REPORT_PATH, StatsRoutes
+from pushgate.api.stats import CANCEL_PATH, REPORT_PATH, StatsRoutes
 from pushgate.api.users import UserRoutes
 from pushgate.api.users import too_large as user_too_large
 from pushgate.api.webhooks import PATH as WEBHOOK_PATH
@@ -405,6 +405,7 @@ def create_app(
     app.route("POST", "/api/message_center/v1", stats.message_center)
     app.route("GET", "/api/v1/campaigns", keyed.api_key(partners, keyed.answering(stats.campaigns)))
     app.route("GET", REPORT_PATH, keyed.api_key(partners, keyed.answering(stats.report)))
+    app.route("POST", CANCEL_PATH, keyed.api_key(partners, keyed.answering(stats.cancel)))
     hooks = WebhookRoutes(store.webhooks, webhook_networks)
     dashboard = Dashboard(store, partners, stats.campaigns, stats.report, hooks.dashboard)
     app.route("GET", PREFIX, dashboard.page)

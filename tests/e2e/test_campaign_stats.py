@@ -248,8 +248,10 @@ def test_report_funnel_counts_every_stage_exactly(scenario: Scenario) -> None:
         "resolved": 11,
         "excluded": {"NoUserFound": 1, "OptOut": 1, "UserGloballyCapped": 1, "Unregistered": 1},
         "queued": 8,
+        "scheduled": 0,
         "accepted": 5,
         "failed": 3,
+        "cancelled": 0,
         "expired": 0,
         "pending": 0,
         "delivered": 3,  # ios1, and1, hw1; duplicates counted once
@@ -319,8 +321,10 @@ def test_report_of_a_campaign_without_exclusions(scenario: Scenario) -> None:
         "resolved": 3,
         "excluded": {},
         "queued": 3,
+        "scheduled": 0,
         "accepted": 3,
         "failed": 0,
+        "cancelled": 0,
         "expired": 0,
         "pending": 0,
         "delivered": 2,  # ios1 reported delivery, capped only an open
@@ -382,6 +386,8 @@ def test_statistics_list_todays_campaigns_with_counts_and_open_rate(scenario: Sc
             "ios_only": "1",
         },
         "push_image": B_CONTENT["image_url"],
+        "scheduled_count": 0,
+        "cancelled_count": 0,
     }
     # Android's (and Huawei's) keys first, then the keys only iOS has.
     assert list(by_id[CAMP_B]["deep_link"]) == ["ins_dl_internal", "page", "ios_only"]
@@ -399,6 +405,8 @@ def test_statistics_list_todays_campaigns_with_counts_and_open_rate(scenario: Sc
             "ins_dl_url_scheme": "shop://a",
         },
         "push_image": "",
+        "scheduled_count": 0,
+        "cancelled_count": 0,
     }
 
 
@@ -488,7 +496,10 @@ def summary(rep: dict[str, Any]) -> dict[str, Any]:
         "title": rep["title"],
         "message": rep["message"],
         "created_at": rep["created_at"],
-        **{k: f[k] for k in ("requested", "queued", "accepted", "failed", "expired")},
+        **{
+            k: f[k] for k in ("requested", "queued", "scheduled", "accepted", "failed", "cancelled")
+        },
+        "expired": f["expired"],
         "delivered": f["delivered"],
         "opened": f["opened"],
         "open_rate": rep["rates"]["open_rate"],
@@ -515,8 +526,10 @@ def test_campaign_list_shows_each_campaign_newest_first(scenario: Scenario) -> N
         "created_at": b["created_at"],
         "requested": 12,
         "queued": 8,
+        "scheduled": 0,
         "accepted": 5,
         "failed": 3,
+        "cancelled": 0,
         "expired": 0,
         "delivered": 3,
         "opened": 1,
@@ -1006,8 +1019,10 @@ def test_retried_sends_are_counted_once(partner: Partner, emulator: Control) -> 
         "requested": 20,
         "resolved": 20,
         "queued": 20,
+        "scheduled": 0,
         "accepted": 20,
         "failed": 0,
+        "cancelled": 0,
         "expired": 0,
         "pending": 0,
         "delivered": 0,
@@ -1086,8 +1101,10 @@ def test_async_request_is_counted_like_a_synchronous_one(partner: Partner) -> No
         "resolved": 1,
         "excluded": {"NoUserFound": 1},
         "queued": 1,
+        "scheduled": 0,
         "accepted": 1,
         "failed": 0,
+        "cancelled": 0,
         "expired": 0,
         "pending": 0,
         "delivered": 0,

@@ -98,7 +98,10 @@ async def stream_messages(prefix: str) -> int:
 
 
 async def outbox(store: Store) -> list[int]:
-    return [job_id for job_id, _ in await store.db.run(lambda c: table.outbox_batch(c, 100))]
+    return [
+        job_id
+        for job_id, _ in await store.db.run(lambda c: table.outbox_batch(c, 100, time.time()))
+    ]
 
 
 async def test_relay_publishes_each_outbox_job_once_and_empties_the_outbox(
@@ -119,7 +122,7 @@ async def test_a_relay_that_died_before_emptying_the_outbox_publishes_no_copy(
     await queue.relay_once()
     # As if the relay had died after publishing, before deleting the outbox rows.
     await store.db.run(
-        lambda c: c.executemany("INSERT INTO outbox VALUES (?)", [(i,) for i in ids])
+        lambda c: c.executemany("INSERT INTO outbox (job_id) VALUES (?)", [(i,) for i in ids])
     )
     await queue.relay_once()
     assert queue.counters["duplicates"] == 3

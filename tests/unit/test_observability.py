@@ -105,15 +105,21 @@ def test_backlog_reads_states_age_and_lag() -> None:
     create_schema(conn)
     insert = (
         "INSERT INTO jobs (partner_id, camp_id, profile_id, device_id, platform, token,"
-        " environment, payload, push_type, priority, created_at, expires_at, due_at, state)"
-        " VALUES (1, 1, 1, 1, 'ios', 't', 'production', x'00', 'alert', 10, ?, 9e9, ?, ?)"
+        " environment, payload, push_type, priority, created_at, expires_at, due_at, state,"
+        " attempts) VALUES (1, 1, 1, 1, 'ios', 't', 'production', x'00', 'alert', 10, ?, 9e9, ?,"
+        " ?, ?)"
     )
     assert backlog.read(conn, 1000.0) == backlog.Backlog(0, 0, 0.0, 0.0)
-    conn.execute(insert, (900.0, 990.0, "queued"))  # due 10 s ago
-    conn.execute(insert, (950.0, 2000.0, "queued"))  # a retry, not due yet
-    conn.execute(insert, (980.0, 1030.0, "leased"))
-    conn.execute(insert, (100.0, 100.0, "done"))
+    conn.execute(insert, (900.0, 990.0, "queued", 0))  # due 10 s ago
+    conn.execute(insert, (950.0, 2000.0, "queued", 1))  # a retry, not due yet
+    conn.execute(insert, (980.0, 1030.0, "leased", 1))
+    conn.execute(insert, (100.0, 100.0, "done", 1))
     assert backlog.read(conn, 1000.0, outbox=True) == backlog.Backlog(2, 1, 100.0, 10.0, 0)
+    # Scheduled for later and never tried: neither queued nor the oldest, it waits its time.
+    conn.execute(insert, (10.0, 5000.0, "queued", 0))
+    assert backlog.read(conn, 1000.0, outbox=True) == backlog.Backlog(
+        2, 1, 100.0, 10.0, 0, scheduled=1
+    )
 
 
 @pytest.mark.parametrize(

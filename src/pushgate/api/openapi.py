@@ -18,6 +18,7 @@ from pushgate.api import admission
 from pushgate.targeting.schema import TargetedPushRequest
 from pushgate.wire import (
     AsyncAccepted,
+    CampaignCancelled,
     CampaignPage,
     CampaignReport,
     CertificateResult,
@@ -53,6 +54,7 @@ _TYPES: tuple[Any, ...] = (
     list[MessageCenterEntry],
     CampaignPage,
     CampaignReport,
+    CampaignCancelled,
     WebhookRequest,
     WebhookAnswer,
     WebhookStatus,
@@ -437,6 +439,22 @@ def statistics_paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _json(SCHEMA[CampaignReport], "The report"),
+                    **own_errors,
+                    "404": _json(ERROR, "No such campaign"),
+                },
+            }
+        },
+        "/api/v1/campaigns/{camp_id}/cancel": {
+            "post": {
+                "summary": "Cancel every push of a campaign not yet handed to a provider",
+                "description": "They end as failed `Cancelled` in the campaign's statistics;"
+                " pushes already handed to a provider are not recalled.",
+                "parameters": [
+                    _header("X-API-KEY"),
+                    {"name": "camp_id", "in": "path", "required": True, "schema": INTEGER},
+                ],
+                "responses": {
+                    "200": _json(SCHEMA[CampaignCancelled], "How many pushes were cancelled"),
                     **own_errors,
                     "404": _json(ERROR, "No such campaign"),
                 },

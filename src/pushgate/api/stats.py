@@ -1,5 +1,6 @@
 """Statistics reads: the Insider-compatible Statistics API and Message Center (insider-ecosystem.md
-§2, §3), pushgate's campaign list and report (docs/statistics.md), and app events from the SDK."""
+§2, §3), pushgate's campaign list and report (docs/statistics.md), and app events from the SDK;
+and cancelling a campaign, which ends its waiting pushes as failed `Cancelled` fail records."""
 
 from __future__ import annotations
 
@@ -17,14 +18,23 @@ from pushgate.store.store import Store
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.validate import parse_json
 from pushgate.wire.sdk import EventsResult
-from pushgate.wire.stats import CampaignPage, CampaignReport
+from pushgate.wire.stats import CampaignCancelled, CampaignPage, CampaignReport
 
 USER_NOT_FOUND = ApiError(404, "user_not_found", "no user of this app has that insider_id")
 REPORT_PATH = "/api/v1/campaigns/{camp_id}/report"
+CANCEL_PATH = "/api/v1/campaigns/{camp_id}/cancel"
 
 
 def campaign_not_found(camp_id: int) -> ApiError:
     return ApiError(404, "campaign_not_found", f"no campaign with camp_id {camp_id}")
+
+
+def camp_id_of(request: Request) -> int:
+    """The `{camp_id}` of the path; one that is not a camp_id names no endpoint."""
+    given = request.path_params["camp_id"]
+    if not given.isdigit() or len(given) > 18:
+        raise ApiError(404, "not_found", f"no endpoint at {request.path}")
+    return int(given)
 
 
 def start_of_today(now: float) -> float:
@@ -82,14 +92,19 @@ class StatsRoutes:
 
     async def report(self, partner: Partner, request: Request) -> CampaignReport:
         """`.../campaigns/{camp_id}/report`, under the API's prefix or the dashboard's."""
-        given = request.path_params["camp_id"]
-        if not given.isdigit() or len(given) > 18:
-            raise ApiError(404, "not_found", f"no endpoint at {request.path}")
-        camp_id = int(given)
+        camp_id = camp_id_of(request)
         found = await self.store.campaign_report(partner.id, camp_id)
         if found is None:
             raise campaign_not_found(camp_id)
         return found
+
+    async def cancel(self, partner: Partner, request: Request) -> CampaignCancelled:
+        """POST /api/v1/campaigns/{camp_id}/cancel (contract.md)."""
+        camp_id = camp_id_of(request)
+        cancelled = await self.store.cancel_campaign(partner.id, camp_id)
+        if cancelled is None:
+            raise campaign_not_found(camp_id)
+        return CampaignCancelled(camp_id=camp_id, cancelled=cancelled)
 
     async def events(self, partner: Partner, request: Request) -> Response:
         """POST /api/sdk/v1/events (contract.md): the app's receipts and opens (behind

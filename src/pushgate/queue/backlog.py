@@ -20,26 +20,35 @@ from pushgate.jobs import LEASED, QUEUED
 from pushgate.store.db import Db
 
 log = logging.getLogger("pushgate.queue")
+SCHEDULED = "scheduled"  # the gauge's label for queued jobs not yet due
 READ_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
 class Backlog:
-    queued: int
+    queued: int  # due, waiting for a worker
     leased: int
-    oldest_age: float  # seconds since the oldest unsettled job was created; 0 when none
+    oldest_age: float  # seconds since the oldest due or leased job was created; 0 when none
     lag: float  # seconds the most overdue job has been due; 0 when none is
     outbox: int | None = None  # jobs not yet published to JetStream; None without it
+    scheduled: int = 0  # queued, never tried and not yet due: waiting for their time
 
 
 def read(conn: Db, now: float, outbox: bool = False) -> Backlog:
-    counts = {QUEUED: 0, LEASED: 0}
+    counts = {QUEUED: 0, LEASED: 0, SCHEDULED: 0}
     oldest: float | None = None
-    # Both reads go through the partial index of unsettled jobs (jobs_due).
-    for state, count, created in conn.execute(
-        "SELECT state, count(*), min(created_at) FROM jobs"
-        " WHERE state IN ('queued', 'leased') GROUP BY state"
+    # Both reads go through the partial index of unsettled jobs (jobs_due). A leased job's
+    # due time is its lease's end; a queued one's, when it may be sent: a job never tried and
+    # not yet due is scheduled (a retry waiting for its next attempt is work under way).
+    for state, waiting, count, created in conn.execute(
+        "SELECT state, CASE WHEN state = 'queued' AND attempts = 0 AND due_at > ? THEN 1"
+        " ELSE 0 END,"
+        " count(*), min(created_at) FROM jobs WHERE state IN ('queued', 'leased') GROUP BY 1, 2",
+        (now,),
     ):
+        if waiting:
+            counts[SCHEDULED] += int(count)
+            continue
         counts[str(state)] = int(count)
         oldest = float(created) if oldest is None else min(oldest, float(created))
     (due,) = conn.execute(
@@ -54,6 +63,7 @@ def read(conn: Db, now: float, outbox: bool = False) -> Backlog:
         oldest_age=max(0.0, now - oldest) if oldest is not None else 0.0,
         lag=max(0.0, now - float(due)) if due is not None else 0.0,
         outbox=waiting,
+        scheduled=counts[SCHEDULED],
     )
 
 

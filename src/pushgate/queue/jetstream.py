@@ -215,7 +215,7 @@ class JetStreamQueue:
     # ---- relay: outbox -> stream ----
 
     async def relay_once(self) -> int:
-        batch = await self.db.run(lambda c: table.outbox_batch(c, RELAY_BATCH))
+        batch = await self.db.run(lambda c: table.outbox_batch(c, RELAY_BATCH, time.time()))
         if not batch:
             return 0
         slots = asyncio.Semaphore(PUBLISH_CONCURRENCY)

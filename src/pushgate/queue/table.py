@@ -20,6 +20,7 @@ _INSERT_HEAD = (
     "INSERT INTO jobs (partner_id, camp_id, profile_id, device_id, platform, token,"
     " environment, payload, push_type, priority, created_at, expires_at, due_at, variant_id)"
 )
+_DUE_COLUMN = 12  # due_at's place in _INSERT_HEAD's columns
 _OUTBOX_CHUNK = 500  # rows per multi-row INSERT: 7,000 parameters, under SQLite's limit
 
 
@@ -43,7 +44,7 @@ def _values(j: NewJob, now: float) -> tuple[object, ...]:
         j.priority,
         now,
         j.expires_at,
-        now,
+        j.due_at or now,
         j.variant_id,
     )
 
@@ -74,7 +75,13 @@ def _write_with_outbox(conn: Db, rows: Sequence[tuple[object, ...]]) -> None:
         chunk = rows[start : start + _OUTBOX_CHUNK]
         sql = values_sql(_INSERT_HEAD, len(chunk[0]), len(chunk), " RETURNING id")
         ids = conn.execute(sql, [value for row in chunk for value in row]).fetchall()
-        conn.executemany("INSERT INTO outbox (job_id) VALUES (?)", [(r[0],) for r in ids])
+        # A scheduled job waits in the outbox until its time (outbox_batch): published at
+        # once, it would sit unacknowledged on the broker, holding a slot of the consumer's
+        # pending acknowledgements until then.
+        conn.executemany(
+            "INSERT INTO outbox (job_id, due_at) VALUES (?, ?)",
+            [(r[0], row[_DUE_COLUMN]) for r, row in zip(ids, chunk, strict=True)],
+        )
 
 
 def claim(conn: Db, worker: str, limit: int, lease_seconds: float, now: float) -> list[Job]:
@@ -89,6 +96,24 @@ def claim(conn: Db, worker: str, limit: int, lease_seconds: float, now: float) -
         (worker, now + lease_seconds, now, limit),
     ).fetchall()
     return sorted((Job(*row) for row in rows), key=lambda j: j.id)
+
+
+def lease_campaign(
+    conn: Db, partner_id: int, camp_id: int, owner: str, after_id: int, limit: int, now: float
+) -> list[Job]:
+    """Lease up to `limit` of a campaign's queued jobs with ids above `after_id`, oldest
+    first (a cancel walks the campaign in batches); the jobs workers hold are left to them."""
+    skip_locked = " FOR UPDATE SKIP LOCKED" if is_postgres(conn) else ""
+    rows = conn.execute(
+        f"{_LEASE} WHERE id IN (SELECT id FROM jobs WHERE partner_id = ? AND camp_id = ?"
+        f" AND id > ? AND state = '{QUEUED}' ORDER BY id LIMIT ?{skip_locked})"
+        f" RETURNING {_JOB_COLUMNS}",
+        (owner, now + CAMPAIGN_LEASE_SECONDS, partner_id, camp_id, after_id, limit),
+    ).fetchall()
+    return sorted((Job(*row) for row in rows), key=lambda j: j.id)
+
+
+CAMPAIGN_LEASE_SECONDS = 60.0  # settled in the same transaction; the lease only keeps workers off
 
 
 # One job's move in a batch settle: (job id, next state, last error, next due time or None).
@@ -231,14 +256,15 @@ def claim_ids(
     return claimed, others
 
 
-def outbox_batch(conn: Db, limit: int) -> list[tuple[int, float | None]]:
-    """The next jobs to publish, each with its `created_at` (None: the job is gone)."""
+def outbox_batch(conn: Db, limit: int, now: float) -> list[tuple[int, float | None]]:
+    """The next jobs to publish, those due by `now`, each with its `created_at` (None: the job
+    is gone)."""
     return [
         (int(r[0]), None if r[1] is None else float(r[1]))
         for r in conn.execute(
             "SELECT o.job_id, j.created_at FROM outbox o LEFT JOIN jobs j ON j.id = o.job_id"
-            " ORDER BY o.job_id LIMIT ?",
-            (limit,),
+            " WHERE o.due_at <= ? ORDER BY o.due_at, o.job_id LIMIT ?",
+            (now, limit),
         )
     ]
 

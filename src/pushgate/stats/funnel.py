@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from pushgate.jobs import DEAD, DONE, EXPIRED, FAILED
+from pushgate.jobs import CANCELLED_REASON, DEAD, DONE, EXPIRED, FAILED
 from pushgate.targeting.decide import NO_USER_FOUND, Outcome
 from pushgate.wire.stats import FailRecord, FunnelCounts, PlatformCounts, Rates, SeriesPoint
 
@@ -98,6 +98,7 @@ class Funnel:
     failed_by_name: dict[str, int] = field(default_factory=dict)
     delivered: int = 0
     opened: int = 0
+    scheduled: int = 0  # queued and waiting for their time: read from the jobs, not counted
 
     def add(self, name: str, count: int) -> None:
         kind, _, rest = name.partition(":")
@@ -122,6 +123,10 @@ class Funnel:
         return sum(split[kind] for split in self.platforms.values())
 
     @property
+    def cancelled(self) -> int:
+        return self.failed_by_name.get(CANCELLED_REASON, 0)
+
+    @property
     def resolved(self) -> int:
         return self.requested - self.excluded.get(NO_USER_FOUND, 0)
 
@@ -137,8 +142,10 @@ class Funnel:
             resolved=self.resolved,
             excluded=dict(sorted(self.excluded.items())),
             queued=self.total(QUEUED),
+            scheduled=self.scheduled,
             accepted=self.total(ACCEPTED),
             failed=self.total(FAILED_NAME),
+            cancelled=self.cancelled,
             expired=self.total(EXPIRED_NAME),
             pending=self.pending,
             delivered=self.delivered,

@@ -37,6 +37,8 @@ def statistics(campaigns: Sequence[Campaign]) -> Statistics:
                 segment_name=SEGMENT_NAME,
                 deep_link=merged_deep_links(c.deep_links),
                 push_image=c.image_url,
+                scheduled_count=c.funnel.scheduled,
+                cancelled_count=c.funnel.cancelled,
             )
             for c in campaigns
         ],

@@ -3,6 +3,7 @@ behind get_statistics, the campaign report and list, and the Message Center."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -165,7 +166,7 @@ def record_events(
 _CAMPAIGN_COLUMNS = "camp_id, name, title, message, image_url, deep_links, created_at"
 
 
-def _funnels(conn: Db, partner_id: int, camp_ids: Sequence[int]) -> dict[int, Funnel]:
+def _funnels(conn: Db, partner_id: int, camp_ids: Sequence[int], now: float) -> dict[int, Funnel]:
     funnels = {camp: Funnel() for camp in camp_ids}
     for start in range(0, len(camp_ids), 500):  # SQLite's bound-parameter limit
         chunk = camp_ids[start : start + 500]
@@ -176,11 +177,20 @@ def _funnels(conn: Db, partner_id: int, camp_ids: Sequence[int]) -> dict[int, Fu
             (partner_id, *chunk),
         ):
             funnels[camp].add(name, int(total))
+        # Through the partial index of jobs waiting for their time (the schema's
+        # jobs_scheduled: its condition is repeated here so that the planner may use it).
+        for camp, waiting in conn.execute(
+            "SELECT camp_id, count(*) FROM jobs"
+            f" WHERE partner_id = ? AND camp_id IN ({marks}) AND state = 'queued'"
+            " AND attempts = 0 AND due_at > created_at AND due_at > ? GROUP BY camp_id",
+            (partner_id, *chunk, now),
+        ):
+            funnels[int(camp)].scheduled = int(waiting)
     return funnels
 
 
 def _campaigns(conn: Db, partner_id: int, rows: Sequence[tuple[Any, ...]]) -> list[Campaign]:
-    funnels = _funnels(conn, partner_id, [int(r[0]) for r in rows])
+    funnels = _funnels(conn, partner_id, [int(r[0]) for r in rows], time.time())
     return [
         Campaign(
             int(camp),

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from pushgate.jobs import Attempt, DeliveryOutcome, Job
 from pushgate.queue import table as job_table
-from pushgate.store import campaign_stats, credentials, webhooks
+from pushgate.store import campaign_stats, cancellation, credentials, webhooks
 from pushgate.store.db import Db
 
 _LOOKUP_CHUNK = 500  # ids per IN list, under SQLite's parameter limit
@@ -38,6 +38,7 @@ def record_many(
     """Apply each outcome whose job this worker still holds the lease of, in the caller's
     transaction; per attempt, whether it was applied (False: the lease ran out and another
     worker has the job now, and will record its own outcome)."""
+    attempts = cancellation.cancelled_retries(conn, attempts)
     # A job twice in one batch (claimed again by the same worker after its lease ran out): the
     # first outcome is applied and the second refused, as recording them one by one would.
     first: dict[int, int] = {}

@@ -21,6 +21,8 @@ class Partner:
     gfc_window: int
     allow_ips: tuple[str, ...]
     validated_platforms: frozenset[str]
+    timezone: str | None = None  # IANA name: users whose own zone is not known
+    quiet_hours: tuple[int, int] | None = None  # (start, end) minute of the user's local day
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,11 @@ _HASH_COLUMN: dict[KeyKind, str] = {
     "request_token": "request_token_hash",
     "sdk_key": "sdk_key_hash",
 }
-_PARTNER_COLUMNS = "id, name, rate_limit, advanced_rate_limit, gfc_limit, gfc_window, allow_ips"
+_PARTNER_COLUMNS = (
+    "id, name, rate_limit, advanced_rate_limit, gfc_limit, gfc_window, allow_ips, timezone,"
+    " quiet_start, quiet_end"
+)
+QUIET_HOURS_OFF = "off"  # update_partner's quiet_hours: remove them
 
 
 class PartnerExists(Exception):
@@ -105,15 +109,23 @@ def update_partner(
     rate_limit: int | None = None,
     advanced_rate_limit: int | None = None,
     allow_ips: list[str] | None = None,
+    timezone: str | None = None,
+    quiet_hours: tuple[int, int] | Literal["off"] | None = None,
 ) -> Partner:
+    """Change what is given (None: leave it); `quiet_hours="off"` removes them."""
     changes: dict[str, object] = {
         "gfc_limit": gfc_limit,
         "gfc_window": gfc_window,
         "rate_limit": rate_limit,
         "advanced_rate_limit": advanced_rate_limit,
         "allow_ips": None if allow_ips is None else json.dumps(allow_ips),
+        "timezone": timezone,
     }
     sets = {k: v for k, v in changes.items() if v is not None}
+    if quiet_hours == QUIET_HOURS_OFF:
+        sets["quiet_start"] = sets["quiet_end"] = None
+    elif isinstance(quiet_hours, tuple):
+        sets["quiet_start"], sets["quiet_end"] = quiet_hours
     sets["updated_at"] = time.time()
     assignments = ", ".join(f"{column} = ?" for column in sets)
     cursor = conn.execute(
@@ -129,7 +141,7 @@ def update_partner(
 def _partner(conn: Db, row: tuple[object, ...] | None) -> Partner | None:
     if row is None:
         return None
-    pid, name, rate, adv_rate, gfc_limit, gfc_window, allow_ips = row
+    pid, name, rate, adv_rate, gfc_limit, gfc_window, allow_ips, zone, quiet_start, quiet_end = row
     platforms = frozenset(
         p
         for (p,) in conn.execute(
@@ -145,6 +157,10 @@ def _partner(conn: Db, row: tuple[object, ...] | None) -> Partner | None:
         gfc_window=int(gfc_window),  # type: ignore[call-overload]
         allow_ips=tuple(json.loads(str(allow_ips))),
         validated_platforms=platforms,
+        timezone=None if zone is None else str(zone),
+        quiet_hours=(
+            None if quiet_start is None or quiet_end is None else (int(quiet_start), int(quiet_end))  # type: ignore[call-overload]
+        ),
     )
 
 

@@ -11,7 +11,7 @@ from psycopg import errors as pg_errors
 
 from pushgate.store.postgres import PgConnection, PgTarget, reach, unusable
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Serialises concurrent starts: the first process creates, the others find it done.
 _LOCK_KEY = 0x70757368  # "push"
 
@@ -255,12 +255,28 @@ def create_schema(conn: PgConnection) -> int:
         conn.raw.execute(SCHEMA)
         if version is not None and version < 3:
             _migrate_to_3(conn)
+        conn.raw.execute(SCHEDULING)
         conn.execute(
             "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (str(SCHEMA_VERSION),),
         )
     return SCHEMA_VERSION
+
+
+# Version 4 (scheduled delivery, quiet hours, cancel): columns added to the tables of earlier
+# versions (on every start; each only when missing), then the indexes that use them. The
+# partial index holds only jobs waiting for their time (an immediate job is made due at once).
+SCHEDULING = """
+ALTER TABLE partners ADD COLUMN IF NOT EXISTS timezone TEXT;
+ALTER TABLE partners ADD COLUMN IF NOT EXISTS quiet_start INTEGER;
+ALTER TABLE partners ADD COLUMN IF NOT EXISTS quiet_end INTEGER;
+ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS cancelled_at DOUBLE PRECISION;
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS due_at DOUBLE PRECISION NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS jobs_scheduled ON jobs(partner_id, camp_id)
+    WHERE state = 'queued' AND attempts = 0 AND due_at > created_at;
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(due_at);
+"""
 
 
 def _stored_version(conn: PgConnection) -> int | None:

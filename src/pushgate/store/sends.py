@@ -13,6 +13,7 @@ from pushgate.payloads.build import BuiltPayloads
 from pushgate.queue import table as job_table
 from pushgate.store.db import Db
 from pushgate.store.models import Partner
+from pushgate.targeting import decide
 from pushgate.targeting.decide import Outcome
 from pushgate.targeting.push import Push
 
@@ -148,6 +149,7 @@ def commit_sends(
             capped.append(i)
             continue
         payloads = built[o.push.index]
+        due = decide.due_at(o, now, partner.timezone, partner.quiet_hours)
         jobs.append(
             NewJob(
                 partner_id=partner.id,
@@ -160,8 +162,9 @@ def commit_sends(
                 payload=payloads.bodies[o.device.platform],
                 push_type=payloads.apns_push_type,
                 priority=payloads.apns_priority,
-                expires_at=now + o.push.ttl,
+                expires_at=due + o.push.ttl,  # the TTL counts from when it becomes due
                 variant_id=variants[o.push.index],
+                due_at=due,
             )
         )
     job_table.enqueue(conn, jobs, now, outbox)

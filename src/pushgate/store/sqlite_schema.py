@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _CAMPAIGN_STATS = """
 CREATE TABLE IF NOT EXISTS campaign_stats (
@@ -259,7 +259,48 @@ def create_schema(conn: sqlite3.Connection) -> None:
         _migrate_to_2(conn)
     if 0 < version < 3:
         _migrate_to_3(conn)
+    _add_columns(conn)
+    conn.executescript(SCHEDULING_INDEXES)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+# Version 4 (scheduled delivery, quiet hours, cancel): columns added to the tables of earlier
+# versions, on every start (each is added only when missing), then the indexes that use them.
+ADDED_COLUMNS = (
+    ("partners", "timezone", "TEXT"),
+    ("partners", "quiet_start", "INTEGER"),  # minute of the day; NULL: no quiet hours
+    ("partners", "quiet_end", "INTEGER"),
+    ("campaigns", "cancelled_at", "REAL"),
+    ("outbox", "due_at", "REAL NOT NULL DEFAULT 0"),  # published once due
+)
+# Jobs waiting for their time: queued, never tried, due later than made (an immediate job is
+# made due at once and never enters this index, so the hot path does not pay for it).
+SCHEDULING_INDEXES = """
+CREATE INDEX IF NOT EXISTS jobs_scheduled ON jobs(partner_id, camp_id)
+    WHERE state = 'queued' AND attempts = 0 AND due_at > created_at;
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(due_at);
+"""
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    def missing() -> list[tuple[str, str, str]]:
+        return [
+            (table, column, kind)
+            for table, column, kind in ADDED_COLUMNS
+            if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        ]
+
+    if not missing():
+        return
+    # Processes of one `serve` start together: the write lock first, then look again.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table, column, kind in missing():
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _migrate_to_2(conn: sqlite3.Connection) -> None:

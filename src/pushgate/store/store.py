@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Sequence
 
@@ -16,6 +17,7 @@ from pushgate.stats.message_center import InboxQuery, SentPush
 from pushgate.store import (
     audience,
     campaign_stats,
+    cancellation,
     deliveries,
     erasure,
     idempotency,
@@ -248,6 +250,29 @@ class Store:
             return recorded
 
         return await self.db.run(unit)
+
+    async def cancel_campaign(self, partner_id: int, camp_id: int) -> int | None:
+        """Cancel every push of the campaign not yet handed to a provider, a batch per
+        transaction; returns how many, or None when the partner has no such campaign."""
+        now = time.time()
+        if not await self.db.run(lambda c: cancellation.mark(c, partner_id, camp_id, now)):
+            return None
+        owner = f"cancel-{secrets.token_hex(6)}"
+        count = self.count_stats
+        total, after = 0, 0
+        while True:
+
+            def unit(conn: Db, after: int = after) -> tuple[int, int]:
+                batch, last = cancellation.cancel_batch(
+                    conn, partner_id, camp_id, owner, after, now
+                )
+                deliveries.record_many(conn, owner, batch, now, count)
+                return len(batch), last
+
+            done, after = await self.db.run(unit)
+            total += done
+            if done < cancellation.CANCEL_BATCH:
+                return total
 
     async def campaigns_since(self, partner_id: int, since: float) -> list[Campaign]:
         return await self.db.run(lambda c: campaign_stats.campaigns_since(c, partner_id, since))

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 
+from pushgate.targeting import timing
 from pushgate.targeting.push import Identifier, Push
 from pushgate.wire.push import TargetedPushResponse
 
@@ -113,6 +115,24 @@ def apply_cap(outcomes: Sequence[Outcome], capped: Iterable[int]) -> list[Outcom
         Outcome(o.push, o.profile, None, USER_GLOBALLY_CAPPED) if i in capped_set else o
         for i, o in enumerate(outcomes)
     ]
+
+
+def due_at(
+    o: Outcome, now: float, partner_zone: str | None, quiet: tuple[int, int] | None
+) -> float:
+    """When a send becomes due (contract.md): now, at its `send_at`, or at the user's next
+    `local_time`, and then past the partner's quiet hours, both on the user's own clock."""
+    push = o.push
+    window = None if push.ignore_quiet_hours else quiet
+    if push.send_at is None and push.local_time is None and window is None:
+        return now
+    device, profile = o.device, o.profile
+    assert device is not None and profile is not None
+
+    def zone() -> ZoneInfo:
+        return timing.user_zone(device.attributes, profile.attributes, partner_zone)
+
+    return timing.due_time(now, push.send_at, push.local_time, window, zone)
 
 
 def report(

@@ -69,3 +69,7 @@ class Push(msgspec.Struct, frozen=True):
     # The notification without its identifiers, encoded: equal keys mean equal content,
     # so validation and payloads are reused across requests of one campaign.
     content_key: bytes = b""
+    # When to send (targeting/timing.py; contract.md): at most one of the two; neither: now.
+    send_at: float | None = None  # epoch seconds
+    local_time: int | None = None  # minute of the user's local day
+    ignore_quiet_hours: bool = False

@@ -67,6 +67,10 @@ class Notification(msgspec.Struct, kw_only=True):
     android: AndroidOptions | None = None
     ios: IosOptions | None = None
     advanced_push_payload: AdvancedPushPayload | None = None
+    # pushgate's extensions (contract.md): when to send. Insider clients never send them.
+    send_at: float | str | None = None  # RFC 3339 with offset, or Unix seconds
+    local_time: str | None = None  # "HH:MM" on the user's own clock
+    ignore_quiet_hours: bool = False
 
 
 class TargetedPushRequest(msgspec.Struct, kw_only=True):

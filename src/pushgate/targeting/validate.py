@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
 
-from pushgate.targeting import errors
+from pushgate.targeting import errors, timing
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.push import (
     MAX_TTL_SECONDS,
@@ -119,8 +120,17 @@ def schema_error(text: str) -> ApiError:
         return errors.missing_field(m.group(1), _path(m.group(2)))
     if m := _EXPECTED.match(text):
         expected = m.group(1).replace("| null", "").strip(" |")
-        return errors.invalid_type(f"expected {expected}, got {m.group(2)}", _path(m.group(3)))
+        path = _path(m.group(3))
+        if (form := _TIMING_FORMS.get(path.rpartition(".")[2])) is not None:
+            return errors.invalid_send_at(f"'{path}' must be {form}")
+        return errors.invalid_type(f"expected {expected}, got {m.group(2)}", path)
     return errors.invalid_type(text.split(" - at ")[0], "")
+
+
+_TIMING_FORMS = {
+    "send_at": "an RFC 3339 date-time with offset, or Unix seconds",
+    "local_time": 'a time of day as "HH:MM"',
+}
 
 
 def _path(path: str | None) -> str:
@@ -139,7 +149,7 @@ class ContentCache:
         self.entries: dict[bytes, Push] = {}
 
     def push(self, index: int, n: Notification, identifiers: tuple[Identifier, ...]) -> Push:
-        key = _ENCODE(msgspec.structs.replace(n, identifiers=None))
+        key = _ENCODE(msgspec.structs.replace(n, identifiers=None, **_untimed(n)))
         template = self.entries.get(key)
         if template is None:
             template = msgspec.structs.replace(
@@ -153,7 +163,32 @@ class ContentCache:
         )
 
 
-def validate(request: TargetedPushRequest, cache: ContentCache | None = None) -> list[Push]:
+def _untimed(n: Notification) -> dict[str, Any]:
+    """The timing fields at their defaults, when any is set: a campaign's content is shared
+    by requests that send it at different times."""
+    if n.send_at is None and n.local_time is None and not n.ignore_quiet_hours:
+        return {}
+    return {"send_at": None, "local_time": None, "ignore_quiet_hours": False}
+
+
+def _timed(push: Push, n: Notification, now: float | None) -> Push:
+    if not _untimed(n):
+        return push
+    where = f"notifications[{push.index}]"
+    if n.send_at is not None and n.local_time is not None:
+        raise errors.invalid_send_at(f"'{where}' may have 'send_at' or 'local_time', not both")
+    return msgspec.structs.replace(
+        push,
+        send_at=timing.parse_send_at(n.send_at, time.time() if now is None else now),
+        local_time=timing.parse_local_time(n.local_time),
+        ignore_quiet_hours=n.ignore_quiet_hours,
+    )
+
+
+def validate(
+    request: TargetedPushRequest, cache: ContentCache | None = None, now: float | None = None
+) -> list[Push]:
+    """`now`: what `send_at` is measured against (the clock's time when not given)."""
     notifications = request.notifications
     if not notifications:
         raise errors.EMPTY_NOTIFICATIONS
@@ -164,7 +199,7 @@ def validate(request: TargetedPushRequest, cache: ContentCache | None = None) ->
         raise errors.TOO_MANY_IDENTIFIERS
     make = cache.push if cache is not None else _push
     return [
-        make(i, n, ids)
+        _timed(make(i, n, ids), n, now)
         for i, (n, ids) in enumerate(zip(notifications, per_notification, strict=True))
     ]
 

@@ -40,6 +40,7 @@ from pushgate.wire.sdk import (
     SessionResult,
 )
 from pushgate.wire.stats import (
+    CampaignCancelled,
     CampaignPage,
     CampaignReport,
     CampaignSummary,
@@ -74,6 +75,7 @@ __all__ = [
     "ApnsCertificate",
     "ApnsTokenKey",
     "AsyncAccepted",
+    "CampaignCancelled",
     "CampaignPage",
     "CampaignReport",
     "CampaignSummary",

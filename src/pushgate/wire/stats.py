@@ -31,6 +31,9 @@ class StatisticsCampaign(msgspec.Struct, kw_only=True):
     segment_name: str
     deep_link: dict[str, str]
     push_image: str
+    # pushgate's additions (contract.md's scheduling section), after Insider's fields:
+    scheduled_count: int = 0  # pushes waiting for their time
+    cancelled_count: int = 0  # pushes failed as `Cancelled`
 
 
 class Statistics(msgspec.Struct, kw_only=True):
@@ -79,8 +82,10 @@ class CampaignSummary(msgspec.Struct, kw_only=True):
     created_at: UtcTime
     requested: int
     queued: int
+    scheduled: int  # queued and waiting for their time (send_at, local_time, quiet hours)
     accepted: int
-    failed: int
+    failed: int  # cancelled included
+    cancelled: int  # failed as `Cancelled`: the campaign was cancelled before they were sent
     expired: int
     delivered: int
     opened: int
@@ -94,6 +99,14 @@ class CampaignPage(msgspec.Struct, kw_only=True):
     total: int
 
 
+# ---- POST /api/v1/campaigns/{camp_id}/cancel ----
+
+
+class CampaignCancelled(msgspec.Struct, kw_only=True):
+    camp_id: int
+    cancelled: int  # pushes that had not been handed to a provider: now failed `Cancelled`
+
+
 # ---- GET /api/v1/campaigns/{camp_id}/report ----
 
 
@@ -102,10 +115,12 @@ class FunnelCounts(msgspec.Struct, kw_only=True):
     resolved: int
     excluded: dict[str, int]  # only the reasons that occurred
     queued: int
+    scheduled: int  # of the queued, those waiting for their time
     accepted: int
-    failed: int
+    failed: int  # cancelled included
+    cancelled: int  # failed as `Cancelled`
     expired: int
-    pending: int
+    pending: int  # queued, not yet accepted, failed or expired (scheduled included)
     delivered: int
     opened: int
 
