@@ -412,3 +412,44 @@ def test_another_partners_campaign_cannot_be_cancelled(server: Server) -> None:
     assert cancel(stranger, 71).status_code == 404
     assert job_of(owner, token)["state"] == "queued"
     assert_nothing_recorded(stranger)
+
+
+def test_cancel_reaches_the_pushes_of_an_async_request_accepted_before_it(
+    server: Server,
+) -> None:
+    partner = server.create_partner()
+    tokens = []
+    notifications = []
+    for i in range(3):
+        identifiers, token = user(partner, f"a{i}")
+        tokens.append(token)
+        notifications.append(notification(identifiers, camp_id=81, send_at=time.time() + 600))
+    r = partner.push({"async": True, "notifications": notifications})
+    assert r.status_code == 202, r.text
+    # At once: the async request may not have queued its pushes yet; the cancel waits for it.
+    assert cancel(partner, 81).json() == {"camp_id": 81, "cancelled": 3}
+    assert {job_of(partner, t)["last_error"] for t in tokens} == {"Cancelled"}
+
+
+def test_a_push_being_sent_during_the_cancel_is_not_retried(
+    server: Server, control: Control
+) -> None:
+    partner = server.create_partner()
+    identifiers = {"uuid": f"inflight-{time.time_ns()}"}
+    token = f"{time.time_ns():x}hms"
+    partner.session(identifiers, platform="huawei", token=token)
+    # The provider takes a second and a half to answer, and then asks for a retry.
+    control.fault("huawei", status=503, rate=1.0, retry_after=1, latency_ms=1500)
+    try:
+        assert push_one(partner, identifiers, camp_id=91).status_code == 200
+        assert wait_for(lambda: job_of(partner, token)["state"] == "leased", timeout=10)
+        # Handed to the provider already: not cancelled by the request itself...
+        assert cancel(partner, 91).json() == {"camp_id": 91, "cancelled": 0}
+        # ...but its retry is: it ends as cancelled rather than being sent again.
+        assert wait_for(lambda: job_of(partner, token)["state"] == "failed", timeout=15)
+    finally:
+        control.clear_faults()
+    assert job_of(partner, token)["last_error"] == "Cancelled"
+    assert report(partner, 91)["funnel"]["cancelled"] == 1
+    time.sleep(1.5)
+    assert job_of(partner, token)["attempts"] == 1

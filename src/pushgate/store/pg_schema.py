@@ -275,7 +275,7 @@ ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS cancelled_at DOUBLE PRECISION;
 ALTER TABLE outbox ADD COLUMN IF NOT EXISTS due_at DOUBLE PRECISION NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS jobs_scheduled ON jobs(partner_id, camp_id)
     WHERE state = 'queued' AND attempts = 0 AND due_at > created_at;
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox(due_at);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(due_at, job_id);
 """
 
 

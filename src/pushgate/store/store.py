@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +37,10 @@ from pushgate.targeting.push import Identifier, Push
 from pushgate.targeting.users import Session, UserData
 from pushgate.wire.stats import CampaignReport
 from pushgate.wire.users import Profile
+
+
+# How long a cancel waits for the async requests accepted before it to be queued.
+ASYNC_WAIT_SECONDS = 10.0
 
 
 class Store:
@@ -255,6 +260,7 @@ class Store:
         """Cancel every push of the campaign not yet handed to a provider, a batch per
         transaction; returns how many, or None when the partner has no such campaign."""
         now = time.time()
+        await self._async_requests_done(partner_id, now)
         if not await self.db.run(lambda c: cancellation.mark(c, partner_id, camp_id, now)):
             return None
         owner = f"cancel-{secrets.token_hex(6)}"
@@ -273,6 +279,22 @@ class Store:
             total += done
             if done < cancellation.CANCEL_BATCH:
                 return total
+
+    async def _async_requests_done(self, partner_id: int, before: float) -> None:
+        """Wait (within reason) until the partner's async requests accepted before `before`
+        have queued their pushes: accepted, and not yet handed to a provider, they are the
+        campaign's too. They are usually queued within a second of their 202."""
+        deadline = time.monotonic() + ASYNC_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            waiting = await self.db.run(
+                lambda c: c.execute(
+                    "SELECT count(*) FROM async_requests WHERE partner_id = ? AND received_at <= ?",
+                    (partner_id, before),
+                ).fetchone()[0]
+            )
+            if not waiting:
+                return
+            await asyncio.sleep(0.05)
 
     async def campaigns_since(self, partner_id: int, since: float) -> list[Campaign]:
         return await self.db.run(lambda c: campaign_stats.campaigns_since(c, partner_id, since))
