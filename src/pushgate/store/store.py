@@ -38,7 +38,6 @@ from pushgate.targeting.users import Session, UserData
 from pushgate.wire.stats import CampaignReport
 from pushgate.wire.users import Profile
 
-
 # How long a cancel waits for the async requests accepted before it to be queued.
 ASYNC_WAIT_SECONDS = 10.0
 
