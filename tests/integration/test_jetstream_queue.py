@@ -57,8 +57,9 @@ async def started(store: Store, prefix: str) -> JetStreamQueue:
     return found
 
 
-async def enqueue(store: Store, count: int) -> list[int]:
-    """`count` jobs of one partner to users of their own, with their outbox rows."""
+async def enqueue(store: Store, count: int, due_in: float = 0.0) -> list[int]:
+    """`count` jobs of one partner to users of their own, with their outbox rows; due at once
+    or `due_in` seconds from now."""
     now = time.time()
 
     def unit(c: Db) -> None:
@@ -77,6 +78,7 @@ async def enqueue(store: Store, count: int) -> list[int]:
                 "alert",
                 10,
                 now + 3600,
+                due_at=now + due_in if due_in else 0.0,
             )
             for i in range(count)
         ]
@@ -113,6 +115,21 @@ async def test_relay_publishes_each_outbox_job_once_and_empties_the_outbox(
     assert await outbox(store) == []
     assert await queue.relay_once() == 0
     assert await stream_messages(prefix) == 3
+
+
+async def test_a_scheduled_job_waits_in_the_outbox_until_it_is_due(
+    store: Store, queue: JetStreamQueue, prefix: str
+) -> None:
+    """Published at once, a job due in an hour would sit unacknowledged on the broker."""
+    later = await enqueue(store, 2, due_in=1.0)
+    assert await outbox(store) == []  # not due: not offered to the relay
+    assert await queue.relay_once() == 0
+    assert await stream_messages(prefix) == 0
+    await asyncio.sleep(1.05)
+    assert await queue.relay_once() == 2
+    assert await stream_messages(prefix) == 2
+    claimed = await queue.claim("w", 10, 30.0, wait=2.0)
+    assert sorted(j.id for j in claimed) == later[-2:]
 
 
 async def test_a_relay_that_died_before_emptying_the_outbox_publishes_no_copy(
