@@ -109,3 +109,28 @@ def test_a_version_2_schema_moves_its_counters_to_shard_0(url: str) -> None:
     assert shard_rows(url) == {0: 6, 3: 2}
     pg_schema.ensure_schema(target)  # a second start changes nothing
     assert shard_rows(url) == {0: 6, 3: 2}
+
+
+def test_a_version_3_schema_gets_the_scheduling_columns(url: str) -> None:
+    target = parse_url(url)
+    with psycopg.connect(target.conninfo, autocommit=True) as raw:
+        raw.execute(f"SET search_path TO {target.schema}")  # type: ignore[arg-type]
+        raw.execute("DROP INDEX outbox_due")
+        raw.execute("DROP INDEX jobs_scheduled")
+        raw.execute("ALTER TABLE outbox DROP COLUMN due_at")
+        raw.execute("ALTER TABLE partners DROP COLUMN timezone")
+        raw.execute("ALTER TABLE campaigns DROP COLUMN cancelled_at")
+        raw.execute("INSERT INTO outbox (job_id) VALUES (41)")
+        raw.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    pg_schema.ensure_schema(target)
+    with psycopg.connect(target.conninfo, autocommit=True) as raw:
+        raw.execute(f"SET search_path TO {target.schema}")  # type: ignore[arg-type]
+        # A job relayed before the upgrade is due at once.
+        assert raw.execute("SELECT job_id, due_at FROM outbox").fetchall() == [(41, 0.0)]
+        assert raw.execute("SELECT timezone, cancelled_at FROM partners, campaigns").fetchall() in (
+            [],
+            [(None, None)],
+        )
+        assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            str(pg_schema.SCHEMA_VERSION),
+        )

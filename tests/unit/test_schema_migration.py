@@ -450,3 +450,18 @@ def test_a_version_2_database_keeps_its_counters_in_shard_0(tmp_path: Path) -> N
     campaign_stats.add_counts(conn, 1, {(7, "requested"): 1}, 100)  # the new key accepts the upsert
     assert stats_rows(conn)[-1] == (1, 7, "requested", 100, 7)
     conn.close()
+
+
+def test_version_4_adds_the_scheduling_columns_and_indexes(migrated: sqlite3.Connection) -> None:
+    def columns(table: str) -> set[str]:
+        return {row[1] for row in migrated.execute(f"PRAGMA table_info({table})")}
+
+    assert {"timezone", "quiet_start", "quiet_end"} <= columns("partners")
+    assert "cancelled_at" in columns("campaigns")
+    assert "due_at" in columns("outbox")
+    indexes = {row[0] for row in migrated.execute("SELECT name FROM sqlite_master")}
+    assert {"jobs_scheduled", "outbox_due"} <= indexes
+    # Partners made before it have no zone and no quiet hours.
+    assert migrated.execute(
+        "SELECT DISTINCT timezone, quiet_start, quiet_end FROM partners"
+    ).fetchall() in ([], [(None, None, None)])
