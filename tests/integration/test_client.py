@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import msgspec
@@ -28,6 +29,7 @@ from pushgate.client import (
     BadApiKey,
     BadRequestToken,
     BadSdkKey,
+    CampaignCancelled,
     CampaignNotFound,
     Credentials,
     Device,
@@ -38,6 +40,7 @@ from pushgate.client import (
     InvalidNotifications,
     InvalidParameter,
     InvalidRequest,
+    InvalidSendAt,
     InvalidSession,
     IosOptions,
     NegativeInteger,
@@ -59,7 +62,7 @@ from pushgate.emulators.credentials import (
     generate_apns_credential,
     generate_fcm_service_account,
 )
-from tests.support.pushes import row_counts
+from tests.support.pushes import jobs, row_counts
 from tests.support.server import Partner, Server, new_backend_env
 
 PUSH_PATH = "/api/v2/notification/user"
@@ -676,3 +679,110 @@ def test_webhook_calls(connect: Connect, partner: Partner) -> None:
     client.delete_webhook()
     with pytest.raises(NotFound):
         client.webhook()
+
+
+# ---- send later, and cancel (docs/api.md, "Send later" and "Cancel a campaign") ----
+
+
+def jobs_of(partner: Partner, token: str, camp_id: int) -> list[dict[str, Any]]:
+    return [j for j in jobs(partner) if (j["token"], j["camp_id"]) == (token, camp_id)]
+
+
+def test_send_at_as_an_aware_datetime_schedules_and_cancel_campaign_stops_it(
+    connect: Connect, partner: Partner
+) -> None:
+    client, recorder = connect(partner)
+    _, token = register(client, "later")
+    kolkata = datetime.timezone(datetime.timedelta(hours=5, minutes=30))
+    when = (datetime.datetime.now(kolkata) + datetime.timedelta(hours=1)).replace(microsecond=0)
+    answer = client.send([note("later", 31)], send_at=when)
+    assert answer.successes == [{"INSIDER.device_token": token}]
+    (body,) = recorder.pushes()
+    assert body["notifications"][0]["send_at"] == when.isoformat()  # the offset as given
+    [job] = jobs_of(partner, token, 31)
+    assert job["due_at"] == pytest.approx(when.timestamp(), abs=1e-3)
+    report = client.campaign_report(31)
+    assert (report.funnel.scheduled, report.funnel.pending) == (1, 1)
+    [listed] = [c for c in client.campaigns().campaigns if c.camp_id == 31]
+    assert listed.scheduled == 1
+    [today] = [c for c in client.statistics().campaigns if c.id == 31]
+    assert today.scheduled_count == 1
+
+    assert client.cancel_campaign(31) == CampaignCancelled(camp_id=31, cancelled=1)
+    cancel = recorder.sent[-1]
+    assert (cancel.method, cancel.path) == ("POST", "/api/v1/campaigns/31/cancel")
+    funnel = client.campaign_report(31).funnel
+    assert (funnel.scheduled, funnel.failed, funnel.cancelled, funnel.pending) == (0, 1, 1, 0)
+    [listed] = [c for c in client.campaigns().campaigns if c.camp_id == 31]
+    assert (listed.scheduled, listed.cancelled) == (0, 1)
+    assert [j["state"] for j in jobs_of(partner, token, 31)] == ["failed"]
+    assert client.cancel_campaign(31) == CampaignCancelled(camp_id=31, cancelled=0)
+
+
+def test_cancelling_an_unknown_campaign_is_campaign_not_found(
+    connect: Connect, partner: Partner
+) -> None:
+    client, recorder = connect(partner, retry=RetryPolicy(attempts=5))
+    with pytest.raises(CampaignNotFound) as unknown:
+        client.cancel_campaign(987654)
+    assert (unknown.value.status, unknown.value.code) == (404, "campaign_not_found")
+    assert len(recorder.sent) == 1
+    wrong, _ = connect(api_key="pgk_wrong")
+    with pytest.raises(BadApiKey):
+        wrong.cancel_campaign(1)
+
+
+def test_unix_seconds_local_time_and_ignore_quiet_hours_reach_the_server(
+    connect: Connect, partner: Partner
+) -> None:
+    client, recorder = connect(partner)
+    _, at_seconds = register(client, "seconds")
+    _, at_clock = register(client, "clock", timezone="Asia/Tokyo")
+    send_at = int(time.time()) + 3600
+    client.send([note("seconds", 32)], send_at=send_at)
+    tokyo = datetime.datetime.now(ZoneInfo("Asia/Tokyo")) + datetime.timedelta(hours=2)
+    local_time = f"{tokyo.hour:02d}:{tokyo.minute:02d}"
+    own = note("seconds", 33, send_at=send_at)  # its own `send_at` stays: never both
+    client.submit([note("clock", 33), own], local_time=local_time, ignore_quiet_hours=True)
+    first, second = recorder.pushes()
+    assert first["notifications"][0]["send_at"] == send_at
+    assert [(n.get("send_at"), n.get("local_time")) for n in second["notifications"]] == [
+        (None, local_time),
+        (send_at, None),
+    ]
+    assert [n["ignore_quiet_hours"] for n in second["notifications"]] == [True, True]
+    [job] = jobs_of(partner, at_seconds, 32)
+    assert job["due_at"] == pytest.approx(send_at, abs=1e-3)
+    # The async request is queued after its 202.
+    assert wait_for(lambda: jobs_of(partner, at_clock, 33) and jobs_of(partner, at_seconds, 33))
+    [clock], [own_job] = jobs_of(partner, at_clock, 33), jobs_of(partner, at_seconds, 33)
+    due = tokyo.replace(second=0, microsecond=0).timestamp()
+    assert clock["due_at"] == pytest.approx(due, abs=1e-3)  # 2 h ahead on the device's clock
+    assert own_job["due_at"] == pytest.approx(send_at, abs=1e-3)
+
+
+def test_timing_the_server_refuses_is_invalid_send_at_and_sends_nothing(
+    connect: Connect, partner: Partner
+) -> None:
+    client, recorder = connect(partner)
+    register(client, "refused")
+    naive = datetime.datetime.now() + datetime.timedelta(hours=1)
+    with pytest.raises(ValueError, match="naive"):
+        client.send([note("refused", 34)], send_at=naive)
+    with pytest.raises(ValueError, match="not both"):
+        client.send([note("refused", 34)], send_at=time.time(), local_time="09:00")
+    assert recorder.pushes() == []
+    # One request: the server's answer.
+    with pytest.raises(InvalidSendAt) as beyond:
+        client.send([note("refused", 34)], send_at=time.time() + 31 * 86_400)
+    assert (beyond.value.status, beyond.value.code) == (400, "invalid_send_at")
+    assert "30 days" in beyond.value.message
+    assert len(recorder.pushes()) == 1
+    # Several requests: refused before the first, with the server's own error.
+    notes = [note(f"u{i}", 34) for i in range(25)]
+    with pytest.raises(InvalidSendAt) as bad_clock:
+        client.send(notes, local_time="9:00")
+    assert "HH:MM" in bad_clock.value.message
+    assert [n.local_time for n in bad_clock.value.not_sent] == ["9:00"] * 25
+    assert len(recorder.pushes()) == 1
+    assert row_counts(partner)["jobs"] == 0

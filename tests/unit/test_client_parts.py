@@ -4,8 +4,11 @@ the client decodes, so no test needs to hold the two shapes together.)"""
 
 from __future__ import annotations
 
+import datetime
 import email.utils
+import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 import pytest
@@ -18,6 +21,7 @@ from pushgate.client import (
     InvalidJson,
     InvalidNotifications,
     InvalidRequest,
+    InvalidSendAt,
     IpNotAllowed,
     Overloaded,
     PushgateError,
@@ -32,6 +36,7 @@ from pushgate.client import (
 )
 from pushgate.client.encode import encode
 from pushgate.client.errors import error_from_answer, retry_after
+from pushgate.client.timing import Timing, send_at_value
 from pushgate.targeting.errors import ApiError
 from pushgate.targeting.validate import decode, validate
 from pushgate.wire import (
@@ -111,6 +116,19 @@ def test_precheck_raises_the_servers_own_error() -> None:
     assert caught.value.code == "payload_too_large"
 
 
+def test_precheck_refuses_the_timing_the_server_refuses() -> None:
+    for fields in (
+        {"send_at": "2026-12-08T09:00:00"},  # no offset
+        {"send_at": time.time() + 31 * 86_400},
+        {"local_time": "24:00"},
+        {"send_at": 1, "local_time": "09:00"},
+    ):
+        with pytest.raises(ApiError) as caught:
+            chunks.precheck([[note({"uuid": "a"})], [note({"uuid": "b"}, **fields)]], None)
+        assert caught.value.code == "invalid_send_at", fields
+    chunks.precheck([[note({"uuid": "a"}, local_time="09:00", ignore_quiet_hours=True)]], None)
+
+
 def test_answers_merge_as_one_request_would_have_answered() -> None:
     merged = chunks.Merged()
     merged.add(
@@ -137,6 +155,47 @@ def test_answers_merge_as_one_request_would_have_answered() -> None:
     assert none.result().optin_delivery_count is None
 
 
+# ---- the timing a call gives ----
+
+
+def test_send_at_is_an_aware_datetime_unix_seconds_or_the_servers_text() -> None:
+    kolkata = datetime.timezone(datetime.timedelta(hours=5, minutes=30))
+    assert send_at_value(datetime.datetime(2026, 12, 8, 9, tzinfo=kolkata)) == (
+        "2026-12-08T09:00:00+05:30"
+    )
+    # A zone's local mean time is no RFC 3339 offset: the instant is given in UTC.
+    lmt = datetime.datetime(1900, 1, 1, tzinfo=ZoneInfo("Europe/Amsterdam"))
+    assert send_at_value(lmt) == "1899-12-31T23:40:28+00:00"
+    assert send_at_value(1_798_131_600) == 1_798_131_600
+    assert send_at_value(1.5) == 1.5
+    assert send_at_value("2026-12-08T09:00:00Z") == "2026-12-08T09:00:00Z"
+
+
+@pytest.mark.parametrize("value", [datetime.datetime(2026, 12, 8, 9), True, b"1", None])
+def test_a_naive_datetime_or_a_non_time_is_refused_before_sending(value: Any) -> None:
+    with pytest.raises(ValueError, match="send_at"):
+        send_at_value(value)
+
+
+def test_the_calls_timing_fills_what_a_notification_leaves_unsaid() -> None:
+    plain, at_nine = note({"uuid": "a"}), note({"uuid": "b"}, local_time="09:00")
+    quiet = note({"uuid": "c"}, ignore_quiet_hours=True)
+    assert Timing.of(None, None, False).apply([plain, at_nine]) == [plain, at_nine]
+    timed = Timing.of(60, None, False).apply([plain, at_nine, quiet])
+    assert [(n.send_at, n.local_time, n.ignore_quiet_hours) for n in timed] == [
+        (60, None, False),
+        (None, "09:00", False),  # its own when, whole: never both
+        (60, None, True),
+    ]
+    anyway = Timing.of(None, "20:00", True).apply([plain, at_nine])
+    assert [(n.send_at, n.local_time, n.ignore_quiet_hours) for n in anyway] == [
+        (None, "20:00", True),
+        (None, "09:00", True),
+    ]
+    with pytest.raises(ValueError, match="not both"):
+        Timing.of(60, "09:00", False)
+
+
 # ---- error answers ----
 
 
@@ -161,6 +220,7 @@ def test_answers_merge_as_one_request_would_have_answered() -> None:
         (400, b'{"error":"users must be defined: bad request"}', InvalidRequest, None),
         (400, b"bad payload", InvalidRequest, "bad payload"),
         (400, b'{"error":"invalid_certificate","message":"m"}', InvalidCertificate, None),
+        (400, b'{"error":"invalid_send_at","message":"m"}', InvalidSendAt, "invalid_send_at"),
         (406, b'{"error":"invalid_certificate","message":"m"}', InvalidCertificate, None),
         (404, b'{"error":"campaign_not_found","message":"m"}', CampaignNotFound, None),
         (404, b'{"error":"no such user for these identifiers: no data"}', UserNotFound, None),

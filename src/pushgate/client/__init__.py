@@ -28,6 +28,7 @@ from pushgate.client.errors import (
     InvalidNotifications,
     InvalidParameter,
     InvalidRequest,
+    InvalidSendAt,
     InvalidSession,
     InvalidTimestamp,
     InvalidTtl,
@@ -51,6 +52,7 @@ from pushgate.client.errors import (
 )
 from pushgate.client.retry import NO_RETRY, RetryPolicy
 from pushgate.client.sync import PushgateClient
+from pushgate.client.timing import SendAt
 from pushgate.wire import *  # noqa: F403  (the request and answer Structs, for one import)
 from pushgate.wire import __all__ as _wire
 
@@ -77,6 +79,7 @@ __all__ = [
     "InvalidNotifications",
     "InvalidParameter",
     "InvalidRequest",
+    "InvalidSendAt",
     "InvalidSession",
     "InvalidTimestamp",
     "InvalidTtl",
@@ -96,6 +99,7 @@ __all__ = [
     "RateLimited",
     "RequestTooLarge",
     "RetryPolicy",
+    "SendAt",
     "ServerError",
     "TemporaryError",
     "TooManyIdentifiers",

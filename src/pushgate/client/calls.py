@@ -34,6 +34,7 @@ from pushgate.wire.sdk import (
     SessionResult,
 )
 from pushgate.wire.stats import (
+    CampaignCancelled,
     CampaignPage,
     CampaignReport,
     MessageCenterEntry,
@@ -94,6 +95,7 @@ _statistics = _decoder(Statistics)
 _inbox = _decoder(list[MessageCenterEntry])
 _campaigns = _decoder(CampaignPage)
 _report = _decoder(CampaignReport)
+_cancelled = _decoder(CampaignCancelled)
 _certificate = _decoder(CertificateResult)
 _webhook = _decoder(WebhookStatus)
 _webhook_answer = _decoder(WebhookAnswer)
@@ -254,6 +256,10 @@ class Endpoints:
     def campaign_report(self, camp_id: int) -> Call[CampaignReport]:
         path = f"/api/v1/campaigns/{int(camp_id)}/report"
         return Call("GET", path, _report, self._api_key_header("x-api-key"))
+
+    def cancel_campaign(self, camp_id: int) -> Call[CampaignCancelled]:
+        path = f"/api/v1/campaigns/{int(camp_id)}/cancel"
+        return Call("POST", path, _cancelled, self._api_key_header("x-api-key"))
 
     # ---- credentials ----
 

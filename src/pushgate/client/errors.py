@@ -119,6 +119,11 @@ class PayloadTooLarge(InvalidRequest):
     """A built provider payload would exceed 4096 bytes."""
 
 
+class InvalidSendAt(InvalidRequest):
+    """`send_at` or `local_time` is not in a form the server reads, `send_at` is more than 30
+    days ahead, or a notification has both."""
+
+
 class InvalidSession(InvalidRequest):
     pass
 
@@ -232,6 +237,7 @@ _BY_CODE: dict[str, type[PushgateError]] = {
     "invalid_advanced_push_type": InvalidAdvancedPushType,
     "invalid_advanced_push_items": InvalidAdvancedPushItems,
     "payload_too_large": PayloadTooLarge,
+    "invalid_send_at": InvalidSendAt,
     "invalid_session": InvalidSession,
     "invalid_events": InvalidEvents,
     "invalid_event": InvalidEvent,

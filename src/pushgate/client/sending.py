@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from pushgate.client import chunks
 from pushgate.client.errors import PushgateError, from_api_error
+from pushgate.client.timing import Timing
 from pushgate.targeting.errors import ApiError
 from pushgate.wire.push import Notification, TargetedPushRequest
 
@@ -19,9 +20,12 @@ class Sending:
         notifications: Sequence[Notification],
         report_attributes: Sequence[str] | None,
         is_async: bool,
+        timing: Timing,
     ) -> None:
         self.is_async = is_async
-        self.chunks = chunks.plan(notifications)
+        # The call's timing is written into the notifications first, so that `not_sent`
+        # holds them as they were to be sent.
+        self.chunks = chunks.plan(timing.apply(notifications))
         self.merged = chunks.Merged()
         if len(self.chunks) > 1:
             try:

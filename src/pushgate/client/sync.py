@@ -14,6 +14,7 @@ from pushgate.client.calls import USER_AGENT, Call, Credentials, Endpoints, Inst
 from pushgate.client.errors import ConnectionFailed, PushgateError
 from pushgate.client.retry import RetryPolicy
 from pushgate.client.sending import Sending, request_key
+from pushgate.client.timing import SendAt, Timing
 from pushgate.wire.certificates import (
     ApnsCertificate,
     ApnsTokenKey,
@@ -24,7 +25,13 @@ from pushgate.wire.certificates import (
 from pushgate.wire.health import HealthStatus, ReadyStatus
 from pushgate.wire.push import AsyncAccepted, Notification, TargetedPushResponse
 from pushgate.wire.sdk import Device, EventsResult, PushEvent, SessionResult
-from pushgate.wire.stats import CampaignPage, CampaignReport, MessageCenterEntry, Statistics
+from pushgate.wire.stats import (
+    CampaignCancelled,
+    CampaignPage,
+    CampaignReport,
+    MessageCenterEntry,
+    Statistics,
+)
 from pushgate.wire.users import Profile, UpsertResult, UserRecord
 from pushgate.wire.webhooks import WebhookAnswer, WebhookStatus
 
@@ -105,13 +112,25 @@ class PushgateClient:
         *,
         report_attributes: Sequence[str] | None = None,
         idempotency_key: str | None = None,
+        send_at: SendAt | None = None,
+        local_time: str | None = None,
+        ignore_quiet_hours: bool = False,
     ) -> TargetedPushResponse:
-        """Send now; the per-user answer of every notification, in requests of at most 20
-        notifications and 50 identifiers, merged into one answer. With `idempotency_key`, the
-        same call made again sends nothing twice (each request gets the key, and `.1`, `.2`...
-        after the first when there are several)."""
+        """Send (queue) now; the per-user answer of every notification, in requests of at most
+        20 notifications and 50 identifiers, merged into one answer. With `idempotency_key`,
+        the same call made again sends nothing twice (each request gets the key, and `.1`,
+        `.2`... after the first when there are several).
+
+        `send_at` (an aware datetime, Unix seconds or RFC 3339 text with an offset) or
+        `local_time` ("HH:MM" on each user's clock) delivers later, and `ignore_quiet_hours`
+        through the partner's quiet hours: for every notification that does not say so
+        itself. A naive datetime, or both `send_at` and `local_time`, raise ValueError."""
         sending = Sending(
-            self.endpoints.credentials.need("api_key"), notifications, report_attributes, False
+            self.endpoints.credentials.need("api_key"),
+            notifications,
+            report_attributes,
+            False,
+            Timing.of(send_at, local_time, ignore_quiet_hours),
         )
         for index, request in enumerate(sending.requests):
             key = request_key(idempotency_key, index)
@@ -128,11 +147,19 @@ class PushgateClient:
         *,
         report_attributes: Sequence[str] | None = None,
         idempotency_key: str | None = None,
+        send_at: SendAt | None = None,
+        local_time: str | None = None,
+        ignore_quiet_hours: bool = False,
     ) -> AsyncAccepted:
         """Send in the background (`"async": true`): validated and stored, then 202 without
-        per-user results; in requests of at most 20 notifications and 50 identifiers."""
+        per-user results; in requests of at most 20 notifications and 50 identifiers. The
+        timing arguments are `send`'s."""
         sending = Sending(
-            self.endpoints.credentials.need("api_key"), notifications, report_attributes, True
+            self.endpoints.credentials.need("api_key"),
+            notifications,
+            report_attributes,
+            True,
+            Timing.of(send_at, local_time, ignore_quiet_hours),
         )
         accepted: list[AsyncAccepted] = []
         for index, request in enumerate(sending.requests):
@@ -221,6 +248,12 @@ class PushgateClient:
 
     def campaign_report(self, camp_id: int) -> CampaignReport:
         return self.call(self.endpoints.campaign_report(camp_id))
+
+    def cancel_campaign(self, camp_id: int) -> CampaignCancelled:
+        """Stop every push of the campaign not yet handed to a provider (scheduled, or queued
+        and not taken by a worker): they end failed `Cancelled`. `CampaignNotFound` for a
+        campaign the partner never sent."""
+        return self.call(self.endpoints.cancel_campaign(camp_id))
 
     # ---- credentials ----
 
