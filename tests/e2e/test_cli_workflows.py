@@ -5,6 +5,7 @@ SIGKILL), `send`, `campaigns`, `certs`, and `demo`."""
 from __future__ import annotations
 
 import csv
+import datetime
 import hashlib
 import json
 import os
@@ -16,12 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pushgate.emulators.credentials import (
     InMemoryCredentials,
     generate_apns_credential,
     generate_fcm_service_account,
 )
 from tests.support.emulated import Control, partner_id, rows, wait_for, wait_jobs_final
+from tests.support.pushes import SETTINGS_DELAY
 from tests.support.server import PUSHGATE, Partner, Server
 from tests.support.stats_api import EVENTS_PATH, report_json
 
@@ -504,6 +508,139 @@ def test_campaign_report_matches_the_api(
         server, "campaigns", "list", "--partner", partner.name, "--data-dir", str(server.data_dir)
     ).stdout
     assert "Report test" in listing and "50.00%" in listing
+
+
+# ---- send later, cancel ----
+
+
+def sent_later(server: Server, partner: Partner, *args: str, check: bool = True) -> Any:
+    """`pushgate send` through the server with these options (recipients and timing)."""
+    return cli(
+        server,
+        "send",
+        "--title=Later",
+        "--message=Sent later",
+        *args,
+        "--url",
+        server.base_url,
+        "--api-key",
+        partner.api_key,
+        check=check,
+    )
+
+
+def campaign_jobs(server: Server, partner: Partner, camp_id: int) -> list[dict[str, Any]]:
+    return rows(
+        server,
+        "SELECT * FROM jobs WHERE partner_id = ? AND camp_id = ? ORDER BY id",
+        partner_id(partner),
+        camp_id,
+    )
+
+
+def test_send_at_is_scheduled_shown_and_cancelled(
+    server: Server, partner: Partner, control: Control, tmp_path: Path
+) -> None:
+    salt = f"l{os.urandom(3).hex()}"
+    tokens = register(server, partner, tmp_path, salt)
+    emails = list(tokens)
+    before = time.time()
+    out = sent_later(server, partner, f"--to=email:{emails[0]}", "--at=+1h", "--camp-id=901")
+    due = datetime.datetime.fromtimestamp(round(before + 3600), datetime.UTC)
+    assert re.search(r"1 of 1 queued for delivery, due 20\d\d-\d\d-\d\d [\d:]+ UTC", out.stdout)
+    (job,) = campaign_jobs(server, partner, 901)
+    assert job["due_at"] == pytest.approx(due.timestamp(), abs=2)
+    offset = datetime.timezone(datetime.timedelta(hours=-3))
+    at = (due + datetime.timedelta(minutes=5)).astimezone(offset).isoformat()
+    sent_later(server, partner, f"--to=email:{emails[1]}", f"--at={at}", "--camp-id=901")
+    assert campaign_jobs(server, partner, 901)[1]["due_at"] == due.timestamp() + 300
+
+    keyed = ["--url", server.base_url, "--api-key", partner.api_key]
+    shown = json.loads(cli(server, "campaigns", "show", "901", *keyed, "--json").stdout)
+    assert (shown["funnel"]["scheduled"], shown["funnel"]["pending"]) == (2, 2)
+    table = cli(server, "campaigns", "show", "901", *keyed).stdout
+    assert re.search(r"scheduled\s+2\s+100\.00%\s+of queued", table), table
+    listed = json.loads(cli(server, "campaigns", "list", *keyed, "--json").stdout)
+    (entry,) = [c for c in listed["campaigns"] if c["camp_id"] == 901]
+    assert (entry["scheduled"], entry["cancelled"]) == (2, 0)
+    listing = cli(server, "campaigns", "list", *keyed).stdout
+    assert re.search(r"scheduled.+cancelled", listing)
+    assert re.search(r"901\s*│[^\n]*│\s*2\s*│\s*2\s*│\s*0\s*│\s*0\s*│\s*0\s*│", listing), listing
+
+    cancelled = cli(server, "campaigns", "cancel", "901", *keyed).stdout
+    assert re.search(r"901\s*│\s*2\s*│", cancelled), cancelled
+    again = cli(server, "campaigns", "cancel", "901", *keyed, "--json").stdout
+    assert json.loads(again) == {"camp_id": 901, "cancelled": 0}
+    table = cli(server, "campaigns", "show", "901", *keyed).stdout
+    assert re.search(r"scheduled\s+0\b", table) and re.search(r"failed\s+2\b", table)
+    assert re.search(r"cancelled\s+2\s+100\.00%\s+of failed", table), table
+    assert "Cancelled" in table  # the fail record
+    (entry,) = [
+        c
+        for c in json.loads(cli(server, "campaigns", "list", *keyed, "--json").stdout)["campaigns"]
+        if c["camp_id"] == 901
+    ]
+    assert (entry["scheduled"], entry["cancelled"], entry["failed"]) == (0, 2, 2)
+    assert [j["state"] for j in campaign_jobs(server, partner, 901)] == ["failed", "failed"]
+    assert all(control.deliveries(token=tokens[e]) == [] for e in emails[:2])
+
+
+def test_cancelling_an_unknown_campaign_is_one_line(server: Server, partner: Partner) -> None:
+    keyed = ["--url", server.base_url, "--api-key", partner.api_key]
+    out = cli(server, "campaigns", "cancel", "987654", *keyed, check=False)
+    assert out.returncode == 1, out
+    assert out.stderr.strip().splitlines() == [
+        "Error: 404 campaign_not_found: no campaign with camp_id 987654"
+    ]
+    assert out.stdout == ""
+    unkeyed = cli(server, "campaigns", "cancel", "1", "--url", server.base_url, check=False)
+    assert unkeyed.returncode == 2 and "API key" in unkeyed.stderr
+
+
+def test_local_time_and_ignore_quiet_hours(
+    server: Server, partner: Partner, control: Control, tmp_path: Path
+) -> None:
+    salt = f"q{os.urandom(3).hex()}"
+    tokens = register(server, partner, tmp_path, salt)
+    ios, android, huawei = tokens
+    # The users have no zone of their own, nor the partner: their clock is UTC.
+    now = datetime.datetime.now(datetime.UTC)
+    later = now + datetime.timedelta(hours=2)
+    sent_later(server, partner, f"--to=email:{ios}", f"--local-time={later:%H:%M}", "--camp-id=902")
+    (job,) = campaign_jobs(server, partner, 902)
+    assert job["due_at"] == later.replace(second=0, microsecond=0).timestamp()
+
+    # Quiet hours from an hour ago to an hour ahead: a push now waits, unless told otherwise.
+    start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(hours=1)
+    quiet = f"--quiet-hours={start:%H:%M}-{end:%H:%M}"
+    on_db = ["--data-dir", str(server.data_dir)]
+    cli(server, "partners", "update", partner.name, quiet, *on_db)
+    time.sleep(SETTINGS_DELAY)
+    sent_later(server, partner, f"--to=email:{android}", "--camp-id=903")
+    sent_later(server, partner, f"--to=email:{huawei}", "--camp-id=904", "--ignore-quiet-hours")
+    (held,) = campaign_jobs(server, partner, 903)
+    assert held["due_at"] == end.replace(second=0, microsecond=0).timestamp()
+    control.wait_delivered([tokens[huawei]])
+    assert control.deliveries(token=tokens[android]) == []
+    cli(server, "partners", "update", partner.name, "--quiet-hours=off", *on_db)
+
+
+def test_a_bad_when_is_one_line_and_sends_nothing(server: Server, partner: Partner) -> None:
+    for args, says in (
+        (["--at=tomorrow"], "Invalid value for --at: must be an RFC 3339 date-time"),
+        (["--at=2026-12-24T18:00:00"], "it has no offset (add Z or ±HH:MM)"),
+        (["--at=+31d"], "must be at most 30 days in the future"),
+        (["--at=+10 min"], "is not +N followed by s, m, h or d"),
+        (["--local-time=9:00"], "Invalid value for --local-time: '9:00' is not \"HH:MM\""),
+        (["--at=+10m", "--local-time=09:00"], "--at and --local-time: choose one"),
+    ):
+        out = sent_later(server, partner, "--to=uuid:nobody", "--camp-id=905", *args, check=False)
+        assert out.returncode == 2, (args, out)
+        assert says in out.stderr, (args, out.stderr)
+        assert out.stderr.count("Error:") == 1 and "Traceback" not in out.stderr
+    assert campaign_jobs(server, partner, 905) == []
+    r = server.client.get("/api/v1/campaigns/905/report", headers={"X-API-KEY": partner.api_key})
+    assert r.status_code == 404
 
 
 # ---- certs ----

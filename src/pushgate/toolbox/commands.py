@@ -196,6 +196,25 @@ def users_import(
 @click.option("--camp-name", default="pushgate send", show_default=True)
 @click.option("--image-url", default="", help="An image for the notification.")
 @click.option("--ttl", type=click.IntRange(1, 2_419_200), default=None, help="Seconds.")
+@click.option(
+    "--at",
+    "send_at",
+    default=None,
+    callback=lambda _ctx, _param, value: _at(value),
+    metavar="WHEN",
+    help="Deliver later: an RFC 3339 date-time with offset (2026-12-24T18:00:00+01:00), Unix"
+    " seconds, or +30s, +10m, +2h, +1d from now; at most 30 days ahead.",
+)
+@click.option(
+    "--local-time",
+    default=None,
+    callback=lambda _ctx, _param, value: _local_time(value),
+    metavar="HH:MM",
+    help="Deliver the next time each user's own clock shows HH:MM.",
+)
+@click.option(
+    "--ignore-quiet-hours", is_flag=True, help="Deliver even within the partner's quiet hours."
+)
 @click.option("--partner", default=None, help="Checked against the API key with --data-dir.")
 @url_option
 @api_key_option
@@ -209,6 +228,9 @@ def send(
     camp_name: str,
     image_url: str,
     ttl: int | None,
+    send_at: float | None,
+    local_time: str | None,
+    ignore_quiet_hours: bool,
     partner: str | None,
     url: str | None,
     api_key: str | None,
@@ -217,30 +239,57 @@ def send(
 ) -> None:
     """Send a push to users through a running server and print each user's result.
 
-    The server's workers deliver it; `pushgate campaigns show CAMP_ID` follows it."""
+    The server's workers deliver it, now or at --at / --local-time; `pushgate campaigns show
+    CAMP_ID` follows it, `pushgate campaigns cancel CAMP_ID` stops what has not gone out."""
     from pushgate.toolbox import render
     from pushgate.toolbox.options import client
     from pushgate.toolbox.send import Content, SendStopped, parse_target, send_each
 
+    if send_at is not None and local_time is not None:
+        raise click.UsageError("--at and --local-time: choose one (each says when to deliver)")
     key = need_api_key(api_key, partner)
     for target in targets:
         parse_target(target)  # every recipient is checked before the first request
     if partner and data_dir:
         _check_key_owner(data_dir, partner, key)
-    content = Content(camp_id or int(time.time()), camp_name, title, message, image_url, ttl)
+    content = Content(
+        camp_id or int(time.time()),
+        camp_name,
+        title,
+        message,
+        image_url,
+        ttl,
+        send_at,
+        local_time,
+        ignore_quiet_hours,
+    )
+    due = render.due(send_at, local_time)
     with client(url, api_key=key) as http, http_errors(url):
         try:
             lines = send_each(http, targets, content)
         except SendStopped as stopped:
             if stopped.lines:
-                render.send_table(render.stdout(), content.camp_id, stopped.lines)
+                render.send_table(render.stdout(), content.camp_id, stopped.lines, due)
             raise stopped.error from None
     if as_json:
         click.echo(
             json.dumps({"camp_id": content.camp_id, "results": [x.as_json() for x in lines]})
         )
     else:
-        render.send_table(render.stdout(), content.camp_id, lines)
+        render.send_table(render.stdout(), content.camp_id, lines, due)
+
+
+# Callbacks: a bad value is a usage error (exit 2) before any request.
+def _at(value: str | None) -> float | None:
+    from pushgate.toolbox.send import parse_at
+
+    return None if value is None else parse_at(value, time.time())
+
+
+def _local_time(value: str | None) -> str | None:
+    from pushgate.toolbox.send import parse_local_time
+
+    return None if value is None else parse_local_time(value)
 
 
 def _check_key_owner(data_dir: Path, partner: str, key: str) -> None:
@@ -259,7 +308,7 @@ def _check_key_owner(data_dir: Path, partner: str, key: str) -> None:
 @click.group()
 def campaigns() -> None:
     """Campaign lists and reports: from a server with --api-key, or on the data dir with
-    --partner."""
+    --partner; cancelling one, through a server."""
 
 
 def _campaign_source(api_key: str | None, partner: str | None) -> tuple[str | None, str | None]:
@@ -362,6 +411,29 @@ def campaigns_show(
         click.echo(msgspec.json.encode(report).decode())
     else:
         render.campaign_report(render.stdout(), report)
+
+
+@campaigns.command("cancel")
+@click.argument("camp_id", type=click.IntRange(min=1))
+@api_key_option
+@url_option
+@click.option("--json", "as_json", is_flag=True, help="Print the endpoint's JSON.")
+def campaigns_cancel(camp_id: int, api_key: str | None, url: str | None, as_json: bool) -> None:
+    """Stop every push of the campaign not yet handed to a provider (scheduled, or queued and
+    not taken by a worker): they end failed `Cancelled`. Through the server, whose workers
+    hold the queue; pushes already sent are not recalled."""
+    import msgspec
+
+    from pushgate.toolbox import render
+    from pushgate.toolbox.options import client
+
+    key = need_api_key(api_key)
+    with client(url, api_key=key) as http, http_errors(url):
+        answer = http.cancel_campaign(camp_id)
+    if as_json:
+        click.echo(msgspec.json.encode(answer).decode())
+    else:
+        render.cancelled(render.stdout(), answer)
 
 
 # ---- certs ----

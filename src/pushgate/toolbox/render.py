@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pushgate.toolbox.checkpoint import Checkpoint
-from pushgate.wire.stats import CampaignPage, CampaignReport
+from pushgate.wire.stats import CampaignCancelled, CampaignPage, CampaignReport
 
 
 def stdout() -> Console:
@@ -201,7 +201,18 @@ class SendLine:
         }
 
 
-def send_table(console: Console, camp_id: int, lines: Sequence[SendLine]) -> None:
+def due(send_at: float | None, local_time: str | None) -> str | None:
+    """When `pushgate send --at` / `--local-time` said the pushes are due; None: now."""
+    if send_at is not None:
+        return f"due {_when(send_at)}"
+    if local_time is not None:
+        return f"due at {local_time} on each user's clock"
+    return None
+
+
+def send_table(
+    console: Console, camp_id: int, lines: Sequence[SendLine], due: str | None = None
+) -> None:
     table = Table(title=f"camp_id {camp_id}: per-user result")
     table.add_column("to")
     table.add_column("result")
@@ -219,8 +230,9 @@ def send_table(console: Console, camp_id: int, lines: Sequence[SendLine]) -> Non
         )
     console.print(table)
     sent = sum(1 for line in lines if line.result == "sent")
+    when = f", {due}" if due else ""
     console.print(
-        f"{sent} of {len(lines)} queued for delivery; `pushgate campaigns show {camp_id}`"
+        f"{sent} of {len(lines)} queued for delivery{when}; `pushgate campaigns show {camp_id}`"
         " follows them."
     )
 
@@ -228,12 +240,26 @@ def send_table(console: Console, camp_id: int, lines: Sequence[SendLine]) -> Non
 # ---- campaigns ----
 
 
+# The counts of `campaigns list`, in the endpoint's order (fields of wire.CampaignSummary).
+LIST_COUNTS = (
+    "requested",
+    "queued",
+    "scheduled",
+    "accepted",
+    "failed",
+    "cancelled",
+    "expired",
+    "delivered",
+    "opened",
+)
+
+
 def campaign_list(console: Console, page: CampaignPage) -> None:
     table = Table(title=f"campaigns (page {page.page}, {page.total} in all)")
     table.add_column("camp_id")
     table.add_column("name")
     table.add_column("created (UTC)", no_wrap=True)
-    for name in ("requested", "queued", "accepted", "failed", "expired", "delivered", "opened"):
+    for name in LIST_COUNTS:
         table.add_column(name, justify="right")
     table.add_column("open rate", justify="right")
     for c in page.campaigns:
@@ -241,18 +267,7 @@ def campaign_list(console: Console, page: CampaignPage) -> None:
             str(c.camp_id),
             c.name,
             c.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            *(
-                number(v)
-                for v in (
-                    c.requested,
-                    c.queued,
-                    c.accepted,
-                    c.failed,
-                    c.expired,
-                    c.delivered,
-                    c.opened,
-                )
-            ),
+            *(number(getattr(c, name)) for name in LIST_COUNTS),
             f"{c.open_rate:.2f}%",
         )
     console.print(table)
@@ -270,8 +285,10 @@ def funnel_rows(report: CampaignReport) -> list[tuple[str, int, str, str]]:
         ("requested", f.requested, "", ""),
         ("resolved", f.resolved, percent(f.resolved, f.requested), "of requested"),
         ("queued", f.queued, percent(f.queued, f.resolved), "of resolved"),
+        ("scheduled", f.scheduled, percent(f.scheduled, f.queued), "of queued"),
         ("accepted", f.accepted, percent(f.accepted, f.queued), "of queued"),
         ("failed", f.failed, percent(f.failed, f.queued), "of queued"),
+        ("cancelled", f.cancelled, percent(f.cancelled, f.failed), "of failed"),
         ("expired", f.expired, percent(f.expired, f.queued), "of queued"),
         ("pending", f.pending, percent(f.pending, f.queued), "of queued"),
         ("delivered", f.delivered, f"{r.delivery_rate:.2f}%", "of accepted"),
@@ -327,6 +344,19 @@ def campaign_report(console: Console, report: CampaignReport) -> None:
             )
         parts.append(fails)
     console.print(Panel(Group(*parts), title="campaign report", expand=False))
+
+
+def cancelled(console: Console, answer: CampaignCancelled) -> None:
+    table = Table(title="campaign cancelled")
+    table.add_column("camp_id")
+    table.add_column("cancelled", justify="right")
+    table.add_column("note")
+    table.add_row(
+        str(answer.camp_id),
+        number(answer.cancelled),
+        "pushes not yet handed to a provider, now failed Cancelled",
+    )
+    console.print(table)
 
 
 # ---- certs ----
