@@ -62,12 +62,15 @@ pytestmark = pytest.mark.skipif(
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-output" / "dashboard"
 CAMP_ID = 4711
+LATER_CAMP_ID = 4712  # one push scheduled an hour ahead, then cancelled
 FUNNEL = (
     "requested",
     "resolved",
     "queued",
+    "scheduled",
     "accepted",
     "failed",
+    "cancelled",
     "expired",
     "pending",
     "delivered",
@@ -76,7 +79,16 @@ FUNNEL = (
 FUNNEL_CHART = ("requested", "resolved", "queued", "accepted", "delivered", "opened")
 PLATFORMS = ("ios", "android", "huawei")
 PLATFORM_FIELDS = ("queued", "accepted", "failed", "expired")
-LIST_COLUMNS = ("requested", "queued", "accepted", "failed", "delivered", "opened")
+LIST_COLUMNS = (
+    "requested",
+    "queued",
+    "scheduled",
+    "accepted",
+    "failed",
+    "cancelled",
+    "delivered",
+    "opened",
+)
 TIMEOUT_MS = 15_000
 # A wrong key gets a 401 from POST /dashboard/session, which Chromium logs as "Failed to load
 # resource" (the browser reporting a status, not a page error). Only the wrong-key test expects
@@ -380,4 +392,55 @@ def test_the_campaigns_page_shows_the_webhook_and_its_last_error(
     assert tab.text("webhook-state") == "Enabled"
     assert tab.text("webhook-error") == "No error."
     client.delete("/api/v1/webhook", headers=headers)
+    tab.assert_clean(partner.api_key)
+
+
+def test_a_scheduled_push_shows_as_scheduled_and_after_a_cancel_as_cancelled(
+    tab: Tab, server: Server, tmp_path: Path
+) -> None:
+    partner = server.create_partner()  # its own: the other tests' lists stay as they are
+    name = f"Dashboard later {os.urandom(3).hex()}"
+    token = device_token("ios")
+    uuid = f"dash-later-{token[-8:]}"
+    partner.session({"uuid": uuid}, "ios", token)
+    later = notification(uuid, LATER_CAMP_ID, camp_name=name, send_at=int(time.time()) + 3600)
+    r = partner.push({"notifications": [later]})
+    assert r.status_code == 200 and r.json()["successes"], r.text
+
+    tab.open()
+    tab.sign_in(partner.api_key)
+    row = tab.page.get_by_test_id(f"campaign-row-{LATER_CAMP_ID}")
+    row.wait_for()
+    cells = {k: int(row.locator(f"td[data-col={k}]").inner_text()) for k in LIST_COLUMNS}
+    assert cells == {k: int(k in ("requested", "queued", "scheduled")) for k in LIST_COLUMNS}
+    # Every column of the list fits the 1280 px page, without scrolling sideways.
+    wrap = tab.page.get_by_test_id("campaigns-table").locator("xpath=..")
+    assert wrap.evaluate("(el) => el.scrollWidth <= el.clientWidth")
+    row.click()
+    tab.page.wait_for_url(re.compile(rf"#/campaigns/{LATER_CAMP_ID}$"))
+    tab.page.get_by_test_id("funnel-numbers").wait_for()
+    assert {n: tab.number(f"funnel-{n}") for n in ("queued", "scheduled", "pending")} == {
+        "queued": 1,
+        "scheduled": 1,
+        "pending": 1,
+    }
+    assert tab.number("funnel-cancelled") == 0
+    assert "1 scheduled for later" in tab.text("pending-notice")
+    tab.screenshot(tmp_path, "campaign-scheduled")
+
+    headers = {"X-API-KEY": partner.api_key}
+    r = server.client.post(f"/api/v1/campaigns/{LATER_CAMP_ID}/cancel", headers=headers)
+    assert r.json() == {"camp_id": LATER_CAMP_ID, "cancelled": 1}, r.text
+    tab.page.reload()
+    tab.page.get_by_test_id("funnel-numbers").wait_for()
+    shown = {n: tab.number(f"funnel-{n}") for n in ("scheduled", "failed", "cancelled", "pending")}
+    assert shown == {"scheduled": 0, "failed": 1, "cancelled": 1, "pending": 0}
+    assert tab.number("fail-Cancelled") == 1
+    assert not tab.page.get_by_test_id("pending-notice").is_visible()
+
+    tab.page.get_by_test_id("back").click()
+    row.wait_for()
+    assert row.locator("td[data-col=scheduled]").inner_text() == "0"
+    assert row.locator("td[data-col=cancelled]").inner_text() == "1"
+    assert row.locator("td[data-col=failed]").inner_text() == "1"
     tab.assert_clean(partner.api_key)

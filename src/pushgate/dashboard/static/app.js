@@ -21,8 +21,10 @@
     ['requested', 'Requested', 'users answered for the campaign'],
     ['resolved', 'Resolved', 'requested users that matched a profile'],
     ['queued', 'Queued', 'sends durably queued'],
+    ['scheduled', 'Scheduled', 'of the queued, waiting for their time (send_at, local_time, quiet hours)'],
     ['accepted', 'Accepted', 'accepted by the provider'],
     ['failed', 'Failed', 'failed for good'],
+    ['cancelled', 'Cancelled', 'of the failed, stopped by cancelling the campaign before they were sent'],
     ['expired', 'Expired', 'not accepted within the TTL'],
     ['pending', 'Pending', 'still queued or being retried'],
     ['delivered', 'Delivered', 'users whose app reported the push'],
@@ -37,8 +39,10 @@
     { key: 'created_at', label: 'Created', type: 'date' },
     { key: 'requested', label: 'Requested', type: 'number' },
     { key: 'queued', label: 'Queued', type: 'number' },
+    { key: 'scheduled', label: 'Scheduled', type: 'number' },
     { key: 'accepted', label: 'Accepted', type: 'number' },
     { key: 'failed', label: 'Failed', type: 'number' },
+    { key: 'cancelled', label: 'Cancelled', type: 'number' },
     { key: 'delivered', label: 'Delivered', type: 'number' },
     { key: 'opened', label: 'Opened', type: 'number' },
     { key: 'open_rate', label: 'Open rate', type: 'rate' },
@@ -303,7 +307,7 @@
     });
     const body = h('tbody');
     const head = h('tr');
-    const table = h('table', { class: 'data clickable-rows', testid: 'campaigns-table' }, h('thead', {}, head), body);
+    const table = h('table', { class: 'data data-compact clickable-rows', testid: 'campaigns-table' }, h('thead', {}, head), body);
     const summary = h('p', { class: 'muted summary', testid: 'campaigns-count', 'aria-live': 'polite' }, 'Loading campaigns…');
 
     const onRange = () => {
@@ -484,6 +488,7 @@
     const funnel = r.funnel || {};
     const rates = r.rates || {};
     const pending = Number(funnel.pending) || 0;
+    const scheduled = Number(funnel.scheduled) || 0; // part of pending
 
     const head = h('section', { class: 'card campaign-head' },
       h('div', { class: 'campaign-title' },
@@ -499,8 +504,9 @@
 
     const sections = [head];
     if (pending > 0) {
+      const later = scheduled > 0 ? ` (${scheduled} scheduled for later)` : '';
       sections.push(h('p', { class: 'notice', testid: 'pending-notice' },
-        `${pending} send${pending === 1 ? ' is' : 's are'} still queued or being retried. `,
+        `${pending} send${pending === 1 ? ' is' : 's are'} still queued or being retried${later}. `,
         h('button', { type: 'button', class: 'link-button', onclick: route }, 'Refresh')));
     }
 
