@@ -292,9 +292,9 @@ SPREAD = 1.5  # the due times are spread over this, each push at its own instant
 
 
 def restart_before_due(
-    carrier: dict[str, str],
     standalone: Standalone,
     serve: Callable[..., Server],
+    carrier: dict[str, str],
     record_property: Callable[[str, object], None],
     end: Callable[[Server], None],
 ) -> None:
