@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -199,6 +200,39 @@ def make_bodies(api_key: str, users: int) -> Bodies:
         for k in range(max(1, users // BATCH))
     ]
     return Bodies([seed], varied, batch)
+
+
+def _lineage() -> set[int]:
+    """This process and its ancestors (their command lines may name anything)."""
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pids.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
+
+
+def processes_matching(pattern: re.Pattern[str], width: int = 120) -> list[str]:
+    """Processes whose command line `pattern` finds (what `pgrep -f` would), this script and
+    its ancestors aside: test runs and other benchmarks sharing the machine."""
+    mine, found = _lineage(), []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) in mine:
+            continue
+        with contextlib.suppress(OSError):
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if pattern.search(cmd):
+                found.append(f"{proc.name} {cmd.strip()[:width]}")
+    return found
+
+
+def write_results(out: Path, stem: str, text: str, raw: dict[str, Any]) -> None:
+    """A run's report (`stem`.md) and its figures (`stem`.json) in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    for suffix, content in ((".md", text), (".json", json.dumps(raw, indent=1))):
+        (out / (stem + suffix)).write_text(content)
 
 
 def free_port() -> int:

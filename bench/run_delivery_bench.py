@@ -1286,9 +1286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for p in bench.results.values()
         },
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    for suffix, content in ((".md", text), (".json", json.dumps(raw, indent=1))):
-        (args.out / (stem + suffix)).write_text(content)
+    harness.write_results(args.out, stem, text, raw)
     print(f"\n{text}")
     log(f"wrote {args.out / stem}.md and .json")
     lock.close()

@@ -115,29 +115,9 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def _lineage() -> set[int]:
-    """This process and its ancestors (their command lines may name anything)."""
-    pids, pid = set(), os.getpid()
-    while pid > 1:
-        pids.add(pid)
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            break
-    return pids
-
-
 def busy_processes() -> list[str]:
-    """Test runs and other benchmarks on the machine (what `pgrep -f BUSY` would find)."""
-    mine, found = _lineage(), []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) in mine:
-            continue
-        with contextlib.suppress(OSError):
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if BUSY.search(cmd):
-                found.append(f"{proc.name} {cmd.strip()[:120]}")
-    return found
+    """Test runs and other benchmarks on the machine."""
+    return harness.processes_matching(BUSY)
 
 
 def wait_for_quiet_machine(limit: float, log: Callable[[str], None]) -> float:
@@ -1362,9 +1342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "profiles": bench.profiles,
         "took_s": round(took),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    for suffix, content in ((".md", text), (".json", json.dumps(raw, indent=1))):
-        (args.out / (stem + suffix)).write_text(content)
+    harness.write_results(args.out, stem, text, raw)
     print(f"\n{text}")
     bench.log(f"wrote {args.out / stem}.md and .json in {took / 60:.1f} min")
     lock.close()

@@ -42,6 +42,7 @@ import csv
 import datetime as dt
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -63,6 +64,8 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import harness  # noqa: E402  (bench/ is not a package)
+
+TEST_RUN = re.compile("pytest")  # other sessions' test suites: wait until none runs
 
 POSTGRES_URL = os.environ.get("PUSHGATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("PUSHGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -99,30 +102,9 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def _lineage() -> set[int]:
-    """This process and its ancestors (their command lines may name anything)."""
-    pids, pid = set(), os.getpid()
-    while pid > 1:
-        pids.add(pid)
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            break
-    return pids
-
-
 def test_runs() -> list[str]:
-    """Test runs on the machine (other sessions' suites share it): what `pgrep -f pytest`
-    would find, this script's own ancestors aside."""
-    mine, found = _lineage(), []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) in mine:
-            continue
-        with contextlib.suppress(OSError):
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if "pytest" in cmd:
-                found.append(f"{proc.name} {cmd.strip()[:100]}")
-    return found
+    """Test runs on the machine (other sessions' suites share it)."""
+    return harness.processes_matching(TEST_RUN, width=100)
 
 
 def wait_for_test_runs(limit: float) -> float:
@@ -769,9 +751,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": [asdict(r) for r in bench.runs],
         "waits": bench.waits,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    for suffix, content in ((".md", text), (".json", json.dumps(raw, indent=1))):
-        (args.out / (stem + suffix)).write_text(content)
+    harness.write_results(args.out, stem, text, raw)
     print(f"\n{text}")
     log(f"wrote {args.out / stem}.md and .json")
     lock.close()

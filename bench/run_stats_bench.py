@@ -32,7 +32,6 @@ import argparse
 import contextlib
 import datetime as dt
 import gzip
-import json
 import re
 import shutil
 import signal
@@ -755,9 +754,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for m in measured
         },
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    for suffix, content in ((".md", text), (".json", json.dumps(raw, indent=1))):
-        (args.out / (args.stem + suffix)).write_text(content)
+    harness.write_results(args.out, args.stem, text, raw)
     print(f"\n{text}")
     bench.log(f"wrote {args.out / args.stem}.md and .json")
     lock.close()
