@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import datetime
 import gzip
 import hashlib
 import json
@@ -233,6 +234,36 @@ def write_results(out: Path, stem: str, text: str, raw: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for suffix, content in ((".md", text), (".json", json.dumps(raw, indent=1))):
         (out / (stem + suffix)).write_text(content)
+
+
+def result_stem(kind: str, info: dict[str, str], rev: str | None, *tags: str) -> str:
+    """The name of a run's result files, `<kind>-<date>-<served commit>[-dirty][-<tag>...]`
+    (one set per day and version: runs of other commits the same day keep theirs); with
+    `rev`, notes in `info` that this commit's src/ was served, whatever the tree holds."""
+    if rev:
+        info["served commit"] = _git(["rev-parse", "--short", rev])
+        info["uncommitted changes under src/"] = "not served (--rev)"
+    served = info.get("served commit") or info["commit"] or "unknown"
+    dirty = not rev and info["uncommitted changes under src/"] != "none"
+    parts = [kind, datetime.date.today().isoformat(), served, *(["dirty"] if dirty else []), *tags]
+    return "-".join(p for p in parts if p)
+
+
+def wait_for_none(
+    pattern: re.Pattern[str], limit: float, poll: float, log: Any, what: str
+) -> float:
+    """Wait (polling every `poll` s, at most `limit` s) until no process matches `pattern`
+    (processes_matching); returns the seconds waited."""
+    started = time.monotonic()
+    told = False
+    while (found := processes_matching(pattern)) and time.monotonic() - started < limit:
+        if not told:
+            log(f"waiting for {len(found)} {what} to finish: {found[0]}")
+            told = True
+        time.sleep(poll)
+    if found:
+        log(f"still running after {limit:.0f} s, going on: {found[0]}")
+    return round(time.monotonic() - started, 1)
 
 
 def free_port() -> int:

@@ -45,12 +45,12 @@ from harness import (  # noqa: E402
     BATCH,
     Bench,
     Scenario,
-    _git,
     fmt_rps,
     machine,
     one_run_at_a_time,
     parse_args,
     profile_lines,
+    result_stem,
 )
 
 GOAL_RPS = 5000
@@ -234,18 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = Bench(args, work)
     bench.argv = args_given
     info = machine()
-    if args.rev:
-        info["served commit"] = _git(["rev-parse", "--short", args.rev])
-        info["uncommitted changes under src/"] = "not served (--rev)"
+    stem = result_stem("api", info, args.rev, "quick" if args.quick else "")
     bench.log(f"work dir {work}; machine: {info['nproc']} x {info['cpu']}")
-    # One set of files per day and version: runs of other commits on the same day keep theirs.
-    served = info.get("served commit") or info["commit"] or "unknown"
-    dirty = not args.rev and info["uncommitted changes under src/"] != "none"
-    stem = (
-        f"api-{dt.date.today().isoformat()}-{served}"
-        + ("-dirty" if dirty else "")
-        + ("-quick" if args.quick else "")
-    )
     closed = [
         Scenario("noop", "no-op, seed body", "no-op", "closed", "seed"),
         Scenario(

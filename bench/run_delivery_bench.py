@@ -1230,15 +1230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     pytest_runs = subprocess.run(["pgrep", "-c", "-f", "pytest"], capture_output=True, text=True)
     info["pytest processes running at start"] = pytest_runs.stdout.strip() or "0"
-    if args.rev:
-        info["served commit"] = harness._git(["rev-parse", "--short", args.rev])
-        info["uncommitted changes under src/"] = "not served (--rev)"
-    dirty = not args.rev and info["uncommitted changes under src/"] != "none"
-    stem = (
-        f"delivery-{dt.date.today().isoformat()}-{info.get('served commit') or info['commit']}"
-        + ("-dirty" if dirty else "")
-        + ("-quick" if args.quick else "")
-        + ("" if args.platform == "all" else f"-{args.platform}")
+    stem = harness.result_stem(
+        "delivery",
+        info,
+        args.rev,
+        "quick" if args.quick else "",
+        "" if args.platform == "all" else args.platform,
     )
     args.stem = stem
     work = Path(tempfile.mkdtemp(prefix="pushgate-delivery-bench-"))

@@ -123,16 +123,7 @@ def busy_processes() -> list[str]:
 def wait_for_quiet_machine(limit: float, log: Callable[[str], None]) -> float:
     """Wait (polling every 30 s, at most `limit` s) until no test run or other benchmark
     runs. Returns the seconds waited."""
-    started = time.monotonic()
-    told = False
-    while (found := busy_processes()) and time.monotonic() - started < limit:
-        if not told:
-            log(f"waiting for {len(found)} test/benchmark processes to finish: {found[0]}")
-            told = True
-        time.sleep(BUSY_POLL)
-    if found:
-        log(f"still running after {limit:.0f} s, going on: {found[0]}")
-    return round(time.monotonic() - started, 1)
+    return harness.wait_for_none(BUSY, limit, BUSY_POLL, log, "test/benchmark processes")
 
 
 def database_cpu() -> float:
@@ -1280,15 +1271,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.quiet("start")
     info = harness.machine()
     info["load average at start (1, 5, 15 min)"] = load_average()
-    if args.rev:  # as run_api_bench: a commit's src/, whatever the working tree holds
-        info["served commit"] = harness._git(["rev-parse", "--short", args.rev])
-        info["uncommitted changes under src/"] = "not served (--rev)"
-    dirty = not args.rev and info["uncommitted changes under src/"] != "none"
-    stem = (
-        f"scale-{dt.date.today().isoformat()}-{info.get('served commit') or info['commit']}"
-        + ("-dirty" if dirty else "")
-        + ("-stats-off" if args.campaign_stats == "off" else "")
-        + ("-quick" if args.quick else "")
+    stem = harness.result_stem(
+        "scale",
+        info,
+        args.rev,
+        "stats-off" if args.campaign_stats == "off" else "",
+        "quick" if args.quick else "",
     )
     bench.log(f"work dir {work}; load average {info['load average at start (1, 5, 15 min)']}")
     api_series: list[Series] = []

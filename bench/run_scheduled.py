@@ -102,23 +102,9 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def test_runs() -> list[str]:
-    """Test runs on the machine (other sessions' suites share it)."""
-    return harness.processes_matching(TEST_RUN, width=100)
-
-
 def wait_for_test_runs(limit: float) -> float:
     """Wait (at most `limit` s) until no test run is on the machine; the seconds waited."""
-    started = time.monotonic()
-    told = False
-    while (found := test_runs()) and time.monotonic() - started < limit:
-        if not told:
-            log(f"waiting for {len(found)} test processes to finish: {found[0]}")
-            told = True
-        time.sleep(BUSY_POLL)
-    if found:
-        log(f"tests still running after {limit:.0f} s, going on: {found[0]}")
-    return round(time.monotonic() - started, 1)
+    return harness.wait_for_none(TEST_RUN, limit, BUSY_POLL, log, "test processes")
 
 
 def device_token(platform: str, i: int) -> str:
@@ -323,7 +309,13 @@ class ScheduledBench:
     def run(self) -> None:
         for r in range(self.args.runs):
             waited = wait_for_test_runs(self.args.busy_wait)
-            self.waits.append({"round": r + 1, "waited_s": waited, "tests": len(test_runs())})
+            self.waits.append(
+                {
+                    "round": r + 1,
+                    "waited_s": waited,
+                    "tests": len(harness.processes_matching(TEST_RUN)),
+                }
+            )
             for name in self.args.backends:
                 arms = ARMS if r % 2 == 0 else ARMS[::-1]
                 for arm in arms:
@@ -712,15 +704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     info[LOAD_AT_START] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     pytest_runs = subprocess.run(["pgrep", "-c", "-f", "pytest"], capture_output=True, text=True)
     info["pytest processes running at start"] = pytest_runs.stdout.strip() or "0"
-    if args.rev:
-        info["served commit"] = harness._git(["rev-parse", "--short", args.rev])
-        info["uncommitted changes under src/"] = "not served (--rev)"
-    dirty = not args.rev and info["uncommitted changes under src/"] != "none"
-    stem = (
-        f"scheduled-{dt.date.today().isoformat()}-{info.get('served commit') or info['commit']}"
-        + ("-dirty" if dirty else "")
-        + ("-quick" if args.quick else "")
-    )
+    stem = harness.result_stem("scheduled", info, args.rev, "quick" if args.quick else "")
     work = Path(tempfile.mkdtemp(prefix="pushgate-scheduled-bench-"))
 
     def terminated(signum: int, frame: Any) -> None:

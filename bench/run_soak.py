@@ -727,15 +727,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="pushgate-soak-"))
     soak = Soak(args, work)
     info = harness.machine()
-    if args.rev:
-        info["served commit"] = harness._git(["rev-parse", "--short", args.rev])
-        info["uncommitted changes under src/"] = "not served (--rev)"
-    served = info.get("served commit") or info["commit"] or "unknown"
-    dirty = not args.rev and info["uncommitted changes under src/"] != "none"
-    stem = (
-        f"soak-{dt.date.today().isoformat()}-{served}"
-        + ("-dirty" if dirty else "")
-        + (f"-{args.duration:g}s" if args.duration < 600 else "")
+    stem = harness.result_stem(
+        "soak", info, args.rev, f"{args.duration:g}s" if args.duration < 600 else ""
     )
     log(f"work dir {work}; machine: {info['nproc']} x {info['cpu']}; waited {quiet['waited_s']} s")
     try:

@@ -714,15 +714,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = Path("/proc/loadavg").read_text().split()[:3]
     info = harness.machine()
     info["load average at start (1, 5, 15 min)"] = " ".join(load)
-    if args.rev:  # as run_api_bench: a commit's src/, whatever the working tree holds
-        info["served commit"] = harness._git(["rev-parse", "--short", args.rev])
-        info["uncommitted changes under src/"] = "not served (--rev)"
-    dirty = not args.rev and info["uncommitted changes under src/"] != "none"
-    args.stem = (
-        f"stats-{dt.date.today().isoformat()}-{info.get('served commit') or info['commit']}"
-        + ("-dirty" if dirty else "")
-        + ("-quick" if args.quick else "")
-    )
+    args.stem = harness.result_stem("stats", info, args.rev, "quick" if args.quick else "")
     work = Path(tempfile.mkdtemp(prefix="pushgate-stats-bench-"))
     bench = StatsBench(args, work)
     bench.log(f"work dir {work}; load average {' '.join(load)}")
