@@ -39,13 +39,12 @@ _GAP_WALK_MINUTES = 48 * 60
 
 
 def parse_send_at(value: object, now: float) -> float | None:
-    """None when value is None. Accepts int/float Unix seconds (not bool), a string of
-    decimal Unix seconds, or an RFC 3339 date-time string WITH offset or Z (e.g.
-    "2026-12-08T09:00:00+02:00", "2026-12-08T09:00:00Z", fractional seconds allowed; a
-    lower-case t/z and a space separator may be accepted). Returns epoch seconds (a time in the
-    past is returned as is; the caller sends it now). Raises errors.invalid_send_at(message)
-    with a clear message naming `send_at` for: wrong type, unparsable text, a date-time without
-    offset, non-finite numbers, and a time more than MAX_AHEAD_SECONDS after `now`."""
+    """A notification's `send_at` as epoch seconds (None when it has none): Unix seconds, as a
+    number (not a bool) or decimal text, or an RFC 3339 date-time with an offset or `Z`
+    (fractional seconds, a lower-case t or z and a space for the T are taken too). A time in
+    the past is returned as it is: the caller sends it now. `invalid_send_at`, naming the field,
+    for another type, other text, a date-time without an offset, a non-finite number, and a
+    time more than MAX_AHEAD_SECONDS after `now`."""
     if value is None:
         return None
     # bool is an int to Python, but `true` is no time to JSON.
@@ -110,8 +109,8 @@ def _shown(value: object) -> str:
 
 
 def parse_local_time(value: object) -> int | None:
-    """None when value is None; "HH:MM" (00:00..23:59, exactly two digits each) -> minute of
-    day. Anything else raises errors.invalid_send_at naming `local_time`."""
+    """A notification's `local_time`, "HH:MM" (00:00 to 23:59, two digits each), as the minute
+    of the day (None when it has none); anything else is `invalid_send_at`, naming the field."""
     if value is None:
         return None
     m = _LOCAL_TIME.fullmatch(value) if isinstance(value, str) else None
@@ -146,9 +145,9 @@ def format_quiet_hours(window: tuple[int, int] | None) -> str:
 
 
 def zone_named(name: object) -> ZoneInfo | None:
-    """The zone for an IANA name, cached (functools.lru_cache on the str); None for a
-    non-string, empty, malformed (e.g. "../x", absolute paths — ZoneInfo raises ValueError
-    for some) or unknown name. Never raises."""
+    """The zone an IANA name names (looked up once per name); None for anything else: not a
+    string, empty, too long, malformed ("../x", an absolute path) or unknown. Never raises:
+    the names come from apps and profiles, not from the caller."""
     if not isinstance(name, str) or not 0 < len(name) <= _LONGEST_ZONE_NAME:
         return None
     return _zone(name)
@@ -169,9 +168,9 @@ def user_zone(
     profile_attributes: Mapping[str, Any],
     partner_zone: str | None,
 ) -> ZoneInfo:
-    """The first usable zone of: device_attributes["INSIDER.timezone"],
-    profile_attributes["timezone"], profile_attributes["INSIDER.timezone"], partner_zone,
-    else UTC (ZoneInfo("UTC"))."""
+    """The user's clock (contract.md): the zone the SDK sent with the device, else the
+    profile's `timezone` attribute (as an upsert sets it, or as a session stored it), else the
+    partner's zone, else UTC; a name that is no zone is passed over."""
     for name in (
         device_attributes.get("INSIDER.timezone"),
         profile_attributes.get("timezone"),
@@ -185,14 +184,11 @@ def user_zone(
 
 
 def next_local_time(after: float, minute_of_day: int, zone: ZoneInfo) -> float:
-    """The first instant at or after `after` (epoch seconds) at which the local clock in
-    `zone` shows that minute: if the clock shows that minute at `after` already (i.e.
-    within [HH:MM:00, HH:MM:59.999]) returns `after` itself; otherwise the next day's or
-    today's HH:MM:00 that is later. A wall time in a DST gap resolves to the first valid
-    minute after it (walk forward minute by minute in wall time until
-    local->UTC->local round-trips; bound the walk, e.g. 48 h, then fall back to fold=0).
-    A repeated wall time resolves to its first occurrence (to its second when `after` is
-    past the first: the clock shows it again then)."""
+    """The first instant at or after `after` at which the clock in `zone` shows the minute:
+    `after` itself when the clock shows it already (the minute has begun and is not over),
+    else that minute's start, today or later. A minute that a clock change skips that day
+    resolves to the first minute after it that exists; a minute the clock shows twice, to its
+    first occurrence (to its second when `after` is past the first: the clock shows it again)."""
     hour, minute = divmod(minute_of_day, 60)
     # From the day before: a gap or a fall back across midnight can put yesterday's wall
     # minute after `after`. A minute that began before `after` but is not over yet counts.
@@ -254,11 +250,10 @@ def due_time(
     quiet: tuple[int, int] | None,
     zone: Callable[[], ZoneInfo],
 ) -> float:
-    """When one push becomes due: max(now, send_at) if send_at; next_local_time(now,
-    local_time, zone()) if local_time; else now; then moved past quiet hours when `quiet`
-    is not None (the caller passes None when the notification ignores quiet hours or the
-    partner has none). `zone` is called at most once and only when needed (it costs a lookup
-    per user)."""
+    """When one push becomes due: at its `send_at` (now if that has passed), at the user's
+    next `local_time`, or now; then, inside the `quiet` window (None: the partner has none, or
+    the notification ignores it), at the window's end. `zone` gives the user's zone, looked up
+    only when one is needed, and once."""
     tz: ZoneInfo | None = None
     if send_at is not None:
         due = max(now, send_at)
