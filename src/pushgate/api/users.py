@@ -47,7 +47,7 @@ class UserRoutes:
         store: Store,
         partners: PartnerCache,
         rate: RateLimiter,
-        idempotency_seconds: float = 720 * 3600.0,
+        idempotency_seconds: float,  # Settings.idempotency_hours, in seconds
     ) -> None:
         self.store = store
         self.partners = partners
