@@ -16,11 +16,25 @@ _JOB_COLUMNS = (
 )
 
 
-_INSERT_HEAD = (
-    "INSERT INTO jobs (partner_id, camp_id, profile_id, device_id, platform, token,"
-    " environment, payload, push_type, priority, created_at, expires_at, due_at, variant_id)"
+# The columns a new job's row gives, in `_values`' order.
+_INSERT_COLUMNS = (
+    "partner_id",
+    "camp_id",
+    "profile_id",
+    "device_id",
+    "platform",
+    "token",
+    "environment",
+    "payload",
+    "push_type",
+    "priority",
+    "created_at",
+    "expires_at",
+    "due_at",
+    "variant_id",
 )
-_DUE_COLUMN = 12  # due_at's place in _INSERT_HEAD's columns
+_INSERT_HEAD = f"INSERT INTO jobs ({', '.join(_INSERT_COLUMNS)})"
+_DUE_COLUMN = _INSERT_COLUMNS.index("due_at")
 _OUTBOX_CHUNK = 500  # rows per multi-row INSERT: 7,000 parameters, under SQLite's limit
 
 
@@ -98,6 +112,9 @@ def claim(conn: Db, worker: str, limit: int, lease_seconds: float, now: float) -
     return sorted((Job(*row) for row in rows), key=lambda j: j.id)
 
 
+CAMPAIGN_LEASE_SECONDS = 60.0  # settled in the same transaction; the lease only keeps workers off
+
+
 def lease_campaign(
     conn: Db, partner_id: int, camp_id: int, owner: str, after_id: int, limit: int, now: float
 ) -> list[Job]:
@@ -111,9 +128,6 @@ def lease_campaign(
         (owner, now + CAMPAIGN_LEASE_SECONDS, partner_id, camp_id, after_id, limit),
     ).fetchall()
     return sorted((Job(*row) for row in rows), key=lambda j: j.id)
-
-
-CAMPAIGN_LEASE_SECONDS = 60.0  # settled in the same transaction; the lease only keeps workers off
 
 
 # One job's move in a batch settle: (job id, next state, last error, next due time or None).

@@ -149,7 +149,10 @@ class ContentCache:
         self.entries: dict[bytes, Push] = {}
 
     def push(self, index: int, n: Notification, identifiers: tuple[Identifier, ...]) -> Push:
-        key = _ENCODE(msgspec.structs.replace(n, identifiers=None, **_untimed(n)))
+        # Timing left out: a campaign's content is shared by requests that send it at
+        # different times.
+        untimed = _UNTIMED if _has_timing(n) else {}
+        key = _ENCODE(msgspec.structs.replace(n, identifiers=None, **untimed))
         template = self.entries.get(key)
         if template is None:
             template = msgspec.structs.replace(
@@ -163,16 +166,16 @@ class ContentCache:
         )
 
 
-def _untimed(n: Notification) -> dict[str, Any]:
-    """The timing fields at their defaults, when any is set: a campaign's content is shared
-    by requests that send it at different times."""
-    if n.send_at is None and n.local_time is None and not n.ignore_quiet_hours:
-        return {}
-    return {"send_at": None, "local_time": None, "ignore_quiet_hours": False}
+# The timing fields at their defaults.
+_UNTIMED: dict[str, Any] = {"send_at": None, "local_time": None, "ignore_quiet_hours": False}
+
+
+def _has_timing(n: Notification) -> bool:
+    return n.send_at is not None or n.local_time is not None or n.ignore_quiet_hours
 
 
 def _timed(push: Push, n: Notification, now: float | None) -> Push:
-    if not _untimed(n):
+    if not _has_timing(n):
         return push
     where = f"notifications[{push.index}]"
     if n.send_at is not None and n.local_time is not None:
