@@ -337,7 +337,7 @@ def partners_update(
     window: tuple[int, int] | Literal["off"] | None = None
     if quiet_hours is not None:
         try:
-            window = timing.parse_quiet_hours(quiet_hours) or "off"
+            window = timing.parse_quiet_hours(quiet_hours) or partner_ops.QUIET_HOURS_OFF
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--quiet-hours") from None
     settings = Settings.load()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Literal
+from typing import Final, Literal
 
 from pushgate import keys
 from pushgate.store.db import Db
@@ -30,7 +30,7 @@ _PARTNER_COLUMNS = (
     "id, name, rate_limit, advanced_rate_limit, gfc_limit, gfc_window, allow_ips, timezone,"
     " quiet_start, quiet_end"
 )
-QUIET_HOURS_OFF = "off"  # update_partner's quiet_hours: remove them
+QUIET_HOURS_OFF: Final = "off"  # update_partner's quiet_hours: remove them
 
 
 class PartnerExists(Exception):
