@@ -6,6 +6,7 @@ statistics say."""
 from __future__ import annotations
 
 import datetime
+import subprocess
 import time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -77,6 +78,15 @@ def cancel(partner: Partner, camp_id: int | str) -> httpx.Response:
 def job_of(partner: Partner, token: str) -> dict[str, Any]:
     (job,) = [j for j in jobs(partner) if j["token"] == token]
     return job
+
+
+def refused_update(partner: Partner, *args: str) -> subprocess.CompletedProcess[str]:
+    """`pushgate partners update` with settings it should refuse (Partner.update expects
+    success)."""
+    server = partner.server
+    return server.cli(
+        "partners", "update", partner.name, "--data-dir", str(server.data_dir), *args, check=False
+    )
 
 
 def not_held(job: dict[str, Any], before: float) -> bool:
@@ -268,16 +278,7 @@ def test_the_zone_falls_back_from_device_to_profile_to_partner_to_utc(
 
 
 def test_an_unknown_partner_zone_is_refused_by_the_cli(partner: Partner) -> None:
-    done = partner.server.cli(
-        "partners",
-        "update",
-        partner.name,
-        "--data-dir",
-        str(partner.server.data_dir),
-        "--timezone",
-        "Nowhere/Special",
-        check=False,
-    )
+    done = refused_update(partner, "--timezone", "Nowhere/Special")
     assert done.returncode != 0
     assert "Nowhere/Special" in done.stderr and "Traceback" not in done.stderr
 
@@ -333,16 +334,7 @@ def test_a_push_due_in_quiet_hours_waits_until_they_end(
 
 
 def test_a_malformed_quiet_hours_window_is_one_line_from_the_cli(partner: Partner) -> None:
-    done = partner.server.cli(
-        "partners",
-        "update",
-        partner.name,
-        "--data-dir",
-        str(partner.server.data_dir),
-        "--quiet-hours",
-        "22:00-22:00",
-        check=False,
-    )
+    done = refused_update(partner, "--quiet-hours", "22:00-22:00")
     assert done.returncode != 0 and "--quiet-hours" in done.stderr
     assert "Traceback" not in done.stderr
 
