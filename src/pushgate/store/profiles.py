@@ -327,10 +327,6 @@ def read_profile(conn: Db, profile_id: int) -> Profile:
     )
 
 
-def profile_exists(conn: Db, profile_id: int) -> bool:
-    return conn.execute("SELECT 1 FROM profiles WHERE id = ?", (profile_id,)).fetchone() is not None
-
-
 def delete_profile(conn: Db, profile_id: int) -> None:
     """Erase the profile; identifiers, devices and events go with it (ON DELETE CASCADE)."""
     conn.execute("DELETE FROM profiles WHERE id = ?", (profile_id,))
